@@ -1,0 +1,33 @@
+//! Core types shared by every mcp-gateway layer: JSON-RPC 2.0 framing, the MCP-plane
+//! request/response pair ([`McpRequest`] / [`McpResponse`]), the caller [`Identity`],
+//! protocol-version constants and the gateway's error type ([`McpError`]).
+//!
+//! The MCP plane is a stack of tower services over [`McpRequest`]. Parameters and results
+//! stay as raw JSON ([`serde_json::value::RawValue`]) so a tool result travels from the
+//! upstream to the client without ever being parsed into a tree.
+//!
+//! ```
+//! use mcp_gateway_core::{McpRequest, McpError};
+//!
+//! use serde_json::value::RawValue;
+//!
+//! let args = RawValue::from_string(r#"{"path":"/tmp/a"}"#.to_string()).unwrap();
+//! let req = McpRequest::call_tool("read_file", Some(&args));
+//! assert_eq!(req.method(), "tools/call");
+//! assert_eq!(req.tool_name().unwrap().as_deref(), Some("read_file"));
+//! let err = McpError::UnknownTool { name: "nope".into(), hint: None };
+//! assert_eq!(err.http_status(), 404);
+//! ```
+
+mod error;
+pub mod jsonrpc;
+pub mod protocol;
+mod request;
+pub mod timeout;
+
+pub use error::McpError;
+pub use jsonrpc::{JsonRpcError, RequestId};
+pub use request::{Identity, McpRequest, McpResponse};
+
+/// Boxed error used where a layer must accept errors from arbitrary inner services.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;

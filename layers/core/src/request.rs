@@ -1,0 +1,151 @@
+//! The MCP-plane request and response.
+
+use crate::McpError;
+use crate::jsonrpc::write_json_str;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use std::borrow::Cow;
+use std::sync::Arc;
+
+/// Who is calling, as established by an authentication layer.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Identity {
+    /// Stable subject: the API key's name or the token's `sub`.
+    pub subject: String,
+    /// Roles or scopes granted to the caller.
+    pub roles: Vec<String>,
+    /// Tenant the caller belongs to, in multi-tenant mode.
+    pub tenant: Option<String>,
+}
+
+/// One JSON-RPC request travelling down the MCP plane.
+///
+/// `params` stays raw JSON; front ends build it once and the upstream writes it to the wire
+/// unchanged (or with a cheap splice, see [`McpRequest::set_params`]).
+#[derive(Debug)]
+pub struct McpRequest {
+    method: Cow<'static, str>,
+    params: Option<Box<RawValue>>,
+    /// Server explicitly chosen by the caller (`"server": "github"`), if any.
+    pub server: Option<Arc<str>>,
+    /// The authenticated caller, if an auth layer ran.
+    pub identity: Option<Arc<Identity>>,
+    /// Anything else a layer wants to pass down (trace context, downstream session, ...).
+    pub extensions: http::Extensions,
+}
+
+#[derive(Deserialize)]
+struct NameOnly<'a> {
+    #[serde(borrow)]
+    name: Cow<'a, str>,
+}
+
+impl McpRequest {
+    /// A request for `method` with raw `params`.
+    pub fn new(method: impl Into<Cow<'static, str>>, params: Option<Box<RawValue>>) -> Self {
+        Self {
+            method: method.into(),
+            params,
+            server: None,
+            identity: None,
+            extensions: http::Extensions::new(),
+        }
+    }
+
+    /// A `tools/call` for tool `name` with raw `arguments`.
+    pub fn call_tool(name: &str, arguments: Option<&RawValue>) -> Self {
+        let args = arguments.map(RawValue::get);
+        let mut out = Vec::with_capacity(32 + name.len() + args.map_or(0, str::len));
+        out.extend_from_slice(br#"{"name":"#);
+        write_json_str(&mut out, name);
+        if let Some(a) = args {
+            out.extend_from_slice(br#","arguments":"#);
+            out.extend_from_slice(a.as_bytes());
+        }
+        out.push(b'}');
+        let text = String::from_utf8(out).expect("built from str pieces");
+        let params = RawValue::from_string(text).expect("built from valid JSON pieces");
+        Self::new("tools/call", Some(params))
+    }
+
+    /// Sets the explicit target server.
+    #[must_use]
+    pub fn with_server(mut self, server: impl Into<Arc<str>>) -> Self {
+        self.server = Some(server.into());
+        self
+    }
+
+    /// The JSON-RPC method.
+    pub fn method(&self) -> &str {
+        &self.method
+    }
+
+    /// The raw params, if any.
+    pub fn params(&self) -> Option<&RawValue> {
+        self.params.as_deref()
+    }
+
+    /// Replaces the raw params.
+    pub fn set_params(&mut self, params: Option<Box<RawValue>>) {
+        self.params = params;
+    }
+
+    /// Takes the raw params out of the request.
+    pub fn take_params(&mut self) -> Option<Box<RawValue>> {
+        self.params.take()
+    }
+
+    /// The `name` member of the params of a `tools/call` (or `prompts/get`), borrowed.
+    ///
+    /// Only the top level is read; `arguments` are skipped, not parsed into a tree.
+    pub fn tool_name(&self) -> Result<Option<Cow<'_, str>>, McpError> {
+        let Some(p) = self.params.as_deref() else {
+            return Ok(None);
+        };
+        match serde_json::from_str::<NameOnly<'_>>(p.get()) {
+            Ok(n) => Ok(Some(n.name)),
+            Err(e) => Err(McpError::InvalidParams(format!(
+                "{} params need a string \"name\": {e}",
+                self.method
+            ))),
+        }
+    }
+}
+
+/// A successful answer from the MCP plane: the raw `result` and the server that produced it.
+#[derive(Debug)]
+pub struct McpResponse {
+    /// The JSON-RPC `result`, raw.
+    pub result: Box<RawValue>,
+    /// Id of the upstream server that answered, when one did.
+    pub server: Option<Arc<str>>,
+}
+
+impl McpResponse {
+    /// A response carrying `result`.
+    pub fn new(result: Box<RawValue>) -> Self {
+        Self {
+            result,
+            server: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builds_and_reads_tool_calls() {
+        let args = RawValue::from_string(r#"{"x":"a\"b"}"#.into()).unwrap();
+        let r = McpRequest::call_tool("we\"ird", Some(&args));
+        assert_eq!(r.tool_name().unwrap().as_deref(), Some("we\"ird"));
+        let v: serde_json::Value = serde_json::from_str(r.params().unwrap().get()).unwrap();
+        assert_eq!(v["arguments"]["x"], "a\"b");
+        let bad = McpRequest::new(
+            "tools/call",
+            Some(RawValue::from_string(r#"{"name":3}"#.into()).unwrap()),
+        );
+        assert!(matches!(bad.tool_name(), Err(McpError::InvalidParams(_))));
+    }
+}

@@ -1,0 +1,532 @@
+//! `ToolRouter`: the MCP-plane service that sends each request to the one upstream that
+//! should answer it.
+//!
+//! Routing rules for `tools/call`:
+//! - a bare tool name goes to the only server that offers it;
+//! - `"server": "github"` (the request's explicit target) picks the server;
+//! - a qualified name `github__create_issue` picks the server and is rewritten to the name
+//!   the server knows;
+//! - a bare name offered by several servers is [`McpError::AmbiguousTool`] (409), an unknown
+//!   one [`McpError::UnknownTool`] (404), a disabled server [`McpError::Unavailable`] (503).
+//!
+//! Any other method is routed by its explicit target server. The catalog (tool name →
+//! servers) is an immutable snapshot swapped whole when a server's tool list changes, so a
+//! lookup is one read lock and one hash probe.
+//!
+//! The router is always ready and drives the chosen upstream with `Oneshot`, so it never
+//! polls every upstream speculatively; each upstream's own readiness (its concurrency limit)
+//! is awaited only by the calls routed to it.
+//!
+//! ```
+//! use mcp_gateway_core::{McpError, McpRequest, McpResponse};
+//! use mcp_gateway_router::ToolRouter;
+//! use tower::{service_fn, ServiceExt};
+//! # #[tokio::main(flavor = "current_thread")] async fn main() {
+//! let echo = |id: &'static str| service_fn(move |_req: McpRequest| async move {
+//!     let result = serde_json::value::RawValue::from_string(format!("\"{id}\"")).unwrap();
+//!     Ok::<_, McpError>(McpResponse { result, server: Some(id.into()) })
+//! });
+//! let router = ToolRouter::builder().server("a", echo("a")).server("b", echo("b")).build();
+//! router.set_tools("a", ["read", "write"]);
+//! router.set_tools("b", ["read"]);
+//!
+//! let res = router.clone().oneshot(McpRequest::call_tool("write", None)).await.unwrap();
+//! assert_eq!(res.result.get(), "\"a\"");
+//! let err = router.clone().oneshot(McpRequest::call_tool("read", None)).await.unwrap_err();
+//! assert_eq!(err.http_status(), 409);
+//! let res = router.clone().oneshot(McpRequest::call_tool("b__read", None)).await.unwrap();
+//! assert_eq!(res.result.get(), "\"b\"");
+//! # }
+//! ```
+
+use mcp_gateway_core::{McpError, McpRequest, McpResponse};
+use serde_json::value::RawValue;
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, RwLock};
+use std::task::{Context, Poll};
+use tower::Service;
+use tower::util::Oneshot;
+
+/// Separator between server id and tool name in qualified tool names.
+pub const QUALIFIER: &str = "__";
+
+struct Server<S> {
+    id: Arc<str>,
+    /// `None` when the server is disabled in config.
+    service: Option<S>,
+}
+
+#[derive(Default)]
+struct Catalog {
+    /// Tool names of each server, by server index; `None` until first discovered.
+    per_server: Vec<Option<Arc<[Box<str>]>>>,
+    /// Tool name → indexes of the servers offering it.
+    by_name: HashMap<Box<str>, Box<[usize]>>,
+}
+
+impl Catalog {
+    fn rebuild(per_server: Vec<Option<Arc<[Box<str>]>>>) -> Self {
+        let mut by_name: HashMap<Box<str>, Vec<usize>> = HashMap::new();
+        for (i, names) in per_server.iter().enumerate() {
+            for n in names.iter().flat_map(|n| n.iter()) {
+                let v = by_name.entry(n.clone()).or_default();
+                if !v.contains(&i) {
+                    v.push(i);
+                }
+            }
+        }
+        Self {
+            per_server,
+            by_name: by_name
+                .into_iter()
+                .map(|(k, v)| (k, v.into_boxed_slice()))
+                .collect(),
+        }
+    }
+
+    fn server_has(&self, idx: usize, name: &str) -> Option<bool> {
+        self.per_server[idx]
+            .as_ref()
+            .map(|names| names.iter().any(|n| &**n == name))
+    }
+}
+
+struct Inner<S> {
+    servers: Vec<Server<S>>,
+    by_id: HashMap<Arc<str>, usize>,
+    catalog: RwLock<Arc<Catalog>>,
+}
+
+/// Routes MCP-plane requests to upstream services of type `S`.
+pub struct ToolRouter<S> {
+    inner: Arc<Inner<S>>,
+}
+
+impl<S> Clone for ToolRouter<S> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl<S> std::fmt::Debug for ToolRouter<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ToolRouter")
+            .field(
+                "servers",
+                &self.inner.servers.iter().map(|s| &s.id).collect::<Vec<_>>(),
+            )
+            .finish()
+    }
+}
+
+/// Builds a [`ToolRouter`].
+pub struct ToolRouterBuilder<S> {
+    servers: Vec<Server<S>>,
+}
+
+impl<S> ToolRouterBuilder<S> {
+    /// Adds an enabled server.
+    #[must_use]
+    pub fn server(mut self, id: impl Into<Arc<str>>, service: S) -> Self {
+        self.servers.push(Server {
+            id: id.into(),
+            service: Some(service),
+        });
+        self
+    }
+
+    /// Adds a server that is configured but disabled: calls to it answer 503.
+    #[must_use]
+    pub fn disabled(mut self, id: impl Into<Arc<str>>) -> Self {
+        self.servers.push(Server {
+            id: id.into(),
+            service: None,
+        });
+        self
+    }
+
+    /// Builds the router (server ids must be unique; later duplicates are ignored).
+    pub fn build(self) -> ToolRouter<S> {
+        let mut by_id = HashMap::new();
+        let mut servers = Vec::new();
+        for s in self.servers {
+            if !by_id.contains_key(&s.id) {
+                by_id.insert(s.id.clone(), servers.len());
+                servers.push(s);
+            }
+        }
+        let catalog = Catalog::rebuild(vec![None; servers.len()]);
+        ToolRouter {
+            inner: Arc::new(Inner {
+                servers,
+                by_id,
+                catalog: RwLock::new(Arc::new(catalog)),
+            }),
+        }
+    }
+}
+
+/// Where a request goes.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Route<'a> {
+    /// Id of the chosen server.
+    pub server: &'a Arc<str>,
+    /// The tool name to send upstream when it differs from the one asked for.
+    pub rename: Option<String>,
+}
+
+impl<S> ToolRouter<S> {
+    /// Starts a router.
+    pub fn builder() -> ToolRouterBuilder<S> {
+        ToolRouterBuilder {
+            servers: Vec::new(),
+        }
+    }
+
+    /// Replaces the tool names known for server `id` (call it after every discovery).
+    pub fn set_tools<I, N>(&self, id: &str, names: I)
+    where
+        I: IntoIterator<Item = N>,
+        N: Into<Box<str>>,
+    {
+        let Some(&idx) = self.inner.by_id.get(id) else {
+            return;
+        };
+        let names: Arc<[Box<str>]> = names.into_iter().map(Into::into).collect();
+        let mut guard = self.inner.catalog.write().expect("catalog lock poisoned");
+        let mut per_server = guard.per_server.clone();
+        per_server[idx] = Some(names);
+        *guard = Arc::new(Catalog::rebuild(per_server));
+    }
+
+    /// Ids of every configured server, in config order.
+    pub fn server_ids(&self) -> impl Iterator<Item = &Arc<str>> {
+        self.inner.servers.iter().map(|s| &s.id)
+    }
+
+    fn catalog(&self) -> Arc<Catalog> {
+        self.inner
+            .catalog
+            .read()
+            .expect("catalog lock poisoned")
+            .clone()
+    }
+
+    fn index(&self, id: &str) -> Result<usize, McpError> {
+        self.inner
+            .by_id
+            .get(id)
+            .copied()
+            .ok_or_else(|| McpError::UnknownServer(id.to_string()))
+    }
+
+    /// Decides which server a tool call goes to, without calling it.
+    pub fn resolve_tool(&self, name: &str, server: Option<&str>) -> Result<Route<'_>, McpError> {
+        let catalog = self.catalog();
+        let servers = &self.inner.servers;
+        if let Some(sid) = server {
+            let idx = self.index(sid)?;
+            let id = &servers[idx].id;
+            return match catalog.server_has(idx, name) {
+                // Not listed yet (still starting or down since boot): let the upstream answer.
+                Some(true) | None => Ok(Route {
+                    server: id,
+                    rename: None,
+                }),
+                Some(false) => {
+                    match qualified(name, id).filter(|t| catalog.server_has(idx, t) == Some(true)) {
+                        Some(t) => Ok(Route {
+                            server: id,
+                            rename: Some(t.to_string()),
+                        }),
+                        None => Err(McpError::UnknownTool {
+                            name: name.to_string(),
+                            hint: Some(format!("server '{id}' has no such tool")),
+                        }),
+                    }
+                }
+            };
+        }
+        if let Some(idxs) = catalog.by_name.get(name) {
+            return match &idxs[..] {
+                [one] => Ok(Route {
+                    server: &servers[*one].id,
+                    rename: None,
+                }),
+                many => Err(McpError::AmbiguousTool {
+                    name: name.to_string(),
+                    servers: many.iter().map(|i| servers[*i].id.to_string()).collect(),
+                }),
+            };
+        }
+        for (idx, s) in servers.iter().enumerate() {
+            if let Some(tool) = qualified(name, &s.id) {
+                match catalog.server_has(idx, tool) {
+                    Some(true) | None => {
+                        return Ok(Route {
+                            server: &s.id,
+                            rename: Some(tool.to_string()),
+                        });
+                    }
+                    Some(false) => {}
+                }
+            }
+        }
+        let unknown: Vec<&str> = servers
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| catalog.per_server[*i].is_none())
+            .map(|(_, s)| &*s.id)
+            .collect();
+        Err(McpError::UnknownTool {
+            name: name.to_string(),
+            hint: (!unknown.is_empty()).then(|| {
+                format!(
+                    "tools of {} are not known yet: disabled, starting or down",
+                    unknown.join(", ")
+                )
+            }),
+        })
+    }
+}
+
+fn qualified<'a>(name: &'a str, server: &str) -> Option<&'a str> {
+    name.strip_prefix(server)?
+        .strip_prefix(QUALIFIER)
+        .filter(|t| !t.is_empty())
+}
+
+/// Rewrites the `name` member of tool-call params, keeping every other member raw.
+fn rename_tool(params: &RawValue, name: &str) -> Result<Box<RawValue>, McpError> {
+    let mut top: BTreeMap<Cow<'_, str>, &RawValue> = serde_json::from_str(params.get())
+        .map_err(|e| McpError::InvalidParams(format!("tools/call params: {e}")))?;
+    let n = serde_json::to_string(name).expect("strings serialize");
+    let n = RawValue::from_string(n).expect("serialized JSON is valid");
+    top.insert(Cow::Borrowed("name"), &n);
+    let text = serde_json::to_string(&top).expect("map serializes");
+    Ok(RawValue::from_string(text).expect("serialized JSON is valid"))
+}
+
+impl<S> Service<McpRequest> for ToolRouter<S>
+where
+    S: Service<McpRequest, Response = McpResponse, Error = McpError> + Clone,
+{
+    type Response = McpResponse;
+    type Error = McpError;
+    type Future = ResponseFuture<S>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), McpError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, mut req: McpRequest) -> Self::Future {
+        let idx = match self.route(&mut req) {
+            Ok(idx) => idx,
+            Err(e) => return ResponseFuture::Failed { error: Some(e) },
+        };
+        let s = &self.inner.servers[idx];
+        match &s.service {
+            Some(svc) => ResponseFuture::Call {
+                inner: Oneshot::new(svc.clone(), req),
+            },
+            None => ResponseFuture::Failed {
+                error: Some(McpError::Unavailable {
+                    server: s.id.clone(),
+                    reason: "disabled in config".into(),
+                }),
+            },
+        }
+    }
+}
+
+impl<S> ToolRouter<S> {
+    fn route(&self, req: &mut McpRequest) -> Result<usize, McpError> {
+        if req.method() == "tools/call" {
+            let (server, rename) = {
+                let name = req.tool_name()?.ok_or_else(|| {
+                    McpError::InvalidParams("tools/call needs params with a \"name\"".into())
+                })?;
+                let route = self.resolve_tool(&name, req.server.as_deref())?;
+                (route.server.clone(), route.rename)
+            };
+            if let Some(new) = rename {
+                let p = rename_tool(req.params().expect("has a name, so has params"), &new)?;
+                req.set_params(Some(p));
+            }
+            let idx = self.index(&server)?;
+            req.server = Some(server);
+            return Ok(idx);
+        }
+        match req.server.as_deref() {
+            Some(sid) => self.index(sid),
+            None => Err(McpError::MethodNotFound(format!(
+                "'{}' needs a target server",
+                req.method()
+            ))),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// Future of [`ToolRouter`].
+    #[project = Proj]
+    pub enum ResponseFuture<S: Service<McpRequest>> {
+        /// Routing failed before any upstream was involved.
+        Failed {
+            /// The routing error, taken on first poll.
+            error: Option<McpError>,
+        },
+        /// Waiting for the chosen upstream.
+        Call {
+            /// The upstream call.
+            #[pin]
+            inner: Oneshot<S, McpRequest>,
+        },
+    }
+}
+
+impl<S> Future for ResponseFuture<S>
+where
+    S: Service<McpRequest, Response = McpResponse, Error = McpError>,
+{
+    type Output = Result<McpResponse, McpError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project() {
+            Proj::Failed { error } => {
+                Poll::Ready(Err(error.take().expect("polled after completion")))
+            }
+            Proj::Call { inner } => inner.poll(cx),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tower::{ServiceExt, service_fn};
+
+    type Svc = tower::util::BoxCloneService<McpRequest, McpResponse, McpError>;
+
+    fn svc(id: &'static str) -> Svc {
+        tower::util::BoxCloneService::new(service_fn(move |req: McpRequest| async move {
+            let body = format!(
+                r#"{{"server":"{id}","params":{}}}"#,
+                req.params().map(|p| p.get()).unwrap_or("null")
+            );
+            Ok(McpResponse {
+                result: RawValue::from_string(body).unwrap(),
+                server: Some(id.into()),
+            })
+        }))
+    }
+
+    fn router() -> ToolRouter<Svc> {
+        let r = ToolRouter::builder()
+            .server("fs", svc("fs"))
+            .server("gh", svc("gh"))
+            .server("db__x", svc("db__x"))
+            .disabled("off")
+            .build();
+        r.set_tools("fs", ["read", "write", "shared"]);
+        r.set_tools("gh", ["create_issue", "shared"]);
+        r.set_tools("db__x", ["query"]);
+        r
+    }
+
+    async fn call(r: &ToolRouter<Svc>, req: McpRequest) -> Result<serde_json::Value, McpError> {
+        let res = r.clone().oneshot(req).await?;
+        Ok(serde_json::from_str(res.result.get()).unwrap())
+    }
+
+    #[tokio::test]
+    async fn routes_bare_explicit_and_qualified_names() {
+        let r = router();
+        let args = RawValue::from_string(r#"{"big":[1,2,3]}"#.into()).unwrap();
+        let v = call(&r, McpRequest::call_tool("read", Some(&args)))
+            .await
+            .unwrap();
+        assert_eq!(v["server"], "fs");
+        assert_eq!(v["params"]["arguments"]["big"][2], 3);
+
+        let v = call(&r, McpRequest::call_tool("gh__shared", Some(&args)))
+            .await
+            .unwrap();
+        assert_eq!(v["server"], "gh");
+        assert_eq!(v["params"]["name"], "shared");
+        assert_eq!(v["params"]["arguments"]["big"][0], 1);
+
+        let v = call(&r, McpRequest::call_tool("shared", None).with_server("fs"))
+            .await
+            .unwrap();
+        assert_eq!(v["server"], "fs");
+
+        let v = call(&r, McpRequest::call_tool("db__x__query", None))
+            .await
+            .unwrap();
+        assert_eq!(v["server"], "db__x");
+        assert_eq!(v["params"]["name"], "query");
+    }
+
+    #[tokio::test]
+    async fn reports_ambiguous_unknown_and_disabled() {
+        let r = router();
+        let e = call(&r, McpRequest::call_tool("shared", None))
+            .await
+            .unwrap_err();
+        assert!(matches!(&e, McpError::AmbiguousTool { servers, .. } if servers == &["fs", "gh"]));
+        let e = call(&r, McpRequest::call_tool("nope", None))
+            .await
+            .unwrap_err();
+        assert_eq!(e.http_status(), 404);
+        assert!(e.to_string().contains("off"), "{e}");
+        let e = call(&r, McpRequest::call_tool("read", None).with_server("gh"))
+            .await
+            .unwrap_err();
+        assert_eq!(e.http_status(), 404);
+        let e = call(&r, McpRequest::call_tool("read", None).with_server("zz"))
+            .await
+            .unwrap_err();
+        assert!(matches!(e, McpError::UnknownServer(_)));
+        let e = call(&r, McpRequest::call_tool("x", None).with_server("off"))
+            .await
+            .unwrap_err();
+        assert_eq!(e.http_status(), 503);
+        let e = call(&r, McpRequest::new("resources/list", None))
+            .await
+            .unwrap_err();
+        assert_eq!(e.http_status(), 404);
+        let v = call(
+            &r,
+            McpRequest::new("resources/list", None).with_server("gh"),
+        )
+        .await
+        .unwrap();
+        assert_eq!(v["server"], "gh");
+    }
+
+    #[tokio::test]
+    async fn catalog_updates_take_effect() {
+        let r = router();
+        assert!(
+            call(&r, McpRequest::call_tool("fresh", None))
+                .await
+                .is_err()
+        );
+        r.set_tools("gh", ["fresh"]);
+        let v = call(&r, McpRequest::call_tool("fresh", None))
+            .await
+            .unwrap();
+        assert_eq!(v["server"], "gh");
+        // `shared` now only on fs
+        let v = call(&r, McpRequest::call_tool("shared", None))
+            .await
+            .unwrap();
+        assert_eq!(v["server"], "fs");
+    }
+}

@@ -1,0 +1,129 @@
+//! Configuration of one upstream server.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How to reach an upstream server.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub enum Transport {
+    /// A child process speaking newline-delimited JSON-RPC on stdin/stdout.
+    Stdio(StdioConfig),
+}
+
+/// A child process to spawn.
+#[derive(Clone, Debug)]
+pub struct StdioConfig {
+    /// Program to run (looked up on `PATH`).
+    pub command: String,
+    /// Its arguments.
+    pub args: Vec<String>,
+    /// Extra environment variables (added to the gateway's own environment).
+    pub env: BTreeMap<String, String>,
+    /// Working directory; the gateway's own when unset.
+    pub cwd: Option<PathBuf>,
+}
+
+impl StdioConfig {
+    /// Runs `command` with no arguments.
+    pub fn new(command: impl Into<String>) -> Self {
+        Self {
+            command: command.into(),
+            args: Vec::new(),
+            env: BTreeMap::new(),
+            cwd: None,
+        }
+    }
+
+    /// Sets the arguments.
+    #[must_use]
+    pub fn args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.args = args.into_iter().map(Into::into).collect();
+        self
+    }
+}
+
+/// When and how fast to restart a server that died.
+#[derive(Clone, Debug)]
+pub struct RestartPolicy {
+    /// First delay after a failure.
+    pub initial_backoff: Duration,
+    /// Upper bound of the doubling delay.
+    pub max_backoff: Duration,
+    /// A run that lasted this long resets the backoff to `initial_backoff`.
+    pub reset_after: Duration,
+}
+
+impl Default for RestartPolicy {
+    fn default() -> Self {
+        Self {
+            initial_backoff: Duration::from_millis(250),
+            max_backoff: Duration::from_secs(30),
+            reset_after: Duration::from_secs(30),
+        }
+    }
+}
+
+impl RestartPolicy {
+    /// Delay before restart number `attempt` (0-based).
+    pub fn backoff(&self, attempt: u32) -> Duration {
+        let factor = 1u32.checked_shl(attempt.min(16)).unwrap_or(u32::MAX);
+        self.initial_backoff
+            .saturating_mul(factor)
+            .min(self.max_backoff)
+    }
+}
+
+/// Everything the gateway needs to run one upstream server.
+#[derive(Clone, Debug)]
+pub struct UpstreamConfig {
+    /// Unique id, used in routing (`<id>__<tool>`), logs and metrics.
+    pub id: Arc<str>,
+    /// Display name.
+    pub name: String,
+    /// How to reach it.
+    pub transport: Transport,
+    /// Deadline of one call, including time queued for a concurrency permit.
+    pub timeout: Duration,
+    /// Calls in flight at once; more wait for a permit.
+    pub max_concurrency: usize,
+    /// Restart behaviour after a failure.
+    pub restart: RestartPolicy,
+    /// Name and version the gateway presents as an MCP client.
+    pub client_info: (String, String),
+}
+
+impl UpstreamConfig {
+    /// A config with defaults: 30 s timeout, 10 calls in flight.
+    pub fn new(id: impl Into<Arc<str>>, transport: Transport) -> Self {
+        let id = id.into();
+        Self {
+            name: id.to_string(),
+            id,
+            transport,
+            timeout: Duration::from_secs(30),
+            max_concurrency: 10,
+            restart: RestartPolicy::default(),
+            client_info: ("mcp-gateway".into(), env!("CARGO_PKG_VERSION").into()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_caps() {
+        let p = RestartPolicy::default();
+        assert_eq!(p.backoff(0), Duration::from_millis(250));
+        assert_eq!(p.backoff(2), Duration::from_millis(1000));
+        assert_eq!(p.backoff(40), Duration::from_secs(30));
+    }
+}

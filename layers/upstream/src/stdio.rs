@@ -1,0 +1,212 @@
+//! The stdio transport: a child process speaking newline-delimited JSON-RPC.
+//!
+//! Only framing and process management live here. The child runs in its own process group
+//! so that wrappers such as `npx` or `uvx`, which start the real server as a grandchild,
+//! leave no orphans: shutdown and crash clean-up signal the whole group.
+
+use crate::config::StdioConfig;
+use crate::connection::{Connection, Event};
+use bytes::Bytes;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, BufWriter};
+use tokio::process::{Child, Command};
+use tokio::sync::{mpsc, oneshot};
+
+/// A running child process and the tasks that frame its stdio.
+pub(crate) struct StdioLink {
+    child: Child,
+    close_stdin: Option<oneshot::Sender<()>>,
+    /// Resolves when the child's stdout ends.
+    pub(crate) stdout_closed: oneshot::Receiver<()>,
+    server: Arc<str>,
+}
+
+/// Spawns the child and wires its stdin/stdout to a new [`Connection`].
+pub(crate) fn spawn(
+    cfg: &StdioConfig,
+    server: &Arc<str>,
+) -> std::io::Result<(Arc<Connection>, StdioLink, mpsc::UnboundedReceiver<Event>)> {
+    let mut cmd = Command::new(&cfg.command);
+    cmd.args(&cfg.args)
+        .envs(&cfg.env)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .process_group(0);
+    if let Some(cwd) = &cfg.cwd {
+        cmd.current_dir(cwd);
+    }
+    let mut child = cmd.spawn()?;
+    let stdin = child.stdin.take().expect("stdin is piped");
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let stderr = child.stderr.take().expect("stderr is piped");
+
+    let (out_tx, out_rx) = mpsc::unbounded_channel::<Bytes>();
+    let (ev_tx, ev_rx) = mpsc::unbounded_channel();
+    let conn = Arc::new(Connection::new(server.clone(), out_tx, ev_tx));
+
+    let (close_tx, close_rx) = oneshot::channel();
+    tokio::spawn(write_loop(stdin, out_rx, close_rx, server.clone()));
+    let (closed_tx, closed_rx) = oneshot::channel();
+    tokio::spawn(read_loop(stdout, conn.clone(), closed_tx));
+    tokio::spawn(stderr_loop(stderr, server.clone()));
+
+    Ok((
+        conn,
+        StdioLink {
+            child,
+            close_stdin: Some(close_tx),
+            stdout_closed: closed_rx,
+            server: server.clone(),
+        },
+        ev_rx,
+    ))
+}
+
+async fn write_loop(
+    stdin: tokio::process::ChildStdin,
+    mut rx: mpsc::UnboundedReceiver<Bytes>,
+    mut close: oneshot::Receiver<()>,
+    server: Arc<str>,
+) {
+    let mut w = BufWriter::with_capacity(64 * 1024, stdin);
+    loop {
+        let frame = tokio::select! {
+            biased;
+            _ = &mut close => break,
+            f = rx.recv() => match f { Some(f) => f, None => break },
+        };
+        let res = async {
+            w.write_all(&frame).await?;
+            w.write_all(b"\n").await?;
+            // Batch writes that queued up meanwhile; flush once the queue is empty.
+            if rx.is_empty() {
+                w.flush().await?;
+            }
+            Ok::<_, std::io::Error>(())
+        }
+        .await;
+        if let Err(e) = res {
+            tracing::debug!(server = %server, error = %e, "writing to the server's stdin failed");
+            break;
+        }
+    }
+    let _ = w.shutdown().await;
+}
+
+async fn read_loop(
+    stdout: tokio::process::ChildStdout,
+    conn: Arc<Connection>,
+    closed: oneshot::Sender<()>,
+) {
+    let mut r = BufReader::with_capacity(64 * 1024, stdout);
+    let mut line = Vec::with_capacity(4096);
+    loop {
+        line.clear();
+        match r.read_until(b'\n', &mut line).await {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(server = %conn.server(), error = %e, "reading the server's stdout failed");
+                break;
+            }
+        }
+        let text = line.trim_ascii();
+        if text.is_empty() {
+            continue;
+        }
+        if text[0] != b'{' {
+            tracing::warn!(server = %conn.server(), line = %preview(text), "skipping non-JSON line on stdout");
+            continue;
+        }
+        if let Err(e) = conn.handle_incoming(text) {
+            tracing::warn!(server = %conn.server(), error = %e, line = %preview(text), "skipping malformed JSON-RPC message");
+        }
+    }
+    let _ = closed.send(());
+}
+
+async fn stderr_loop(stderr: tokio::process::ChildStderr, server: Arc<str>) {
+    let mut lines = BufReader::new(stderr).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        tracing::info!(target: "mcp_gateway::upstream::stderr", server = %server, "{line}");
+    }
+}
+
+fn preview(b: &[u8]) -> String {
+    let s = String::from_utf8_lossy(&b[..b.len().min(200)]);
+    if b.len() > 200 {
+        format!("{s}…")
+    } else {
+        s.into_owned()
+    }
+}
+
+impl StdioLink {
+    /// Ends the child: closes stdin, waits `grace`, then SIGTERM and finally SIGKILL to its
+    /// process group. Returns how it exited, in words.
+    pub(crate) async fn terminate(&mut self, grace: Duration) -> String {
+        if let Some(tx) = self.close_stdin.take() {
+            let _ = tx.send(());
+        }
+        let status = match tokio::time::timeout(grace, self.child.wait()).await {
+            Ok(s) => s,
+            Err(_) => {
+                self.signal_group(rustix::process::Signal::TERM);
+                match tokio::time::timeout(grace, self.child.wait()).await {
+                    Ok(s) => s,
+                    Err(_) => {
+                        self.signal_group(rustix::process::Signal::KILL);
+                        self.child.wait().await
+                    }
+                }
+            }
+        };
+        // Grandchildren (the real server under `npx`) may outlive the leader.
+        self.signal_group(rustix::process::Signal::TERM);
+        describe(status)
+    }
+
+    /// The child's stdout ended: collect its exit status (or kill it if it lingers).
+    pub(crate) async fn reap(&mut self) -> String {
+        let status = match tokio::time::timeout(Duration::from_millis(500), self.child.wait()).await
+        {
+            Ok(s) => s,
+            Err(_) => {
+                return format!(
+                    "closed its stdout ({})",
+                    self.terminate(Duration::from_millis(500)).await
+                );
+            }
+        };
+        self.signal_group(rustix::process::Signal::TERM);
+        describe(status)
+    }
+
+    fn signal_group(&self, sig: rustix::process::Signal) {
+        if let Some(pid) = self
+            .child
+            .id()
+            .and_then(|p| rustix::process::Pid::from_raw(p as i32))
+        {
+            if let Err(e) = rustix::process::kill_process_group(pid, sig) {
+                if e != rustix::io::Errno::SRCH {
+                    tracing::debug!(server = %self.server, error = %e, "signalling the process group failed");
+                }
+            }
+        }
+    }
+}
+
+fn describe(status: std::io::Result<std::process::ExitStatus>) -> String {
+    match status {
+        Ok(s) => match s.code() {
+            Some(c) => format!("process exited with code {c}"),
+            None => format!("process was terminated ({s})"),
+        },
+        Err(e) => format!("process state unknown: {e}"),
+    }
+}

@@ -1,0 +1,528 @@
+//! Runs one upstream: start, handshake, discovery, watch, restart with backoff.
+
+use crate::config::{Transport, UpstreamConfig};
+use crate::connection::{Connection, Event};
+use crate::service::McpUpstreamService;
+use crate::stdio;
+use mcp_gateway_core::McpError;
+use mcp_gateway_core::jsonrpc;
+use mcp_gateway_core::protocol::{self, Generation};
+use mcp_gateway_core::timeout::{Timeout, TimeoutLayer};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant, SystemTime};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tower::Layer;
+use tower::limit::ConcurrencyLimit;
+
+/// The per-server stack: deadline outside, concurrency bound inside.
+pub type UpstreamStack = Timeout<ConcurrencyLimit<McpUpstreamService>>;
+
+/// Lifecycle state of an upstream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
+    /// Starting or restarting: spawning, handshaking, discovering tools.
+    Starting,
+    /// Serving calls.
+    Ready,
+    /// Failed; a restart is scheduled.
+    Down,
+    /// Stopped for good (gateway shutdown).
+    Stopped,
+}
+
+/// A point-in-time view of an upstream, published on every change.
+#[derive(Clone, Debug)]
+pub struct UpstreamStatus {
+    /// Lifecycle state.
+    pub state: State,
+    /// Why it is down (or the last failure), in words.
+    pub reason: Option<String>,
+    /// Negotiated protocol generation, once known.
+    pub generation: Option<Generation>,
+    /// `serverInfo` the server reported (name, version), raw.
+    pub server_info: Option<Arc<RawValue>>,
+    /// When `state` last changed.
+    pub since: SystemTime,
+    /// Number of tools currently known.
+    pub tool_count: usize,
+    /// Bumped whenever the tool list changes.
+    pub tools_version: u64,
+    /// How many times the server was restarted after a failure.
+    pub restarts: u64,
+}
+
+/// One tool offered by an upstream, kept as the raw JSON the server sent.
+#[derive(Debug)]
+pub struct Tool {
+    /// The tool's name on its server.
+    pub name: String,
+    /// Its description, if any.
+    pub description: Option<String>,
+    /// The full tool object, raw (schemas, annotations and all).
+    pub raw: Box<RawValue>,
+}
+
+pub(crate) struct Shared {
+    pub(crate) config: UpstreamConfig,
+    conn: RwLock<Option<Arc<Connection>>>,
+    tools: RwLock<Arc<[Tool]>>,
+    status: watch::Sender<UpstreamStatus>,
+    restarts: AtomicU64,
+    shutdown: CancellationToken,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("id", &self.config.id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Shared {
+    pub(crate) fn connection(&self) -> Option<Arc<Connection>> {
+        self.conn.read().expect("conn lock poisoned").clone()
+    }
+
+    pub(crate) fn unavailable(&self) -> McpError {
+        let s = self.status.borrow();
+        let reason = match s.state {
+            State::Starting => "starting".to_string(),
+            State::Stopped => "stopped".to_string(),
+            _ => s.reason.clone().unwrap_or_else(|| "down".to_string()),
+        };
+        McpError::Unavailable {
+            server: self.config.id.clone(),
+            reason,
+        }
+    }
+
+    fn set_state(&self, state: State, reason: Option<String>) {
+        self.status.send_modify(|s| {
+            s.state = state;
+            if reason.is_some() || state == State::Ready {
+                s.reason = reason;
+            }
+            s.since = SystemTime::now();
+            s.restarts = self.restarts.load(Ordering::Relaxed);
+        });
+    }
+
+    fn set_tools(&self, tools: Vec<Tool>) {
+        let n = tools.len();
+        *self.tools.write().expect("tools lock poisoned") = tools.into();
+        self.status.send_modify(|s| {
+            s.tool_count = n;
+            s.tools_version += 1;
+        });
+    }
+}
+
+/// Handle to one upstream server; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Upstream {
+    shared: Arc<Shared>,
+}
+
+impl Upstream {
+    /// Starts supervising the server described by `config` (requires a Tokio runtime).
+    pub fn spawn(config: UpstreamConfig) -> Self {
+        let (status, _) = watch::channel(UpstreamStatus {
+            state: State::Starting,
+            reason: None,
+            generation: None,
+            server_info: None,
+            since: SystemTime::now(),
+            tool_count: 0,
+            tools_version: 0,
+            restarts: 0,
+        });
+        let shared = Arc::new(Shared {
+            config,
+            conn: RwLock::new(None),
+            tools: RwLock::new(Arc::from(Vec::new())),
+            status,
+            restarts: AtomicU64::new(0),
+            shutdown: CancellationToken::new(),
+        });
+        tokio::spawn(supervise(shared.clone()));
+        Self { shared }
+    }
+
+    /// The server's id.
+    pub fn id(&self) -> &Arc<str> {
+        &self.shared.config.id
+    }
+
+    /// The configuration it runs with.
+    pub fn config(&self) -> &UpstreamConfig {
+        &self.shared.config
+    }
+
+    /// The bare forwarding service (no timeout, no concurrency bound).
+    pub fn service(&self) -> McpUpstreamService {
+        McpUpstreamService {
+            shared: self.shared.clone(),
+        }
+    }
+
+    /// The service wrapped in the configured timeout and concurrency limit.
+    ///
+    /// Build it once and clone it: clones share one concurrency budget.
+    pub fn stack(&self) -> UpstreamStack {
+        let cfg = &self.shared.config;
+        let limited = ConcurrencyLimit::new(self.service(), cfg.max_concurrency.max(1));
+        TimeoutLayer::new(cfg.id.clone(), cfg.timeout).layer(limited)
+    }
+
+    /// Current status.
+    pub fn status(&self) -> UpstreamStatus {
+        self.shared.status.borrow().clone()
+    }
+
+    /// A receiver that sees every status change (state, tools).
+    pub fn subscribe(&self) -> watch::Receiver<UpstreamStatus> {
+        self.shared.status.subscribe()
+    }
+
+    /// The tools currently known (the last list, even while the server is down).
+    pub fn tools(&self) -> Arc<[Tool]> {
+        self.shared
+            .tools
+            .read()
+            .expect("tools lock poisoned")
+            .clone()
+    }
+
+    /// Waits until the server is ready or has failed its first start, or `limit` passes.
+    pub async fn wait_started(&self, limit: Duration) -> UpstreamStatus {
+        let mut rx = self.subscribe();
+        let _ = tokio::time::timeout(limit, rx.wait_for(|s| s.state != State::Starting)).await;
+        self.status()
+    }
+
+    /// Stops the server for good: pending calls fail, the process is terminated.
+    pub async fn shutdown(&self) {
+        self.shared.shutdown.cancel();
+        let mut rx = self.subscribe();
+        let _ = tokio::time::timeout(
+            Duration::from_secs(10),
+            rx.wait_for(|s| s.state == State::Stopped),
+        )
+        .await;
+    }
+}
+
+enum Exit {
+    Shutdown,
+    Failed(String),
+}
+
+async fn supervise(shared: Arc<Shared>) {
+    let mut attempt = 0u32;
+    loop {
+        let started = Instant::now();
+        shared.set_state(State::Starting, None);
+        let exit = run_once(&shared).await;
+        *shared.conn.write().expect("conn lock poisoned") = None;
+        match exit {
+            Exit::Shutdown => break,
+            Exit::Failed(reason) => {
+                tracing::warn!(server = %shared.config.id, %reason, "upstream failed");
+                shared.set_state(State::Down, Some(reason));
+            }
+        }
+        if started.elapsed() >= shared.config.restart.reset_after {
+            attempt = 0;
+        }
+        let delay = shared.config.restart.backoff(attempt);
+        attempt = attempt.saturating_add(1);
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = shared.shutdown.cancelled() => break,
+        }
+        shared.restarts.fetch_add(1, Ordering::Relaxed);
+        tracing::info!(server = %shared.config.id, attempt, "restarting upstream");
+    }
+    shared.set_state(State::Stopped, None);
+}
+
+async fn run_once(shared: &Arc<Shared>) -> Exit {
+    let cfg = &shared.config;
+    let Transport::Stdio(stdio_cfg) = &cfg.transport;
+    let (conn, mut link, mut events) = match stdio::spawn(stdio_cfg, &cfg.id) {
+        Ok(x) => x,
+        Err(e) => {
+            return Exit::Failed(format!("could not start `{}`: {e}", stdio_cfg.command));
+        }
+    };
+
+    let setup = async {
+        let info = handshake(&conn, cfg).await?;
+        let tools = list_tools(&conn, cfg).await?;
+        Ok::<_, McpError>((info, tools))
+    };
+    let outcome = tokio::select! {
+        r = setup => Some(r),
+        _ = &mut link.stdout_closed => None,
+        _ = shared.shutdown.cancelled() => {
+            conn.close("gateway shutting down");
+            link.terminate(Duration::from_secs(2)).await;
+            return Exit::Shutdown;
+        }
+    };
+    let (info, tools) = match outcome {
+        Some(Ok(x)) => x,
+        Some(Err(e)) => {
+            conn.close("startup failed");
+            let how = link.terminate(Duration::from_millis(500)).await;
+            return Exit::Failed(format!("{} ({how})", describe_setup_error(&e)));
+        }
+        None => {
+            let how = link.reap().await;
+            conn.close(&how);
+            return Exit::Failed(format!("{how} during startup"));
+        }
+    };
+    let generation = conn.generation().cloned();
+    tracing::info!(
+        server = %cfg.id,
+        protocol = generation.as_ref().map(Generation::version).unwrap_or("?"),
+        tools = tools.len(),
+        "upstream ready"
+    );
+    shared.set_tools(tools);
+    shared.status.send_modify(|s| {
+        s.generation = generation;
+        s.server_info = info.map(Arc::from);
+    });
+    *shared.conn.write().expect("conn lock poisoned") = Some(conn.clone());
+    shared.set_state(State::Ready, None);
+
+    loop {
+        tokio::select! {
+            ev = events.recv() => match ev {
+                Some(Event::ToolsListChanged) => match list_tools(&conn, cfg).await {
+                    Ok(tools) => {
+                        tracing::info!(server = %cfg.id, tools = tools.len(), "tool list changed");
+                        shared.set_tools(tools);
+                    }
+                    Err(e) => tracing::warn!(server = %cfg.id, error = %e, "re-listing tools failed"),
+                },
+                None => {}
+            },
+            _ = &mut link.stdout_closed => {
+                *shared.conn.write().expect("conn lock poisoned") = None;
+                let how = link.reap().await;
+                conn.close(&how);
+                return Exit::Failed(how);
+            }
+            _ = shared.shutdown.cancelled() => {
+                *shared.conn.write().expect("conn lock poisoned") = None;
+                conn.close("gateway shutting down");
+                link.terminate(Duration::from_secs(2)).await;
+                return Exit::Shutdown;
+            }
+        }
+    }
+}
+
+fn describe_setup_error(e: &McpError) -> String {
+    match e {
+        McpError::Rpc { error, .. } => format!("handshake refused: {error}"),
+        McpError::Timeout { after, .. } => {
+            format!("no answer to the handshake within {} ms", after.as_millis())
+        }
+        other => other.to_string(),
+    }
+}
+
+async fn timed<F, T>(cfg: &UpstreamConfig, limit: Duration, f: F) -> Result<T, McpError>
+where
+    F: std::future::Future<Output = Result<T, McpError>>,
+{
+    tokio::time::timeout(limit, f).await.unwrap_or_else(|_| {
+        Err(McpError::Timeout {
+            server: cfg.id.clone(),
+            after: limit,
+        })
+    })
+}
+
+#[derive(Deserialize)]
+struct DiscoverResult {
+    #[serde(default, rename = "supportedVersions")]
+    supported_versions: Vec<String>,
+    #[serde(default, rename = "_meta")]
+    meta: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+#[derive(Deserialize)]
+struct InitializeResult {
+    #[serde(rename = "protocolVersion")]
+    protocol_version: String,
+    #[serde(default, rename = "serverInfo")]
+    server_info: Option<Box<RawValue>>,
+}
+
+/// Learns the server's generation: `server/discover` first (the 2026-07-28 probe); any
+/// error other than a version mismatch, or silence, means an older server, which gets the
+/// `initialize` handshake. Returns the raw `serverInfo`.
+async fn handshake(
+    conn: &Arc<Connection>,
+    cfg: &UpstreamConfig,
+) -> Result<Option<Box<RawValue>>, McpError> {
+    let meta = serde_json::json!({
+        protocol::META_PROTOCOL_VERSION: protocol::STATELESS_VERSION,
+        protocol::META_CLIENT_CAPABILITIES: {},
+        protocol::META_CLIENT_INFO: {"name": cfg.client_info.0, "version": cfg.client_info.1},
+    });
+    let params = raw(&serde_json::json!({ "_meta": meta }));
+    let probe_limit = cfg.timeout.min(Duration::from_secs(10));
+    match timed(
+        cfg,
+        probe_limit,
+        conn.request("server/discover", Some(&params)),
+    )
+    .await
+    {
+        Ok(result) => {
+            let d: DiscoverResult =
+                serde_json::from_str(result.get()).map_err(|e| McpError::Upstream {
+                    server: cfg.id.clone(),
+                    reason: format!("malformed server/discover result: {e}"),
+                })?;
+            if d.supported_versions
+                .iter()
+                .any(|v| v == protocol::STATELESS_VERSION)
+            {
+                conn.set_generation(
+                    Generation::Stateless(protocol::STATELESS_VERSION.into()),
+                    &cfg.client_info,
+                );
+                let info = d
+                    .meta
+                    .and_then(|mut m| m.remove(protocol::META_SERVER_INFO))
+                    .map(|v| raw(&v));
+                return Ok(info);
+            }
+        }
+        Err(McpError::Rpc { error, .. }) if error.code == jsonrpc::UNSUPPORTED_PROTOCOL_VERSION => {
+            // A modern server that does not speak our modern revision; it will refuse
+            // `initialize` too, so report the versions it offers.
+            return Err(McpError::Upstream {
+                server: cfg.id.clone(),
+                reason: format!(
+                    "server speaks protocol versions {} only",
+                    error
+                        .data
+                        .as_ref()
+                        .map(|d| d.get())
+                        .unwrap_or("(not listed)")
+                ),
+            });
+        }
+        Err(McpError::Rpc { .. }) | Err(McpError::Timeout { .. }) => {}
+        Err(e) => return Err(e),
+    }
+
+    let params = raw(&serde_json::json!({
+        "protocolVersion": protocol::LATEST_SESSION_VERSION,
+        "capabilities": {},
+        "clientInfo": {"name": cfg.client_info.0, "version": cfg.client_info.1},
+    }));
+    let result = timed(cfg, cfg.timeout, conn.request("initialize", Some(&params))).await?;
+    let init: InitializeResult =
+        serde_json::from_str(result.get()).map_err(|e| McpError::Upstream {
+            server: cfg.id.clone(),
+            reason: format!("malformed initialize result: {e}"),
+        })?;
+    if !protocol::is_session_version(&init.protocol_version) {
+        return Err(McpError::Upstream {
+            server: cfg.id.clone(),
+            reason: format!(
+                "server wants protocol version {}, which mcp-gateway does not speak",
+                init.protocol_version
+            ),
+        });
+    }
+    conn.set_generation(Generation::Session(init.protocol_version), &cfg.client_info);
+    conn.notify("notifications/initialized", None);
+    Ok(init.server_info)
+}
+
+#[derive(Deserialize)]
+struct ListPage<'a> {
+    #[serde(borrow)]
+    tools: Vec<&'a RawValue>,
+    #[serde(default, rename = "nextCursor")]
+    next_cursor: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ToolHead {
+    name: String,
+    #[serde(default)]
+    description: Option<String>,
+}
+
+/// Lists every tool, following `nextCursor` (bounded, and refusing a cursor loop).
+async fn list_tools(conn: &Arc<Connection>, cfg: &UpstreamConfig) -> Result<Vec<Tool>, McpError> {
+    const MAX_PAGES: usize = 1000;
+    let mut tools = Vec::new();
+    let mut cursor: Option<String> = None;
+    let mut seen = std::collections::HashSet::new();
+    for _ in 0..MAX_PAGES {
+        let params = cursor
+            .as_ref()
+            .map(|c| raw(&serde_json::json!({ "cursor": c })));
+        let result = timed(
+            cfg,
+            cfg.timeout,
+            conn.request("tools/list", params.as_deref()),
+        )
+        .await?;
+        let page: ListPage<'_> =
+            serde_json::from_str(result.get()).map_err(|e| McpError::Upstream {
+                server: cfg.id.clone(),
+                reason: format!("malformed tools/list result: {e}"),
+            })?;
+        for t in page.tools {
+            match serde_json::from_str::<ToolHead>(t.get()) {
+                Ok(h) => tools.push(Tool {
+                    name: h.name,
+                    description: h.description,
+                    raw: t.to_owned(),
+                }),
+                Err(e) => {
+                    tracing::warn!(server = %cfg.id, error = %e, "skipping a tool without a name")
+                }
+            }
+        }
+        match page.next_cursor {
+            Some(c) if !c.is_empty() => {
+                if !seen.insert(c.clone()) {
+                    return Err(McpError::Upstream {
+                        server: cfg.id.clone(),
+                        reason: "tools/list pagination repeats a cursor".into(),
+                    });
+                }
+                cursor = Some(c);
+            }
+            _ => return Ok(tools),
+        }
+    }
+    Err(McpError::Upstream {
+        server: cfg.id.clone(),
+        reason: format!("tools/list returned more than {MAX_PAGES} pages"),
+    })
+}
+
+fn raw(v: &serde_json::Value) -> Box<RawValue> {
+    RawValue::from_string(v.to_string()).expect("serialized JSON is valid")
+}
