@@ -327,19 +327,19 @@ where
     fn call(&mut self, mut req: McpRequest) -> Self::Future {
         let idx = match self.route(&mut req) {
             Ok(idx) => idx,
-            Err(e) => return ResponseFuture::Failed { error: Some(e) },
+            Err(e) => return ResponseFuture::failed(e),
         };
         let s = &self.inner.servers[idx];
         match &s.service {
-            Some(svc) => ResponseFuture::Call {
-                inner: Oneshot::new(svc.clone(), req),
+            Some(svc) => ResponseFuture {
+                state: State::Call {
+                    inner: Oneshot::new(svc.clone(), req),
+                },
             },
-            None => ResponseFuture::Failed {
-                error: Some(McpError::Unavailable {
-                    server: s.id.clone(),
-                    reason: "disabled in config".into(),
-                }),
-            },
+            None => ResponseFuture::failed(McpError::Unavailable {
+                server: s.id.clone(),
+                reason: "disabled in config".into(),
+            }),
         }
     }
 }
@@ -374,19 +374,25 @@ impl<S> ToolRouter<S> {
 
 pin_project_lite::pin_project! {
     /// Future of [`ToolRouter`].
+    pub struct ResponseFuture<S: Service<McpRequest>> {
+        #[pin]
+        state: State<S>,
+    }
+}
+
+pin_project_lite::pin_project! {
     #[project = Proj]
-    pub enum ResponseFuture<S: Service<McpRequest>> {
-        /// Routing failed before any upstream was involved.
-        Failed {
-            /// The routing error, taken on first poll.
-            error: Option<McpError>,
-        },
-        /// Waiting for the chosen upstream.
-        Call {
-            /// The upstream call.
-            #[pin]
-            inner: Oneshot<S, McpRequest>,
-        },
+    enum State<S: Service<McpRequest>> {
+        Failed { error: Option<McpError> },
+        Call { #[pin] inner: Oneshot<S, McpRequest> },
+    }
+}
+
+impl<S: Service<McpRequest>> ResponseFuture<S> {
+    fn failed(error: McpError) -> Self {
+        Self {
+            state: State::Failed { error: Some(error) },
+        }
     }
 }
 
@@ -397,7 +403,7 @@ where
     type Output = Result<McpResponse, McpError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project() {
+        match self.project().state.project() {
             Proj::Failed { error } => {
                 Poll::Ready(Err(error.take().expect("polled after completion")))
             }
