@@ -1,1 +1,206 @@
-//! x
+//! mcp-gateway: one endpoint in front of many MCP servers — route, authenticate,
+//! rate-limit and monitor them.
+//!
+//! The standalone binary loads a [`Config`] and runs a [`Gateway`]; the same type embeds the
+//! whole gateway in another program, and [`Gateway::router`] hands out the axum `Router`
+//! to nest inside an existing app. Each concern is its own crate under `layers/`
+//! (re-exported here) so it can also be used alone.
+//!
+//! ```no_run
+//! use mcp_gateway::{Config, Gateway};
+//! # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let config = Config::load("mcp-gateway.yml".as_ref())?;
+//! let gateway = Gateway::new(config)?;
+//! let started = gateway.start().await?;
+//! println!("listening on {}", started.addr);
+//! tokio::signal::ctrl_c().await?;
+//! gateway.stop().await;
+//! # Ok(()) }
+//! ```
+
+pub mod api;
+pub mod config;
+mod state;
+
+pub use config::{Config, ConfigError, ConfigErrors};
+pub use mcp_gateway_core as core;
+pub use mcp_gateway_metrics as metrics;
+pub use mcp_gateway_router as router;
+pub use mcp_gateway_upstream as upstream;
+pub use state::{McpService, ServerReport, StartOutcome};
+
+use state::AppState;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// How long `start` waits for servers to come up before reporting them as still starting.
+const STARTUP_WAIT: Duration = Duration::from_secs(60);
+
+/// A configured gateway: upstreams, the MCP plane, the REST API.
+///
+/// Cheap to clone; clones share one running gateway.
+#[derive(Clone)]
+pub struct Gateway {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: Config,
+    state: OnceLock<Arc<AppState>>,
+    http_stop: CancellationToken,
+    http_task: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gateway")
+            .field("host", &self.inner.config.host)
+            .field("port", &self.inner.config.port)
+            .field("servers", &self.inner.config.servers.len())
+            .finish()
+    }
+}
+
+/// What [`Gateway::start`] brought up.
+#[derive(Debug, Clone)]
+pub struct Started {
+    /// The address the HTTP listener is bound to.
+    pub addr: SocketAddr,
+    /// One line per configured server.
+    pub servers: Vec<ServerReport>,
+}
+
+/// Why the gateway could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The listener could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address asked for.
+        addr: String,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// `start` was called twice.
+    #[error("the gateway is already started")]
+    AlreadyStarted,
+}
+
+impl Gateway {
+    /// Validates `config` and prepares a gateway (nothing runs until [`Gateway::start`],
+    /// [`Gateway::connect`] or [`Gateway::router`]).
+    pub fn new(config: Config) -> Result<Self, ConfigErrors> {
+        config.validate(std::path::Path::new("<config>"))?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                config,
+                state: OnceLock::new(),
+                http_stop: CancellationToken::new(),
+                http_task: Mutex::new(None),
+            }),
+        })
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    fn state(&self) -> &Arc<AppState> {
+        self.inner
+            .state
+            .get_or_init(|| AppState::spawn(self.inner.config.clone()))
+    }
+
+    /// Starts the upstream servers (once) and waits for each to come up or fail.
+    ///
+    /// Must be called inside a Tokio runtime.
+    pub async fn connect(&self) -> Vec<ServerReport> {
+        self.state().startup_report(STARTUP_WAIT).await
+    }
+
+    /// The gateway's HTTP routes (REST API, `/metrics`, probes) as an axum `Router`, ready
+    /// to be served or nested in another app. Starts the upstreams if they are not running.
+    ///
+    /// Must be called inside a Tokio runtime.
+    pub fn router(&self) -> axum::Router {
+        let state = self.state().clone();
+        let cfg = &self.inner.config;
+        let mut router = api::routes(state);
+        if !cfg.cors_origins.is_empty() {
+            let origins: Vec<http::HeaderValue> = cfg
+                .cors_origins
+                .iter()
+                .filter_map(|o| o.parse().ok())
+                .collect();
+            router = router.layer(
+                tower_http::cors::CorsLayer::new()
+                    .allow_origin(origins)
+                    .allow_methods([http::Method::GET, http::Method::POST, http::Method::DELETE])
+                    .allow_headers(tower_http::cors::Any),
+            );
+        }
+        router.layer(tower_http::trace::TraceLayer::new_for_http())
+    }
+
+    /// The MCP-plane service (metrics → router → upstreams), for front ends of your own.
+    pub fn mcp_service(&self) -> McpService {
+        self.state().mcp.clone()
+    }
+
+    /// Starts upstreams, binds the listener and serves in the background.
+    pub async fn start(&self) -> Result<Started, StartError> {
+        let cfg = &self.inner.config;
+        let addr = format!("{}:{}", cfg.host, cfg.port);
+        if self.inner.http_task.lock().expect("lock").is_some() {
+            return Err(StartError::AlreadyStarted);
+        }
+        let listener = tokio::net::TcpListener::bind(&addr)
+            .await
+            .map_err(|source| StartError::Bind {
+                addr: addr.clone(),
+                source,
+            })?;
+        let local = listener
+            .local_addr()
+            .map_err(|source| StartError::Bind { addr, source })?;
+        let servers = self.connect().await;
+        let app = self.router();
+        let stop = self.inner.http_stop.clone();
+        let task = tokio::spawn(async move {
+            let serve = axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned());
+            if let Err(e) = serve.await {
+                tracing::error!(error = %e, "HTTP server failed");
+            }
+        });
+        *self.inner.http_task.lock().expect("lock") = Some(task);
+        Ok(Started {
+            addr: local,
+            servers,
+        })
+    }
+
+    /// Graceful stop: stop accepting, let in-flight calls finish (bounded by
+    /// `shutdownTimeout`), then terminate every upstream process.
+    pub async fn stop(&self) {
+        self.inner.http_stop.cancel();
+        let task = self.inner.http_task.lock().expect("lock").take();
+        if let Some(mut task) = task {
+            let limit = Duration::from_millis(self.inner.config.shutdown_timeout);
+            if tokio::time::timeout(limit, &mut task).await.is_err() {
+                tracing::warn!(
+                    "in-flight requests still running after {} ms; closing them",
+                    limit.as_millis()
+                );
+                task.abort();
+            }
+        }
+        if let Some(state) = self.inner.state.get() {
+            state.shutdown_upstreams().await;
+        }
+    }
+}

@@ -1,1 +1,190 @@
-fn main() {}
+//! The `mcp-gateway` command: `init`, `start`, `validate`.
+
+use clap::{Parser, Subcommand};
+use mcp_gateway::Gateway;
+use mcp_gateway::config::{Config, DEFAULT_CONFIG_YAML, LogFormat};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "mcp-gateway",
+    version,
+    about = "One endpoint in front of many MCP servers: route, authenticate, rate-limit and monitor them."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Write a commented default config file.
+    Init {
+        /// Where to write it.
+        #[arg(short, long, default_value = "mcp-gateway.yml")]
+        config: PathBuf,
+        /// Overwrite an existing file.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Run the gateway.
+    Start {
+        /// Config file (.yml, .yaml, .json or .toml).
+        #[arg(
+            short,
+            long,
+            env = "MCP_GATEWAY_CONFIG",
+            default_value = "mcp-gateway.yml"
+        )]
+        config: PathBuf,
+    },
+    /// Check a config file and report every problem.
+    Validate {
+        /// Config file (.yml, .yaml, .json or .toml).
+        #[arg(
+            short,
+            long,
+            env = "MCP_GATEWAY_CONFIG",
+            default_value = "mcp-gateway.yml"
+        )]
+        config: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Init { config, force } => init(&config, force),
+        Command::Validate { config } => match Config::load(&config) {
+            Ok(c) => {
+                let enabled = c.servers.iter().filter(|s| s.enabled).count();
+                println!(
+                    "{}: valid ({} server{}, {enabled} enabled)",
+                    config.display(),
+                    c.servers.len(),
+                    if c.servers.len() == 1 { "" } else { "s" }
+                );
+                ExitCode::SUCCESS
+            }
+            Err(errs) => {
+                eprintln!("{errs}");
+                eprintln!("{} problem(s) found", errs.0.len());
+                ExitCode::from(1)
+            }
+        },
+        Command::Start { config } => {
+            let cfg = match Config::load(&config) {
+                Ok(c) => c,
+                Err(errs) => {
+                    eprintln!("{errs}");
+                    return ExitCode::from(1);
+                }
+            };
+            init_logging(&cfg);
+            let rt = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("cannot start the async runtime: {e}");
+                    return ExitCode::from(1);
+                }
+            };
+            rt.block_on(start(cfg))
+        }
+    }
+}
+
+fn init(path: &std::path::Path, force: bool) -> ExitCode {
+    if path.exists() && !force {
+        eprintln!(
+            "{} already exists; use --force to overwrite it",
+            path.display()
+        );
+        return ExitCode::from(1);
+    }
+    match std::fs::write(path, DEFAULT_CONFIG_YAML) {
+        Ok(()) => {
+            println!("wrote {}", path.display());
+            println!(
+                "next: edit the servers, then run `mcp-gateway start -c {}`",
+                path.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("cannot write {}: {e}", path.display());
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn init_logging(cfg: &Config) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new(format!("{},tower_http=warn", cfg.log_level.as_str())));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match cfg.log_format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Pretty => builder.init(),
+    }
+}
+
+async fn start(cfg: Config) -> ExitCode {
+    let gateway = match Gateway::new(cfg) {
+        Ok(g) => g,
+        Err(errs) => {
+            eprintln!("{errs}");
+            return ExitCode::from(1);
+        }
+    };
+    let started = match gateway.start().await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("mcp-gateway: {e}");
+            gateway.stop().await;
+            return ExitCode::from(1);
+        }
+    };
+    println!(
+        "mcp-gateway {} listening on http://{}",
+        env!("CARGO_PKG_VERSION"),
+        started.addr
+    );
+    for s in &started.servers {
+        println!("  {s}");
+    }
+    println!(
+        "  REST API: http://{}/api/v1   Prometheus: http://{}/metrics",
+        started.addr, started.addr
+    );
+    wait_for_signal().await;
+    println!("shutting down: finishing in-flight calls, stopping servers");
+    gateway.stop().await;
+    ExitCode::SUCCESS
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

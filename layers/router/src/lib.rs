@@ -55,8 +55,10 @@ pub const QUALIFIER: &str = "__";
 
 struct Server<S> {
     id: Arc<str>,
-    /// `None` when the server is disabled in config.
+    /// `None` when the server cannot be called (disabled, unsupported transport).
     service: Option<S>,
+    /// Why it cannot be called.
+    reason: Arc<str>,
 }
 
 #[derive(Default)]
@@ -136,16 +138,24 @@ impl<S> ToolRouterBuilder<S> {
         self.servers.push(Server {
             id: id.into(),
             service: Some(service),
+            reason: Arc::from(""),
         });
         self
     }
 
     /// Adds a server that is configured but disabled: calls to it answer 503.
     #[must_use]
-    pub fn disabled(mut self, id: impl Into<Arc<str>>) -> Self {
+    pub fn disabled(self, id: impl Into<Arc<str>>) -> Self {
+        self.unavailable(id, "disabled in config")
+    }
+
+    /// Adds a server that cannot be called, with the reason calls to it are given (503).
+    #[must_use]
+    pub fn unavailable(mut self, id: impl Into<Arc<str>>, reason: impl Into<Arc<str>>) -> Self {
         self.servers.push(Server {
             id: id.into(),
             service: None,
+            reason: reason.into(),
         });
         self
     }
@@ -338,7 +348,7 @@ where
             },
             None => ResponseFuture::failed(McpError::Unavailable {
                 server: s.id.clone(),
-                reason: "disabled in config".into(),
+                reason: s.reason.to_string(),
             }),
         }
     }

@@ -1,0 +1,443 @@
+//! The REST API (`/api/v1/...`), Prometheus `/metrics` and the liveness / readiness probes.
+//!
+//! Every error is JSON `{"error": {"code", "message"}}` with a fitting HTTP status; the
+//! mapping from [`McpError`] happens once, in [`ApiError`]'s `IntoResponse`.
+
+use crate::state::{AppState, status_word};
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use mcp_gateway_core::{McpError, McpRequest};
+use mcp_gateway_metrics::{CallInfo, LogQuery};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use tower::ServiceExt;
+
+type AppRef = Arc<AppState>;
+
+/// Builds the REST routes over the shared state.
+pub(crate) fn routes(state: AppRef) -> Router {
+    Router::new()
+        .route("/api/v1/health", get(health))
+        .route("/api/v1/servers", get(list_servers))
+        .route("/api/v1/servers/{id}", get(get_server))
+        .route("/api/v1/tools", get(list_tools))
+        .route("/api/v1/tools/call", post(call_tool))
+        .route("/api/v1/metrics", get(metrics))
+        .route("/api/v1/requests", get(requests))
+        .route("/metrics", get(prometheus))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(ready))
+        .fallback(not_found)
+        .with_state(state)
+}
+
+/// An error answered as JSON.
+pub(crate) struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+    extra: Option<(&'static str, Value)>,
+    retry_after: Option<u64>,
+}
+
+impl ApiError {
+    pub(crate) fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+            extra: None,
+            retry_after: None,
+        }
+    }
+}
+
+impl From<McpError> for ApiError {
+    fn from(e: McpError) -> Self {
+        let status =
+            StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let extra = match &e {
+            McpError::AmbiguousTool { servers, .. } => Some(("servers", json!(servers))),
+            McpError::Rpc { error, .. } => Some(("upstream", json!(error))),
+            _ => None,
+        };
+        let retry_after = match &e {
+            McpError::RateLimited { retry_after_secs } => Some(*retry_after_secs),
+            _ => None,
+        };
+        Self {
+            status,
+            code: e.code(),
+            message: e.to_string(),
+            extra,
+            retry_after,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut err = json!({"code": self.code, "message": self.message});
+        if let Some((k, v)) = self.extra {
+            err[k] = v;
+        }
+        let mut res = (self.status, Json(json!({ "error": err }))).into_response();
+        if let Some(s) = self.retry_after {
+            res.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(s));
+        }
+        res
+    }
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "no such endpoint; see /api/v1/health, /api/v1/servers, /api/v1/tools",
+    )
+}
+
+async fn health(State(st): State<AppRef>) -> Json<Value> {
+    let enabled: Vec<_> = st.servers.iter().filter(|s| s.config.enabled).collect();
+    let healthy = enabled
+        .iter()
+        .filter(|s| status_word(s).0 == "healthy")
+        .count();
+    let status = if healthy == enabled.len() {
+        "healthy"
+    } else if healthy == 0 && !enabled.is_empty() {
+        "unhealthy"
+    } else {
+        "degraded"
+    };
+    Json(json!({
+        "status": status,
+        "version": env!("CARGO_PKG_VERSION"),
+        "uptime": st.started.elapsed().as_secs(),
+        "startedAt": mcp_gateway_metrics::rfc3339(st.started_at),
+        "servers": {
+            "healthy": healthy,
+            "enabled": enabled.len(),
+            "total": st.servers.len(),
+        },
+    }))
+}
+
+async fn ready(State(st): State<AppRef>) -> Response {
+    let starting: Vec<&str> = st
+        .servers
+        .iter()
+        .filter(|s| {
+            s.upstream.as_ref().is_some_and(|u| {
+                let status = u.status();
+                status.state == mcp_gateway_upstream::State::Starting && status.restarts == 0
+            })
+        })
+        .map(|s| s.config.id.as_str())
+        .collect();
+    if starting.is_empty() {
+        (StatusCode::OK, "ready").into_response()
+    } else {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "starting",
+            format!("servers still starting: {}", starting.join(", ")),
+        )
+        .into_response()
+    }
+}
+
+fn server_json(st: &AppState, slot: &crate::state::ServerSlot) -> Value {
+    let (word, status) = status_word(slot);
+    let c = &slot.config;
+    let mut v = json!({
+        "id": c.id,
+        "name": c.display_name(),
+        "transport": c.transport.as_str(),
+        "status": word,
+        "enabled": c.enabled,
+        "tags": c.tags,
+        "toolCount": slot.upstream.as_ref().map_or(0, |u| u.tools().len()),
+    });
+    match status {
+        Some(s) => {
+            v["lastCheck"] = json!(mcp_gateway_metrics::rfc3339(s.since));
+            v["restarts"] = json!(s.restarts);
+            if let Some(g) = &s.generation {
+                v["protocolVersion"] = json!(g.version());
+            }
+            if let Some(info) = &s.server_info {
+                v["serverInfo"] = serde_json::from_str(info.get()).unwrap_or(Value::Null);
+            }
+            if s.state != mcp_gateway_upstream::State::Ready {
+                if let Some(r) = s.reason {
+                    v["error"] = json!(r);
+                }
+            }
+        }
+        None => {
+            if let Some(r) = slot.inactive {
+                v["error"] = json!(r);
+            }
+        }
+    }
+    let _ = st;
+    v
+}
+
+async fn list_servers(State(st): State<AppRef>) -> Json<Value> {
+    let servers: Vec<Value> = st.servers.iter().map(|s| server_json(&st, s)).collect();
+    Json(json!({ "servers": servers, "count": servers.len() }))
+}
+
+async fn get_server(
+    State(st): State<AppRef>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let slot = st
+        .slot(&id)
+        .ok_or_else(|| ApiError::from(McpError::UnknownServer(id.clone())))?;
+    let mut v = server_json(&st, slot);
+    v["tools"] = Value::Array(tools_of(slot, true));
+    Ok(Json(v))
+}
+
+/// Tools of one server as JSON objects: the server's own tool object plus `server` and
+/// `qualifiedName`.
+fn tools_of(slot: &crate::state::ServerSlot, full: bool) -> Vec<Value> {
+    let Some(u) = &slot.upstream else {
+        return Vec::new();
+    };
+    u.tools()
+        .iter()
+        .map(|t| {
+            let mut v: Value = if full {
+                serde_json::from_str(t.raw.get()).unwrap_or_else(|_| json!({"name": t.name}))
+            } else {
+                json!({"name": t.name, "description": t.description})
+            };
+            v["server"] = json!(slot.config.id);
+            v["qualifiedName"] = json!(format!("{}__{}", slot.config.id, t.name));
+            v
+        })
+        .collect()
+}
+
+#[derive(Deserialize)]
+struct ToolFilter {
+    server: Option<String>,
+    tag: Option<String>,
+}
+
+async fn list_tools(
+    State(st): State<AppRef>,
+    Query(f): Query<ToolFilter>,
+) -> Result<Json<Value>, ApiError> {
+    if let Some(s) = &f.server {
+        if st.slot(s).is_none() {
+            return Err(McpError::UnknownServer(s.clone()).into());
+        }
+    }
+    let tools: Vec<Value> = st
+        .servers
+        .iter()
+        .filter(|s| f.server.as_ref().is_none_or(|id| &s.config.id == id))
+        .filter(|s| f.tag.as_ref().is_none_or(|t| s.config.tags.contains(t)))
+        .flat_map(|s| tools_of(s, true))
+        .collect();
+    Ok(Json(json!({ "tools": tools, "count": tools.len() })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CallBody<'a> {
+    tool: String,
+    #[serde(default)]
+    server: Option<String>,
+    #[serde(default, borrow)]
+    arguments: Option<&'a RawValue>,
+}
+
+async fn call_tool(State(st): State<AppRef>, body: Body) -> Result<Response, ApiError> {
+    let bytes = axum::body::to_bytes(body, st.config.max_body_bytes)
+        .await
+        .map_err(|e| {
+            let too_large = std::error::Error::source(&e)
+                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+            if too_large {
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "payload_too_large",
+                    format!(
+                        "request body exceeds {} bytes (maxBodyBytes)",
+                        st.config.max_body_bytes
+                    ),
+                )
+            } else {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "bad_request",
+                    format!("could not read body: {e}"),
+                )
+            }
+        })?;
+    if bytes.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            r#"empty body; send {"tool": "<name>", "arguments": {...}}"#,
+        ));
+    }
+    let body: CallBody<'_> = serde_json::from_slice(&bytes).map_err(|e| {
+        let code = if e.is_syntax() || e.is_eof() { "malformed_json" } else { "invalid_request" };
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            code,
+            format!(r#"{e}; expected {{"tool": "<name>", "server": "<id>" (optional), "arguments": {{...}}}}"#),
+        )
+    })?;
+    if let Some(a) = body.arguments {
+        if !a.get().trim_start().starts_with('{') && a.get().trim() != "null" {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "\"arguments\" must be a JSON object",
+            ));
+        }
+    }
+    let args = body.arguments.filter(|a| a.get().trim() != "null");
+    let mut req = McpRequest::call_tool(&body.tool, args);
+    if let Some(s) = &body.server {
+        req.server = Some(Arc::from(s.as_str()));
+    }
+    req.extensions.insert(CallInfo { transport: "rest" });
+    let res = st.mcp.clone().oneshot(req).await?;
+    let server = res.server.as_deref().unwrap_or("-");
+    // The tool result is spliced in raw, never parsed.
+    let mut out = Vec::with_capacity(res.result.get().len() + 64 + body.tool.len());
+    out.extend_from_slice(br#"{"server":"#);
+    serde_json::to_writer(&mut out, server).expect("vec write");
+    out.extend_from_slice(br#","tool":"#);
+    serde_json::to_writer(&mut out, &body.tool).expect("vec write");
+    out.extend_from_slice(br#","result":"#);
+    out.extend_from_slice(res.result.get().as_bytes());
+    out.push(b'}');
+    Ok(([(header::CONTENT_TYPE, "application/json")], out).into_response())
+}
+
+#[derive(Deserialize)]
+struct MetricsQuery {
+    format: Option<String>,
+}
+
+async fn metrics(
+    State(st): State<AppRef>,
+    Query(q): Query<MetricsQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let wants_text = q.format.as_deref() == Some("prometheus")
+        || headers
+            .get(header::ACCEPT)
+            .and_then(|a| a.to_str().ok())
+            .is_some_and(|a| a.contains("text/plain") && !a.contains("application/json"));
+    if wants_text {
+        return prometheus_text(&st);
+    }
+    let snap = st.recorder.snapshot();
+    let mut v = serde_json::to_value(&snap).unwrap_or(Value::Null);
+    v["requestLog"] = json!({
+        "enabled": st.recorder.log().enabled(),
+        "entries": st.recorder.log().len(),
+    });
+    Json(v).into_response()
+}
+
+fn prometheus_text(st: &AppState) -> Response {
+    let mut text = st.recorder.prometheus();
+    text.push_str("# HELP mcp_gateway_upstream_up 1 when the server is ready.\n# TYPE mcp_gateway_upstream_up gauge\n");
+    let mut restarts = String::from(
+        "# HELP mcp_gateway_upstream_restarts_total Restarts after failures.\n# TYPE mcp_gateway_upstream_restarts_total counter\n",
+    );
+    for slot in &st.servers {
+        let (word, status) = status_word(slot);
+        let id = slot.config.id.replace('"', "");
+        text.push_str(&format!(
+            "mcp_gateway_upstream_up{{server=\"{id}\"}} {}\n",
+            u8::from(word == "healthy")
+        ));
+        if let Some(s) = status {
+            restarts.push_str(&format!(
+                "mcp_gateway_upstream_restarts_total{{server=\"{id}\"}} {}\n",
+                s.restarts
+            ));
+        }
+    }
+    text.push_str(&restarts);
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response()
+}
+
+async fn prometheus(State(st): State<AppRef>) -> Response {
+    if !st.config.monitor.prometheus {
+        return ApiError::new(
+            StatusCode::NOT_FOUND,
+            "disabled",
+            "Prometheus metrics are off (monitor.prometheus: false)",
+        )
+        .into_response();
+    }
+    prometheus_text(&st)
+}
+
+async fn requests(
+    State(st): State<AppRef>,
+    Query(q): Query<BTreeMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    let bad = |k: &str, v: &str| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            format!("query parameter {k}={v:?} must be a non-negative integer"),
+        )
+    };
+    let mut query = LogQuery::default();
+    for (k, v) in &q {
+        match k.as_str() {
+            "server" => query.server = Some(v.clone()),
+            "tool" => query.tool = Some(v.clone()),
+            "status" => query.status = Some(v.clone()),
+            "since" => query.since = Some(v.parse().map_err(|_| bad(k, v))?),
+            "limit" => query.limit = Some(v.parse().map_err(|_| bad(k, v))?),
+            other => {
+                return Err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request",
+                    format!(
+                        "unknown query parameter {other:?}; use server, tool, status, since (seconds) or limit"
+                    ),
+                ));
+            }
+        }
+    }
+    let log = st.recorder.log();
+    let entries = log.query(&query);
+    Ok(Json(json!({
+        "enabled": log.enabled(),
+        "count": entries.len(),
+        "requests": entries,
+    })))
+}

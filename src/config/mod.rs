@@ -1,0 +1,815 @@
+//! Gateway configuration: the YAML / JSON / TOML file, `${VAR}` substitution, environment
+//! overrides and validation.
+//!
+//! Every type uses `camelCase` keys and rejects unknown keys, so a typo is an error rather
+//! than a silently ignored setting. Errors name the file, the key path
+//! (`servers[1].timeout`) and, where the parser knows it, the line.
+
+mod env;
+
+pub use env::{Missing, substitute};
+
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The commented default config that `mcp-gateway init` writes.
+pub const DEFAULT_CONFIG_YAML: &str = include_str!("default.yml");
+
+/// The whole gateway configuration.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Config {
+    /// TCP port of the HTTP listener (`0` picks a free one). Env: `MCP_GATEWAY_PORT`.
+    #[serde(default = "default_port")]
+    pub port: u16,
+    /// Address to bind. Env: `MCP_GATEWAY_HOST`.
+    #[serde(default = "default_host")]
+    pub host: String,
+    /// `trace`, `debug`, `info`, `warn` or `error`. Env: `MCP_GATEWAY_LOG_LEVEL`.
+    #[serde(default)]
+    pub log_level: LogLevel,
+    /// `pretty` (human) or `json` (one object per line) log output.
+    #[serde(default)]
+    pub log_format: LogFormat,
+    /// Who may call the gateway.
+    #[serde(default)]
+    pub auth: AuthConfig,
+    /// Tool-level access rules by role.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub access: Vec<AccessRule>,
+    /// Request budget per caller.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<RateLimitConfig>,
+    /// Metrics and the request log.
+    #[serde(default)]
+    pub monitor: MonitorConfig,
+    /// Browser origins allowed by CORS (empty: no CORS headers).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cors_origins: Vec<String>,
+    /// Largest request body accepted, in bytes.
+    #[serde(default = "default_max_body")]
+    pub max_body_bytes: usize,
+    /// How long shutdown waits for in-flight calls, in milliseconds.
+    #[serde(default = "default_shutdown_ms")]
+    pub shutdown_timeout: u64,
+    /// The upstream MCP servers.
+    #[serde(default)]
+    pub servers: Vec<ServerConfig>,
+}
+
+fn default_port() -> u16 {
+    4000
+}
+fn default_host() -> String {
+    "127.0.0.1".into()
+}
+fn default_max_body() -> usize {
+    4 * 1024 * 1024
+}
+fn default_shutdown_ms() -> u64 {
+    10_000
+}
+fn default_true() -> bool {
+    true
+}
+fn default_timeout_ms() -> u64 {
+    30_000
+}
+fn default_concurrency() -> usize {
+    10
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            port: default_port(),
+            host: default_host(),
+            log_level: LogLevel::default(),
+            log_format: LogFormat::default(),
+            auth: AuthConfig::default(),
+            access: Vec::new(),
+            rate_limit: None,
+            monitor: MonitorConfig::default(),
+            cors_origins: Vec::new(),
+            max_body_bytes: default_max_body(),
+            shutdown_timeout: default_shutdown_ms(),
+            servers: Vec::new(),
+        }
+    }
+}
+
+/// Log verbosity.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogLevel {
+    /// Everything, including wire-level detail.
+    Trace,
+    /// Debugging detail.
+    Debug,
+    /// Normal operation.
+    #[default]
+    Info,
+    /// Problems only.
+    Warn,
+    /// Failures only.
+    Error,
+}
+
+impl LogLevel {
+    /// The `tracing` filter directive for this level.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogLevel::Trace => "trace",
+            LogLevel::Debug => "debug",
+            LogLevel::Info => "info",
+            LogLevel::Warn => "warn",
+            LogLevel::Error => "error",
+        }
+    }
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Pretty,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Authentication settings.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AuthConfig {
+    /// `none`, `api-key`, `jwt` or `oauth`.
+    #[serde(default)]
+    pub strategy: AuthStrategy,
+    /// Accepted API keys (strategy `api-key`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub api_keys: Vec<ApiKey>,
+    /// JWT validation (strategies `jwt` and `oauth`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwt: Option<JwtConfig>,
+}
+
+/// How callers authenticate.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum AuthStrategy {
+    /// Anyone who can reach the gateway may call it.
+    #[default]
+    None,
+    /// `Authorization: Bearer <key>` or `X-API-Key`.
+    ApiKey,
+    /// Signed JWT bearer tokens.
+    Jwt,
+    /// OAuth 2.1 resource server (JWT access tokens, RFC 9728 metadata).
+    Oauth,
+}
+
+/// An API key: a plain string or an object with a name, roles and the key or its hash.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum ApiKey {
+    /// The key itself.
+    Plain(String),
+    /// A named key.
+    Named(NamedApiKey),
+}
+
+/// A named API key with roles.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NamedApiKey {
+    /// Name used in logs and metrics instead of the key.
+    pub name: String,
+    /// The key itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// `sha256:<hex>` of the key, so the secret need not sit in the file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_hash: Option<String>,
+    /// Roles granted to holders of this key.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub roles: Vec<String>,
+}
+
+/// JWT validation settings.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct JwtConfig {
+    /// Shared secret for HS* algorithms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+    /// PEM public key (inline or a path) for RS*/ES*/PS*/EdDSA.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_key: Option<String>,
+    /// JWKS URL of the identity provider.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks_url: Option<String>,
+    /// Accepted algorithms (never taken from the token).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub algorithms: Vec<String>,
+    /// Required `iss`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
+    /// Required `aud`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audience: Option<String>,
+    /// Clock skew allowed for `exp` / `nbf`, in seconds.
+    #[serde(default)]
+    pub leeway: u64,
+    /// Claim holding the caller's roles.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub roles_claim: Option<String>,
+}
+
+/// One access rule: callers with any of `roles` may call tools matching `allow`
+/// unless they match `deny`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AccessRule {
+    /// Roles the rule applies to.
+    pub roles: Vec<String>,
+    /// Glob patterns of allowed qualified tool names (`server__tool`).
+    #[serde(default)]
+    pub allow: Vec<String>,
+    /// Glob patterns of denied qualified tool names; deny wins.
+    #[serde(default)]
+    pub deny: Vec<String>,
+}
+
+/// Rate limiting.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RateLimitConfig {
+    /// Requests allowed per window.
+    pub limit: u64,
+    /// Window length in seconds (at least 1).
+    #[serde(default = "default_window")]
+    pub window_seconds: u64,
+    /// One budget per caller (true) or one for everyone (false).
+    #[serde(default = "default_true")]
+    pub per_key: bool,
+    /// `memory` (this process) or `redis` (shared by replicas).
+    #[serde(default)]
+    pub backend: RateLimitBackend,
+    /// Redis URL for the `redis` backend.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redis_url: Option<String>,
+}
+
+fn default_window() -> u64 {
+    60
+}
+
+/// Where rate-limit counters live.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum RateLimitBackend {
+    /// In this process.
+    #[default]
+    Memory,
+    /// In Redis, shared by every replica.
+    Redis,
+}
+
+/// Metrics and request log.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct MonitorConfig {
+    /// Keep a log of recent calls (`GET /api/v1/requests`).
+    #[serde(default = "default_true")]
+    pub request_log: bool,
+    /// How many recent calls the log keeps.
+    #[serde(default = "default_log_size")]
+    pub request_log_size: usize,
+    /// Serve Prometheus text at `/metrics`.
+    #[serde(default = "default_true")]
+    pub prometheus: bool,
+    /// How long metrics and log entries are kept, in hours.
+    #[serde(default = "default_retention")]
+    pub retention_hours: u64,
+}
+
+fn default_log_size() -> usize {
+    1000
+}
+fn default_retention() -> u64 {
+    24
+}
+
+impl Default for MonitorConfig {
+    fn default() -> Self {
+        Self {
+            request_log: true,
+            request_log_size: default_log_size(),
+            prometheus: true,
+            retention_hours: default_retention(),
+        }
+    }
+}
+
+/// Transport used to reach an upstream server.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum TransportKind {
+    /// Child process over stdin/stdout.
+    #[default]
+    Stdio,
+    /// Legacy HTTP+SSE (2024-11-05).
+    Sse,
+    /// Streamable HTTP (2025-03-26 and later).
+    StreamableHttp,
+    /// WebSocket, one JSON-RPC message per text frame.
+    Websocket,
+}
+
+impl TransportKind {
+    /// The config spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TransportKind::Stdio => "stdio",
+            TransportKind::Sse => "sse",
+            TransportKind::StreamableHttp => "streamable-http",
+            TransportKind::Websocket => "websocket",
+        }
+    }
+}
+
+/// One upstream MCP server.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Unique id: letters, digits, `-` and `_` (no `__`, which separates qualified names).
+    pub id: String,
+    /// Display name (defaults to the id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// `stdio`, `sse`, `streamable-http` or `websocket`.
+    #[serde(default)]
+    pub transport: TransportKind,
+    /// Program to run (stdio).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
+    /// Its arguments (stdio).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<String>,
+    /// Extra environment variables for the process (stdio).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+    /// Working directory of the process (stdio).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cwd: Option<PathBuf>,
+    /// Server URL (network transports).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// Extra HTTP headers sent upstream (network transports).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
+    /// Free-form labels, filterable with `GET /api/v1/tools?tag=`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    /// Disabled servers are listed but never started.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Deadline of one call in milliseconds.
+    #[serde(default = "default_timeout_ms")]
+    pub timeout: u64,
+    /// Calls in flight at once.
+    #[serde(default = "default_concurrency")]
+    pub max_concurrency: usize,
+}
+
+impl ServerConfig {
+    /// The display name.
+    pub fn display_name(&self) -> &str {
+        self.name.as_deref().unwrap_or(&self.id)
+    }
+
+    /// The call deadline.
+    pub fn timeout(&self) -> Duration {
+        Duration::from_millis(self.timeout)
+    }
+}
+
+/// One problem found in a config file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The file (or `<env>` for environment overrides).
+    pub file: PathBuf,
+    /// Key path such as `servers[1].timeout`, when known.
+    pub path: Option<String>,
+    /// 1-based line, when known.
+    pub line: Option<usize>,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if let Some(l) = self.line {
+            write!(f, ":{l}")?;
+        }
+        write!(f, ": ")?;
+        if let Some(p) = &self.path {
+            write!(f, "{p}: ")?;
+        }
+        write!(f, "{}", self.message)
+    }
+}
+
+/// Every problem found in a config file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+/// File formats, chosen by extension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// `.yml` / `.yaml`.
+    Yaml,
+    /// `.json`.
+    Json,
+    /// `.toml`.
+    Toml,
+}
+
+impl Format {
+    /// The format for `path`'s extension.
+    pub fn from_path(path: &Path) -> Option<Format> {
+        match path.extension()?.to_str()?.to_ascii_lowercase().as_str() {
+            "yml" | "yaml" => Some(Format::Yaml),
+            "json" => Some(Format::Json),
+            "toml" => Some(Format::Toml),
+            _ => None,
+        }
+    }
+}
+
+impl Config {
+    /// Reads, substitutes, parses and validates `path`, then applies `MCP_GATEWAY_*`
+    /// environment overrides.
+    pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigErrors(vec![ConfigError {
+                file: path.to_path_buf(),
+                path: None,
+                line: None,
+                message: format!("cannot read: {e}"),
+            }])
+        })?;
+        let format = Format::from_path(path).ok_or_else(|| {
+            ConfigErrors(vec![ConfigError {
+                file: path.to_path_buf(),
+                path: None,
+                line: None,
+                message: "unknown extension: use .yml, .yaml, .json or .toml".into(),
+            }])
+        })?;
+        let mut cfg = Self::parse(&text, format, path, |k| std::env::var(k).ok())?;
+        cfg.apply_env_overrides(|k| std::env::var(k).ok())?;
+        cfg.validate(path)?;
+        Ok(cfg)
+    }
+
+    /// Substitutes variables with `lookup` and parses `text` (no validation).
+    pub fn parse(
+        text: &str,
+        format: Format,
+        file: &Path,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigErrors> {
+        let err = |path: Option<String>, line: Option<usize>, message: String| ConfigError {
+            file: file.to_path_buf(),
+            path,
+            line,
+            message,
+        };
+        let (text, missing) = substitute(text, format != Format::Json, lookup)
+            .map_err(|m| ConfigErrors(vec![err(None, None, m)]))?;
+        if !missing.is_empty() {
+            let paths = missing_paths(&text, format);
+            return Err(ConfigErrors(
+                missing
+                    .iter()
+                    .map(|m| {
+                        let key = paths
+                            .iter()
+                            .find(|(_, v)| v == &m.var)
+                            .map(|(p, _)| p.clone());
+                        err(
+                            key,
+                            Some(m.line),
+                            format!("environment variable {} is not set (use ${{{}:-default}} for a fallback)", m.var, m.var),
+                        )
+                    })
+                    .collect(),
+            ));
+        }
+        let parsed: Result<Config, (String, String, Option<usize>)> = match format {
+            Format::Yaml => {
+                let de = yaml_serde::Deserializer::from_str(&text);
+                serde_path_to_error::deserialize(de).map_err(|e| {
+                    let line = e.inner().location().map(|l| l.line());
+                    (
+                        e.path().to_string(),
+                        strip_location(&e.inner().to_string()),
+                        line,
+                    )
+                })
+            }
+            Format::Json => {
+                let mut de = serde_json::Deserializer::from_str(&text);
+                serde_path_to_error::deserialize(&mut de).map_err(|e| {
+                    let line = Some(e.inner().line()).filter(|l| *l > 0);
+                    (
+                        e.path().to_string(),
+                        strip_location(&e.inner().to_string()),
+                        line,
+                    )
+                })
+            }
+            Format::Toml => match toml::Deserializer::parse(&text) {
+                Ok(de) => serde_path_to_error::deserialize(de).map_err(|e| {
+                    let line = e.inner().span().map(|s| line_of(&text, s.start));
+                    (e.path().to_string(), e.inner().message().to_string(), line)
+                }),
+                Err(e) => Err((
+                    ".".into(),
+                    e.message().to_string(),
+                    e.span().map(|s| line_of(&text, s.start)),
+                )),
+            },
+        };
+        parsed.map_err(|(path, message, line)| {
+            let path = (path != "." && !path.is_empty()).then_some(path);
+            ConfigErrors(vec![err(path, line, message)])
+        })
+    }
+
+    /// Applies `MCP_GATEWAY_PORT`, `MCP_GATEWAY_HOST` and `MCP_GATEWAY_LOG_LEVEL`.
+    pub fn apply_env_overrides(
+        &mut self,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<(), ConfigErrors> {
+        let bad = |var: &str, message: String| {
+            ConfigErrors(vec![ConfigError {
+                file: PathBuf::from("<environment>"),
+                path: Some(var.to_string()),
+                line: None,
+                message,
+            }])
+        };
+        if let Some(p) = lookup("MCP_GATEWAY_PORT") {
+            self.port = p
+                .trim()
+                .parse()
+                .map_err(|_| bad("MCP_GATEWAY_PORT", format!("{p:?} is not a port (0-65535)")))?;
+        }
+        if let Some(h) = lookup("MCP_GATEWAY_HOST") {
+            self.host = h;
+        }
+        if let Some(l) = lookup("MCP_GATEWAY_LOG_LEVEL") {
+            self.log_level = serde_json::from_value(serde_json::Value::String(l.to_lowercase()))
+                .map_err(|_| {
+                    bad(
+                        "MCP_GATEWAY_LOG_LEVEL",
+                        format!("{l:?} is not one of trace, debug, info, warn, error"),
+                    )
+                })?;
+        }
+        Ok(())
+    }
+
+    /// Checks what the types alone cannot: unique ids, required fields per transport,
+    /// ranges and cross-field rules.
+    pub fn validate(&self, file: &Path) -> Result<(), ConfigErrors> {
+        let mut errors = Vec::new();
+        let mut e = |path: String, message: String| {
+            errors.push(ConfigError {
+                file: file.to_path_buf(),
+                path: Some(path),
+                line: None,
+                message,
+            })
+        };
+        if self.host.trim().is_empty() {
+            e("host".into(), "must not be empty".into());
+        }
+        if self.max_body_bytes < 1024 {
+            e("maxBodyBytes".into(), "must be at least 1024".into());
+        }
+        let mut ids = HashSet::new();
+        for (i, s) in self.servers.iter().enumerate() {
+            let p = |k: &str| format!("servers[{i}].{k}");
+            if s.id.is_empty()
+                || !s
+                    .id
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            {
+                e(
+                    p("id"),
+                    format!("{:?} must be non-empty letters, digits, '-' or '_'", s.id),
+                );
+            } else if s.id.contains("__") {
+                e(
+                    p("id"),
+                    format!(
+                        "{:?} must not contain \"__\", which separates server and tool in qualified names",
+                        s.id
+                    ),
+                );
+            }
+            if !ids.insert(s.id.as_str()) {
+                e(p("id"), format!("duplicate server id {:?}", s.id));
+            }
+            match s.transport {
+                TransportKind::Stdio => {
+                    if s.command.as_deref().is_none_or(|c| c.trim().is_empty()) {
+                        e(p("command"), "a stdio server needs a command".into());
+                    }
+                }
+                other => {
+                    if s.url.as_deref().is_none_or(|u| u.trim().is_empty()) {
+                        e(p("url"), format!("a {} server needs a url", other.as_str()));
+                    } else if let Some(u) = &s.url {
+                        let ok = match other {
+                            TransportKind::Websocket => {
+                                u.starts_with("ws://") || u.starts_with("wss://")
+                            }
+                            _ => u.starts_with("http://") || u.starts_with("https://"),
+                        };
+                        if !ok {
+                            e(
+                                p("url"),
+                                format!(
+                                    "{u:?} is not a valid URL for transport {}",
+                                    other.as_str()
+                                ),
+                            );
+                        }
+                    }
+                }
+            }
+            if s.timeout == 0 {
+                e(p("timeout"), "must be at least 1 (milliseconds)".into());
+            }
+            if s.max_concurrency == 0 {
+                e(p("maxConcurrency"), "must be at least 1".into());
+            }
+        }
+        match self.auth.strategy {
+            AuthStrategy::ApiKey if self.auth.api_keys.is_empty() => e(
+                "auth.apiKeys".into(),
+                "strategy api-key needs at least one key".into(),
+            ),
+            AuthStrategy::Jwt | AuthStrategy::Oauth => match &self.auth.jwt {
+                None => e(
+                    "auth.jwt".into(),
+                    "strategy jwt/oauth needs a jwt section".into(),
+                ),
+                Some(j) if j.secret.is_none() && j.public_key.is_none() && j.jwks_url.is_none() => {
+                    e(
+                        "auth.jwt".into(),
+                        "needs one of secret, publicKey or jwksUrl".into(),
+                    )
+                }
+                _ => {}
+            },
+            _ => {}
+        }
+        for (i, k) in self.auth.api_keys.iter().enumerate() {
+            if let ApiKey::Named(n) = k {
+                match (&n.key, &n.key_hash) {
+                    (None, None) => e(format!("auth.apiKeys[{i}]"), "needs key or keyHash".into()),
+                    (Some(_), Some(_)) => e(
+                        format!("auth.apiKeys[{i}]"),
+                        "give key or keyHash, not both".into(),
+                    ),
+                    (None, Some(h)) => {
+                        let hex = h.strip_prefix("sha256:").unwrap_or("");
+                        if hex.len() != 64 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+                            e(
+                                format!("auth.apiKeys[{i}].keyHash"),
+                                "must be sha256:<64 hex digits>".into(),
+                            );
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        if let Some(r) = &self.rate_limit {
+            if r.limit == 0 {
+                e("rateLimit.limit".into(), "must be at least 1".into());
+            }
+            if r.window_seconds == 0 {
+                e(
+                    "rateLimit.windowSeconds".into(),
+                    "must be at least 1".into(),
+                );
+            }
+            if r.backend == RateLimitBackend::Redis && r.redis_url.is_none() {
+                e(
+                    "rateLimit.redisUrl".into(),
+                    "backend redis needs a redisUrl".into(),
+                );
+            }
+        }
+        if self.monitor.request_log_size == 0 {
+            e("monitor.requestLogSize".into(), "must be at least 1".into());
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigErrors(errors))
+        }
+    }
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())]
+        .bytes()
+        .filter(|b| *b == b'\n')
+        .count()
+        + 1
+}
+
+/// Parser messages end with " at line X column Y"; the line is reported separately.
+fn strip_location(msg: &str) -> String {
+    match msg.rfind(" at line ") {
+        Some(i) => msg[..i].to_string(),
+        None => msg.to_string(),
+    }
+}
+
+/// Finds the key paths whose values hold a missing-variable marker.
+fn missing_paths(text: &str, format: Format) -> Vec<(String, String)> {
+    let value: Option<serde_json::Value> = match format {
+        Format::Yaml => yaml_serde::from_str(text).ok(),
+        Format::Json => serde_json::from_str(text).ok(),
+        Format::Toml => toml::from_str(text).ok(),
+    };
+    let mut out = Vec::new();
+    if let Some(v) = value {
+        walk(&v, String::new(), &mut out);
+    }
+    out
+}
+
+fn walk(v: &serde_json::Value, path: String, out: &mut Vec<(String, String)>) {
+    match v {
+        serde_json::Value::String(s) => {
+            let mut rest = s.as_str();
+            while let Some(i) = rest.find("__MCP_GATEWAY_UNSET_") {
+                let tail = &rest[i + "__MCP_GATEWAY_UNSET_".len()..];
+                if let Some(end) = tail.find("__") {
+                    out.push((path.clone(), tail[..end].to_string()));
+                    rest = &tail[end..];
+                } else {
+                    break;
+                }
+            }
+        }
+        serde_json::Value::Array(a) => {
+            for (i, x) in a.iter().enumerate() {
+                walk(x, format!("{path}[{i}]"), out);
+            }
+        }
+        serde_json::Value::Object(m) => {
+            for (k, x) in m {
+                let p = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
+                walk(x, p, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests;

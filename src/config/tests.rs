@@ -1,0 +1,150 @@
+use super::*;
+
+fn parse(text: &str, format: Format) -> Result<Config, ConfigErrors> {
+    let env = |k: &str| match k {
+        "TOKEN" => Some("s3cret".to_string()),
+        "PORT" => Some("5000".to_string()),
+        _ => None,
+    };
+    let cfg = Config::parse(text, format, Path::new("test.cfg"), env)?;
+    cfg.validate(Path::new("test.cfg"))?;
+    Ok(cfg)
+}
+
+fn one_error(r: Result<Config, ConfigErrors>) -> ConfigError {
+    let errs = r.expect_err("should fail").0;
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    errs.into_iter().next().unwrap()
+}
+
+#[test]
+fn default_template_parses_and_validates() {
+    let c = parse(DEFAULT_CONFIG_YAML, Format::Yaml).unwrap();
+    assert_eq!(c.port, 4000);
+    assert_eq!(c.servers.len(), 2);
+    assert_eq!(c.servers[0].args[2], "/tmp");
+    assert!(!c.servers[1].enabled);
+}
+
+#[test]
+fn same_document_in_three_formats() {
+    let yaml =
+        "port: ${PORT}\nservers:\n  - id: fs\n    command: npx\n    env: { TOKEN: \"${TOKEN}\" }\n";
+    let json = r#"{"port": 5000, "servers": [{"id": "fs", "command": "npx", "env": {"TOKEN": "${TOKEN}"}}]}"#;
+    let toml = "port = 5000\n[[servers]]\nid = \"fs\"\ncommand = \"npx\"\nenv = { TOKEN = \"${TOKEN}\" }\n";
+    let a = parse(yaml, Format::Yaml).unwrap();
+    let b = parse(json, Format::Json).unwrap();
+    let c = parse(toml, Format::Toml).unwrap();
+    assert_eq!(a, b);
+    assert_eq!(b, c);
+    assert_eq!(a.port, 5000);
+    assert_eq!(a.servers[0].env["TOKEN"], "s3cret");
+    assert_eq!(a.servers[0].timeout, 30_000);
+    assert_eq!(a.servers[0].max_concurrency, 10);
+}
+
+#[test]
+fn missing_variable_names_variable_key_and_line() {
+    let e = one_error(parse(
+        "servers:\n  - id: gh\n    command: npx\n    env:\n      GITHUB_TOKEN: ${GH_TOKEN}\n",
+        Format::Yaml,
+    ));
+    assert_eq!(e.line, Some(5));
+    assert_eq!(e.path.as_deref(), Some("servers[0].env.GITHUB_TOKEN"));
+    assert!(e.message.contains("GH_TOKEN"), "{e}");
+}
+
+#[test]
+fn unknown_key_and_wrong_type_name_path_and_line() {
+    let e = one_error(parse(
+        "port: 4000\nservers:\n  - id: fs\n    command: npx\n    timeout: soon\n",
+        Format::Yaml,
+    ));
+    assert_eq!(e.path.as_deref(), Some("servers[0].timeout"));
+    assert_eq!(e.line, Some(5));
+    let e = one_error(parse(
+        "port: 4000\nservers:\n  - id: fs\n    comand: npx\n",
+        Format::Yaml,
+    ));
+    assert!(e.message.contains("comand"), "{e}");
+    assert_eq!(e.line, Some(4));
+    let e = one_error(parse(
+        "{\n  \"port\": 4000,\n  \"bogus\": 1\n}",
+        Format::Json,
+    ));
+    assert!(e.message.contains("bogus") && e.line == Some(3), "{e}");
+    let e = one_error(parse(
+        "port = 4000\n[[servers]]\nid = \"a\"\ncommand = 3\n",
+        Format::Toml,
+    ));
+    assert_eq!(e.path.as_deref(), Some("servers[0].command"));
+    assert_eq!(e.line, Some(4));
+}
+
+#[test]
+fn port_out_of_range_is_rejected() {
+    let e = one_error(parse("port: 70000\n", Format::Yaml));
+    assert_eq!(e.path.as_deref(), Some("port"));
+    assert_eq!(e.line, Some(1));
+    let e = one_error(parse("port: 70000\n", Format::Yaml));
+    assert!(e.to_string().starts_with("test.cfg:1: port:"), "{e}");
+}
+
+#[test]
+fn semantic_errors_are_all_reported() {
+    let errs = parse(
+        "servers:\n  - id: a\n  - id: a\n    command: x\n  - id: web\n    transport: sse\n  - id: b__c\n    command: y\n    maxConcurrency: 0\n",
+        Format::Yaml,
+    )
+    .unwrap_err()
+    .0;
+    let text: Vec<String> = errs.iter().map(ToString::to_string).collect();
+    let joined = text.join("\n");
+    assert!(
+        joined.contains("servers[0].command: a stdio server needs a command"),
+        "{joined}"
+    );
+    assert!(
+        joined.contains("servers[1].id: duplicate server id"),
+        "{joined}"
+    );
+    assert!(
+        joined.contains("servers[2].url: a sse server needs a url"),
+        "{joined}"
+    );
+    assert!(joined.contains("servers[3].id"), "{joined}");
+    assert!(joined.contains("servers[3].maxConcurrency"), "{joined}");
+}
+
+#[test]
+fn env_overrides_apply_and_fail_clearly() {
+    let mut c = Config::default();
+    c.apply_env_overrides(|k| match k {
+        "MCP_GATEWAY_PORT" => Some("4100".into()),
+        "MCP_GATEWAY_HOST" => Some("0.0.0.0".into()),
+        "MCP_GATEWAY_LOG_LEVEL" => Some("DEBUG".into()),
+        _ => None,
+    })
+    .unwrap();
+    assert_eq!(
+        (c.port, c.host.as_str(), c.log_level),
+        (4100, "0.0.0.0", LogLevel::Debug)
+    );
+    let e = c
+        .apply_env_overrides(|k| (k == "MCP_GATEWAY_PORT").then(|| "99999".to_string()))
+        .unwrap_err();
+    assert!(e.to_string().contains("MCP_GATEWAY_PORT"), "{e}");
+}
+
+#[test]
+fn api_key_shapes() {
+    let c = parse(
+        "auth:\n  strategy: api-key\n  apiKeys:\n    - plain-key\n    - { name: bot, key: \"${TOKEN}\", roles: [reader] }\n",
+        Format::Yaml,
+    )
+    .unwrap();
+    assert_eq!(c.auth.api_keys[0], ApiKey::Plain("plain-key".into()));
+    assert!(matches!(&c.auth.api_keys[1], ApiKey::Named(n) if n.key.as_deref() == Some("s3cret")));
+    let e = one_error(parse("auth:\n  strategy: api-key\n", Format::Yaml));
+    assert_eq!(e.path.as_deref(), Some("auth.apiKeys"));
+}

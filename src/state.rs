@@ -1,0 +1,239 @@
+//! The running gateway's shared state: upstreams, the MCP-plane service stack, metrics.
+
+use crate::config::{Config, ServerConfig, TransportKind};
+use mcp_gateway_metrics::{McpMetrics, McpMetricsLayer, Recorder};
+use mcp_gateway_router::ToolRouter;
+use mcp_gateway_upstream::{
+    StdioConfig, Transport, Upstream, UpstreamConfig, UpstreamStack, UpstreamStatus,
+};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+use tokio_util::sync::CancellationToken;
+use tower::Layer;
+
+/// The MCP-plane stack every front end calls: metrics around the router around the
+/// per-server upstream stacks.
+pub type McpService = McpMetrics<ToolRouter<UpstreamStack>>;
+
+/// One configured server and, when it runs, its upstream.
+pub(crate) struct ServerSlot {
+    pub(crate) config: ServerConfig,
+    pub(crate) upstream: Option<Upstream>,
+    /// Why there is no upstream (disabled, unsupported transport).
+    pub(crate) inactive: Option<&'static str>,
+}
+
+/// How one server came up, as printed at start.
+#[derive(Clone, Debug)]
+pub struct ServerReport {
+    /// Server id.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// What happened.
+    pub outcome: StartOutcome,
+}
+
+/// Result of starting one server.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StartOutcome {
+    /// Ready with this many tools.
+    Ready(usize),
+    /// Failed (it keeps retrying in the background).
+    Failed(String),
+    /// Still starting when the wait ended.
+    Starting,
+    /// Disabled in config.
+    Disabled,
+}
+
+impl std::fmt::Display for ServerReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.outcome {
+            StartOutcome::Ready(n) => write!(
+                f,
+                "✓ {} — {n} tool{} available",
+                self.name,
+                if *n == 1 { "" } else { "s" }
+            ),
+            StartOutcome::Failed(r) => write!(f, "✗ {} — {r}", self.name),
+            StartOutcome::Starting => write!(f, "… {} — still starting", self.name),
+            StartOutcome::Disabled => write!(f, "- {} — disabled", self.name),
+        }
+    }
+}
+
+pub(crate) struct AppState {
+    pub(crate) config: Config,
+    pub(crate) servers: Vec<ServerSlot>,
+    pub(crate) router: ToolRouter<UpstreamStack>,
+    pub(crate) mcp: McpService,
+    pub(crate) recorder: Recorder,
+    pub(crate) started: Instant,
+    pub(crate) started_at: SystemTime,
+    pub(crate) stop: CancellationToken,
+}
+
+impl AppState {
+    /// Spawns every enabled upstream and wires the MCP plane (needs a Tokio runtime).
+    pub(crate) fn spawn(config: Config) -> Arc<AppState> {
+        let mut builder = ToolRouter::builder();
+        let mut servers = Vec::with_capacity(config.servers.len());
+        for s in &config.servers {
+            let (upstream, inactive) = if !s.enabled {
+                (None, Some("disabled in config"))
+            } else {
+                match upstream_config(s) {
+                    Some(cfg) => (Some(Upstream::spawn(cfg)), None),
+                    None => (
+                        None,
+                        Some("this transport is not supported by this version of mcp-gateway"),
+                    ),
+                }
+            };
+            builder = match (&upstream, inactive) {
+                (Some(u), _) => builder.server(s.id.as_str(), u.stack()),
+                (None, reason) => builder.unavailable(s.id.as_str(), reason.unwrap_or("down")),
+            };
+            servers.push(ServerSlot {
+                config: s.clone(),
+                upstream,
+                inactive,
+            });
+        }
+        let router = builder.build();
+        let recorder = Recorder::new(if config.monitor.request_log {
+            config.monitor.request_log_size
+        } else {
+            0
+        });
+        let mcp = McpMetricsLayer::new(recorder.clone()).layer(router.clone());
+        let state = Arc::new(AppState {
+            config,
+            servers,
+            router,
+            mcp,
+            recorder,
+            started: Instant::now(),
+            started_at: SystemTime::now(),
+            stop: CancellationToken::new(),
+        });
+        for slot in &state.servers {
+            if let Some(u) = &slot.upstream {
+                tokio::spawn(sync_catalog(
+                    u.clone(),
+                    state.router.clone(),
+                    state.stop.clone(),
+                ));
+            }
+        }
+        tokio::spawn(expire_log(state.clone()));
+        state
+    }
+
+    pub(crate) fn slot(&self, id: &str) -> Option<&ServerSlot> {
+        self.servers.iter().find(|s| s.config.id == id)
+    }
+
+    /// Waits (up to `limit`) for every server's first start and reports each.
+    pub(crate) async fn startup_report(&self, limit: Duration) -> Vec<ServerReport> {
+        let waits = self.servers.iter().map(|slot| async move {
+            let outcome = match (&slot.upstream, slot.inactive) {
+                (Some(u), _) => {
+                    let st = u.wait_started(limit).await;
+                    match st.state {
+                        mcp_gateway_upstream::State::Ready => StartOutcome::Ready(st.tool_count),
+                        mcp_gateway_upstream::State::Starting => StartOutcome::Starting,
+                        _ => StartOutcome::Failed(st.reason.unwrap_or_else(|| "failed".into())),
+                    }
+                }
+                (None, Some("disabled in config")) => StartOutcome::Disabled,
+                (None, reason) => StartOutcome::Failed(reason.unwrap_or("down").into()),
+            };
+            ServerReport {
+                id: slot.config.id.clone(),
+                name: slot.config.display_name().to_string(),
+                outcome,
+            }
+        });
+        futures::future::join_all(waits).await
+    }
+
+    /// Stops every upstream (terminating child processes).
+    pub(crate) async fn shutdown_upstreams(&self) {
+        self.stop.cancel();
+        let stops = self
+            .servers
+            .iter()
+            .filter_map(|s| s.upstream.as_ref())
+            .map(|u| u.shutdown());
+        futures::future::join_all(stops).await;
+    }
+}
+
+fn upstream_config(s: &ServerConfig) -> Option<UpstreamConfig> {
+    let transport = match s.transport {
+        TransportKind::Stdio => Transport::Stdio(StdioConfig {
+            command: s.command.clone().unwrap_or_default(),
+            args: s.args.clone(),
+            env: s.env.clone(),
+            cwd: s.cwd.clone(),
+        }),
+        _ => return None,
+    };
+    let mut cfg = UpstreamConfig::new(s.id.as_str(), transport);
+    cfg.name = s.display_name().to_string();
+    cfg.timeout = s.timeout();
+    cfg.max_concurrency = s.max_concurrency;
+    Some(cfg)
+}
+
+/// Keeps the router's catalog in step with an upstream's tool list.
+async fn sync_catalog(u: Upstream, router: ToolRouter<UpstreamStack>, stop: CancellationToken) {
+    let mut rx = u.subscribe();
+    let mut seen = None;
+    loop {
+        let version = rx.borrow_and_update().tools_version;
+        if seen != Some(version) {
+            seen = Some(version);
+            if version > 0 {
+                let tools = u.tools();
+                router.set_tools(u.id(), tools.iter().map(|t| t.name.as_str()));
+            }
+        }
+        tokio::select! {
+            r = rx.changed() => if r.is_err() { return },
+            _ = stop.cancelled() => return,
+        }
+    }
+}
+
+/// Drops request-log entries older than the retention window.
+async fn expire_log(state: Arc<AppState>) {
+    let retention = Duration::from_secs(state.config.monitor.retention_hours.max(1) * 3600);
+    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => state.recorder.log().expire(retention),
+            _ = state.stop.cancelled() => return,
+        }
+    }
+}
+
+/// Status words used by the REST API.
+pub(crate) fn status_word(slot: &ServerSlot) -> (&'static str, Option<UpstreamStatus>) {
+    match &slot.upstream {
+        None if !slot.config.enabled => ("disabled", None),
+        None => ("down", None),
+        Some(u) => {
+            let st = u.status();
+            let w = match st.state {
+                mcp_gateway_upstream::State::Ready => "healthy",
+                mcp_gateway_upstream::State::Starting => "starting",
+                mcp_gateway_upstream::State::Down => "down",
+                mcp_gateway_upstream::State::Stopped => "stopped",
+            };
+            (w, Some(st))
+        }
+    }
+}
