@@ -95,6 +95,22 @@ impl Gateway {
     /// [`Gateway::connect`] or [`Gateway::router`]).
     pub fn new(config: Config) -> Result<Self, ConfigErrors> {
         config.validate(std::path::Path::new("<config>"))?;
+        if config.auth.strategy != config::AuthStrategy::None {
+            // Running with auth configured but not enforced would expose every tool.
+            return Err(ConfigErrors(vec![ConfigError {
+                file: "<config>".into(),
+                path: Some("auth.strategy".into()),
+                line: None,
+                message: "authentication is not enforced by this version of mcp-gateway; \
+                          refusing to start unprotected (use strategy: none behind your own proxy)"
+                    .into(),
+            }]));
+        }
+        if config.rate_limit.is_some() {
+            tracing::warn!(
+                "rateLimit is configured but not enforced by this version of mcp-gateway"
+            );
+        }
         Ok(Self {
             inner: Arc::new(Inner {
                 config,

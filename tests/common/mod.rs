@@ -1,0 +1,184 @@
+//! Shared helpers for the integration tests: start a gateway in-process on a free loopback
+//! port, locate the test MCP server and the real peers installed by
+//! `scripts/install-peers.sh`.
+
+#![allow(dead_code)]
+
+use mcp_gateway::config::{Config, Format};
+use mcp_gateway::{Gateway, Started};
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+/// The repository root.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Path of the `mcp_test_server` example binary, building it on first use.
+pub fn test_server() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            // The gateway binary sits in target/<profile>/; examples in target/<profile>/examples/.
+            let bin = PathBuf::from(env!("CARGO_BIN_EXE_mcp-gateway"));
+            let path = bin
+                .parent()
+                .unwrap()
+                .join("examples")
+                .join("mcp_test_server");
+            if !path.exists() {
+                let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+                let status = std::process::Command::new(cargo)
+                    .args(["build", "--example", "mcp_test_server"])
+                    .current_dir(root())
+                    .status()
+                    .expect("cargo build --example mcp_test_server");
+                assert!(status.success(), "building the test server failed");
+            }
+            path
+        })
+        .clone()
+}
+
+/// Path of the gateway binary.
+pub fn gateway_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_mcp-gateway"))
+}
+
+/// The real peers: node entry of server-filesystem and the Python SDK server.
+pub fn fs_server_js() -> PathBuf {
+    root().join("tests/peers/node_modules/@modelcontextprotocol/server-filesystem/dist/index.js")
+}
+
+/// Python interpreter of the peers' virtualenv.
+pub fn peers_python() -> PathBuf {
+    root().join("tests/peers/.venv/bin/python")
+}
+
+/// Fails with a clear message when the real peers are not installed.
+pub fn require_peers() {
+    for p in [fs_server_js(), peers_python()] {
+        assert!(
+            p.exists(),
+            "{} is missing: run scripts/install-peers.sh (scripts/test.sh does it for you)",
+            p.display()
+        );
+    }
+}
+
+/// Parses a YAML config (with `port: 0` forced so tests never collide).
+pub fn config(yaml: &str) -> Config {
+    let mut cfg = Config::parse(yaml, Format::Yaml, Path::new("test.yml"), |k| {
+        std::env::var(k).ok()
+    })
+    .unwrap_or_else(|e| panic!("test config invalid: {e}"));
+    cfg.port = 0;
+    cfg.host = "127.0.0.1".into();
+    cfg
+}
+
+/// A YAML server entry running the test server with extra args.
+pub fn test_server_yaml(id: &str, args: &[&str], extra: &str) -> String {
+    let args: Vec<String> = args.iter().map(|a| format!("{a:?}")).collect();
+    format!(
+        "  - id: {id}\n    command: {:?}\n    args: [{}]\n{extra}",
+        test_server().display().to_string(),
+        args.join(", ")
+    )
+}
+
+/// A started gateway plus an HTTP client pointed at it.
+pub struct TestGateway {
+    pub gateway: Gateway,
+    pub started: Started,
+    pub http: reqwest::Client,
+}
+
+impl TestGateway {
+    pub async fn start(cfg: Config) -> TestGateway {
+        let gateway = Gateway::new(cfg).expect("valid config");
+        let started = gateway.start().await.expect("gateway starts");
+        TestGateway {
+            gateway,
+            started,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.started.addr, path)
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, serde_json::Value) {
+        let res = self.http.get(self.url(path)).send().await.expect("GET");
+        let status = res.status().as_u16();
+        let body = res.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&body).unwrap_or(serde_json::Value::String(body)),
+        )
+    }
+
+    pub async fn post_raw(
+        &self,
+        path: &str,
+        body: impl Into<reqwest::Body>,
+    ) -> (u16, serde_json::Value) {
+        let res = self
+            .http
+            .post(self.url(path))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .expect("POST");
+        let status = res.status().as_u16();
+        let body = res.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&body).unwrap_or(serde_json::Value::String(body)),
+        )
+    }
+
+    /// `POST /api/v1/tools/call`.
+    pub async fn call(&self, body: serde_json::Value) -> (u16, serde_json::Value) {
+        self.post_raw("/api/v1/tools/call", body.to_string()).await
+    }
+
+    pub async fn stop(self) {
+        self.gateway.stop().await;
+    }
+}
+
+/// Text of the first content item of a tool result in a REST call answer.
+pub fn text(v: &serde_json::Value) -> &str {
+    v["result"]["content"][0]["text"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no text in {v}"))
+}
+
+/// Entry file of `@modelcontextprotocol/server-everything` (its `bin`); run it with the
+/// argument `stdio`.
+pub fn everything_js() -> PathBuf {
+    root().join("tests/peers/node_modules/@modelcontextprotocol/server-everything/dist/index.js")
+}
+
+/// The Python SDK peer script (tools `greet(name)` and `add(a, b)`).
+pub fn py_server() -> PathBuf {
+    root().join("tests/peers/py_server.py")
+}
+
+/// Pids of processes whose full command line contains `pattern` (`pgrep -f`), excluding
+/// this test process.
+pub fn pgrep(pattern: &str) -> Vec<u32> {
+    let out = std::process::Command::new("pgrep")
+        .args(["-f", "--", pattern])
+        .output()
+        .expect("run pgrep");
+    let me = std::process::id();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .filter(|&p| p != me)
+        .collect()
+}
