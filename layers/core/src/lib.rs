@@ -22,6 +22,7 @@
 mod error;
 pub mod jsonrpc;
 pub mod protocol;
+pub mod relay;
 mod request;
 pub mod timeout;
 

@@ -5,6 +5,7 @@ use bytes::Bytes;
 use mcp_gateway_core::McpError;
 use mcp_gateway_core::jsonrpc::{self, JsonRpcError, Message, RequestId};
 use mcp_gateway_core::protocol::{self, Generation};
+use mcp_gateway_core::relay::{RelaySink, ServerMessage};
 use serde_json::value::RawValue;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -19,6 +20,14 @@ pub(crate) type Reply = Result<Box<RawValue>, McpError>;
 pub(crate) enum Event {
     /// `notifications/tools/list_changed`.
     ToolsListChanged,
+    /// `notifications/resources/list_changed` or `notifications/prompts/list_changed`.
+    OtherListChanged(&'static str),
+}
+
+/// Where progress for one in-flight call goes, and the token its client chose.
+struct Relay {
+    sink: RelaySink,
+    token: Box<RawValue>,
 }
 
 /// A live connection. Transports push received frames into [`Connection::handle_incoming`]
@@ -27,6 +36,8 @@ pub(crate) struct Connection {
     server: Arc<str>,
     out: mpsc::UnboundedSender<Bytes>,
     pending: Mutex<HashMap<u64, oneshot::Sender<Reply>>>,
+    /// Calls whose progress is relayed, by the token the gateway sent upstream (the call's id).
+    progress: Mutex<HashMap<u64, Relay>>,
     next_id: AtomicU64,
     closed: AtomicBool,
     generation: OnceLock<Generation>,
@@ -54,6 +65,7 @@ impl Connection {
             server,
             out,
             pending: Mutex::new(HashMap::new()),
+            progress: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
             closed: AtomicBool::new(false),
             generation: OnceLock::new(),
@@ -93,11 +105,39 @@ impl Connection {
         self: &Arc<Self>,
         method: &str,
         params: Option<&RawValue>,
+        relay: Option<&RelaySink>,
     ) -> Result<(oneshot::Receiver<Reply>, PendingGuard), McpError> {
         if self.closed.load(Ordering::Acquire) {
             return Err(self.gone("connection closed"));
         }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        // Progress tokens are per client; upstream they become this call's unique id so two
+        // clients choosing the same token never see each other's progress.
+        let remapped;
+        let mut has_progress = false;
+        let params = match (relay, params) {
+            (Some(sink), Some(p)) if p.get().contains("\"progressToken\"") => {
+                match remap_progress_token(p, id)? {
+                    Some((new_params, token)) => {
+                        self.progress
+                            .lock()
+                            .expect("progress table poisoned")
+                            .insert(
+                                id,
+                                Relay {
+                                    sink: sink.clone(),
+                                    token,
+                                },
+                            );
+                        has_progress = true;
+                        remapped = new_params;
+                        Some(&*remapped)
+                    }
+                    None => Some(p),
+                }
+            }
+            (_, p) => p,
+        };
         let params = self.with_meta(params)?;
         let frame =
             jsonrpc::request_frame(&RequestId::Number(id as i64), method, params.as_deref());
@@ -106,20 +146,17 @@ impl Connection {
             .lock()
             .expect("pending table poisoned")
             .insert(id, tx);
+        // From here on the guard cleans up (pending entry, progress relay) on every path.
+        let guard = PendingGuard {
+            conn: self.clone(),
+            id,
+            armed: true,
+            has_progress,
+        };
         if self.out.send(Bytes::from(frame)).is_err() {
-            self.pending
-                .lock()
-                .expect("pending table poisoned")
-                .remove(&id);
             return Err(self.gone("connection closed"));
         }
-        Ok((
-            rx,
-            PendingGuard {
-                conn: Some(self.clone()),
-                id,
-            },
-        ))
+        Ok((rx, guard))
     }
 
     /// Sends a request and waits for its reply (no timeout: callers add one).
@@ -128,7 +165,7 @@ impl Connection {
         method: &str,
         params: Option<&RawValue>,
     ) -> Reply {
-        let (rx, mut guard) = self.send_request(method, params)?;
+        let (rx, mut guard) = self.send_request(method, params, None)?;
         let reply = rx
             .await
             .unwrap_or_else(|_| Err(self.gone("connection closed")));
@@ -246,11 +283,46 @@ impl Connection {
             "notifications/tools/list_changed" => {
                 let _ = self.events.send(Event::ToolsListChanged);
             }
+            "notifications/resources/list_changed" | "notifications/prompts/list_changed" => {
+                let kind = if method.contains("resources") {
+                    "resources"
+                } else {
+                    "prompts"
+                };
+                let _ = self.events.send(Event::OtherListChanged(kind));
+            }
+            "notifications/progress" => self.relay_progress(params),
             "notifications/message" => {
                 tracing::info!(server = %self.server, params = params.map(RawValue::get).unwrap_or(""), "server log")
             }
             _ => tracing::debug!(server = %self.server, method, "notification from server"),
         }
+    }
+
+    /// Sends a progress notification to the client whose call it belongs to, with the
+    /// client's own token put back.
+    fn relay_progress(&self, params: Option<&RawValue>) {
+        let Some(p) = params else { return };
+        let Ok(mut top) = serde_json::from_str::<BTreeMap<String, Box<RawValue>>>(p.get()) else {
+            return;
+        };
+        let Some(id) = top
+            .get("progressToken")
+            .and_then(|t| t.get().parse::<u64>().ok())
+        else {
+            return;
+        };
+        let progress = self.progress.lock().expect("progress table poisoned");
+        let Some(relay) = progress.get(&id) else {
+            tracing::debug!(server = %self.server, id, "progress for a call that is no longer relayed");
+            return;
+        };
+        top.insert("progressToken".into(), relay.token.clone());
+        let text = serde_json::to_string(&top).expect("map serializes");
+        relay.sink.send(ServerMessage {
+            method: "notifications/progress".into(),
+            params: Some(RawValue::from_string(text).expect("serialized JSON is valid")),
+        });
     }
 
     /// Answers requests the server sends to its client. The gateway has no roots and cannot
@@ -298,22 +370,33 @@ impl Connection {
 }
 
 /// Cancels a call upstream (`notifications/cancelled`) when dropped before its reply arrived,
-/// e.g. because a timeout fired or the client went away.
+/// e.g. because a timeout fired or the client went away; always unregisters its progress relay.
 pub(crate) struct PendingGuard {
-    conn: Option<Arc<Connection>>,
+    conn: Arc<Connection>,
     id: u64,
+    armed: bool,
+    has_progress: bool,
 }
 
 impl PendingGuard {
     /// The reply arrived: nothing to cancel.
     pub(crate) fn disarm(&mut self) {
-        self.conn = None;
+        self.armed = false;
     }
 }
 
 impl Drop for PendingGuard {
     fn drop(&mut self) {
-        let Some(conn) = self.conn.take() else { return };
+        let conn = &self.conn;
+        if self.has_progress {
+            conn.progress
+                .lock()
+                .expect("progress table poisoned")
+                .remove(&self.id);
+        }
+        if !self.armed {
+            return;
+        }
         let was_pending = conn
             .pending
             .lock()
@@ -328,6 +411,38 @@ impl Drop for PendingGuard {
             conn.notify("notifications/cancelled", Some(&params));
         }
     }
+}
+
+/// Replaces `_meta.progressToken` in `params` with `id`; returns the new params and the
+/// original token, or `None` when there is no token after all.
+fn remap_progress_token(
+    params: &RawValue,
+    id: u64,
+) -> Result<Option<(Box<RawValue>, Box<RawValue>)>, McpError> {
+    let bad = |e: serde_json::Error| McpError::InvalidParams(format!("params: {e}"));
+    let mut top: BTreeMap<String, Box<RawValue>> =
+        serde_json::from_str(params.get()).map_err(bad)?;
+    let Some(meta) = top.get("_meta") else {
+        return Ok(None);
+    };
+    let mut meta: BTreeMap<String, Box<RawValue>> =
+        serde_json::from_str(meta.get()).map_err(bad)?;
+    let Some(token) = meta.insert(
+        "progressToken".into(),
+        RawValue::from_string(id.to_string()).expect("a number is valid JSON"),
+    ) else {
+        return Ok(None);
+    };
+    top.insert(
+        "_meta".into(),
+        RawValue::from_string(serde_json::to_string(&meta).expect("map serializes"))
+            .expect("serialized JSON is valid"),
+    );
+    let text = serde_json::to_string(&top).expect("map serializes");
+    Ok(Some((
+        RawValue::from_string(text).expect("serialized JSON is valid"),
+        token,
+    )))
 }
 
 #[cfg(test)]
@@ -347,9 +462,9 @@ mod tests {
     #[tokio::test]
     async fn matches_replies_out_of_order_and_cancels_on_drop() {
         let (c, mut out) = conn();
-        let (rx1, mut g1) = c.send_request("a", None).unwrap();
-        let (rx2, mut g2) = c.send_request("b", None).unwrap();
-        let (_rx3, g3) = c.send_request("c", None).unwrap();
+        let (rx1, mut g1) = c.send_request("a", None, None).unwrap();
+        let (rx2, mut g2) = c.send_request("b", None, None).unwrap();
+        let (_rx3, g3) = c.send_request("c", None, None).unwrap();
         c.handle_incoming(br#"{"jsonrpc":"2.0","id":2,"result":{"n":2}}"#)
             .unwrap();
         c.handle_incoming(br#"{"jsonrpc":"2.0","id":1,"error":{"code":-1,"message":"x"}}"#)
@@ -368,11 +483,41 @@ mod tests {
     #[tokio::test]
     async fn close_fails_pending_calls() {
         let (c, _out) = conn();
-        let (rx, _g) = c.send_request("a", None).unwrap();
+        let (rx, _g) = c.send_request("a", None, None).unwrap();
         c.close("process exited with status 1");
         let err = rx.await.unwrap().unwrap_err();
         assert!(err.to_string().contains("process exited"));
-        assert!(c.send_request("b", None).is_err());
+        assert!(c.send_request("b", None, None).is_err());
+    }
+
+    #[tokio::test]
+    async fn relays_progress_with_the_clients_own_token() {
+        let (c, mut out) = conn();
+        let (sink_a, mut rx_a) = RelaySink::channel();
+        let (sink_b, mut rx_b) = RelaySink::channel();
+        let p = raw(r#"{"name":"slow","_meta":{"progressToken":"same"}}"#);
+        let (_ra, ga) = c
+            .send_request("tools/call", Some(&p), Some(&sink_a))
+            .unwrap();
+        let (_rb, _gb) = c
+            .send_request("tools/call", Some(&p), Some(&sink_b))
+            .unwrap();
+        let sent: Vec<serde_json::Value> = std::iter::from_fn(|| out.try_recv().ok())
+            .map(|f| serde_json::from_slice(&f).unwrap())
+            .collect();
+        assert_eq!(sent[0]["params"]["_meta"]["progressToken"], 1);
+        assert_eq!(sent[1]["params"]["_meta"]["progressToken"], 2);
+        c.handle_incoming(br#"{"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":2,"progress":5}}"#).unwrap();
+        let m = rx_b.try_recv().unwrap();
+        let v: serde_json::Value = serde_json::from_str(m.params.unwrap().get()).unwrap();
+        assert_eq!(
+            (v["progressToken"].as_str(), v["progress"].as_i64()),
+            (Some("same"), Some(5))
+        );
+        assert!(rx_a.try_recv().is_err());
+        drop(ga);
+        c.handle_incoming(br#"{"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":1,"progress":1}}"#).unwrap();
+        assert!(rx_a.try_recv().is_err(), "relay ends with the call");
     }
 
     #[test]

@@ -34,7 +34,8 @@ impl Service<McpRequest> for McpUpstreamService {
         let Some(conn) = self.shared.connection() else {
             return ResponseFuture::failed(self.shared.unavailable());
         };
-        match conn.send_request(req.method(), req.params()) {
+        let relay = req.extensions.get::<mcp_gateway_core::relay::RelaySink>();
+        match conn.send_request(req.method(), req.params(), relay) {
             Ok((rx, guard)) => ResponseFuture {
                 state: State::Waiting { rx, guard, server },
             },

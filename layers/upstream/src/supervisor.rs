@@ -314,6 +314,9 @@ async fn run_once(shared: &Arc<Shared>) -> Exit {
                     }
                     Err(e) => tracing::warn!(server = %cfg.id, error = %e, "re-listing tools failed"),
                 },
+                Some(Event::OtherListChanged(kind)) => {
+                    tracing::debug!(server = %cfg.id, kind, "list changed");
+                }
                 None => {}
             },
             _ = &mut link.stdout_closed => {
