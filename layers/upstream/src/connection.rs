@@ -413,12 +413,15 @@ impl Drop for PendingGuard {
     }
 }
 
+/// New params and the client's original progress token.
+type Remapped = (Box<RawValue>, Box<RawValue>);
+
 /// Replaces `_meta.progressToken` in `params` with `id`; returns the new params and the
 /// original token, or `None` when there is no token after all.
 fn remap_progress_token(
     params: &RawValue,
     id: u64,
-) -> Result<Option<(Box<RawValue>, Box<RawValue>)>, McpError> {
+) -> Result<Option<Remapped>, McpError> {
     let bad = |e: serde_json::Error| McpError::InvalidParams(format!("params: {e}"));
     let mut top: BTreeMap<String, Box<RawValue>> =
         serde_json::from_str(params.get()).map_err(bad)?;
