@@ -45,7 +45,8 @@ use tokio::task::AbortHandle;
 /// Printed by `--help` and on bad arguments; the module docs explain each option.
 const USAGE: &str = "usage: mcp_test_server [--name NAME] [--prefix P] [--generation G] \
 [--page-size N] [--tools N] [--delay-ms N] [--startup-delay-ms N] [--crash-after N] \
-[--garbage-on-start] [--exit-on-stdin-close] [--drain-ms N] [--ttl-ms N]\n";
+[--garbage-on-start] [--exit-on-stdin-close] [--drain-ms N] [--ttl-ms N] [--http PORT] \
+[--sse PORT] [--ws PORT] [--http-fault status-500|bad-sse]\n";
 
 /// The stateless protocol revision.
 const STATELESS_VERSION: &str = "2026-07-28";
@@ -86,6 +87,19 @@ struct Config {
     garbage_on_start: bool,
     drain_ms: u64,
     ttl_ms: u64,
+    http: Option<u16>,
+    sse: Option<u16>,
+    ws: Option<u16>,
+    http_fault: Option<HttpFault>,
+}
+
+/// What the `error` tool does over Streamable HTTP instead of its JSON-RPC error.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum HttpFault {
+    /// Answer HTTP 500 with a plain-text body.
+    Status500,
+    /// Answer an event stream with undecodable data and end it without a response.
+    BadSse,
 }
 
 /// Parses `std::env::args` by hand. `Err("")` means `--help`.
@@ -112,6 +126,10 @@ fn parse_args() -> Result<Config, String> {
             s.parse::<u64>()
                 .map_err(|_| format!("{flag}: not a non-negative integer: {s}"))
         };
+        let port = |s: String| {
+            s.parse::<u16>()
+                .map_err(|_| format!("{flag}: not a port number: {s}"))
+        };
         match flag.as_str() {
             "--name" => cfg.name = value()?,
             "--prefix" => cfg.prefix = value()?,
@@ -130,6 +148,16 @@ fn parse_args() -> Result<Config, String> {
             "--crash-after" => cfg.crash_after = Some(num(value()?)?),
             "--drain-ms" => cfg.drain_ms = num(value()?)?,
             "--ttl-ms" => cfg.ttl_ms = num(value()?)?,
+            "--http" => cfg.http = Some(port(value()?)?),
+            "--sse" => cfg.sse = Some(port(value()?)?),
+            "--ws" => cfg.ws = Some(port(value()?)?),
+            "--http-fault" => {
+                cfg.http_fault = match value()?.as_str() {
+                    "status-500" => Some(HttpFault::Status500),
+                    "bad-sse" => Some(HttpFault::BadSse),
+                    other => return Err(format!("--http-fault: unknown value {other}")),
+                }
+            }
             "--garbage-on-start" => cfg.garbage_on_start = true,
             "--exit-on-stdin-close" => {}
             "--help" | "-h" => return Err(String::new()),
@@ -186,19 +214,55 @@ struct InFlight {
     subscription: bool,
 }
 
+/// Where the messages for one client go: stdout, one WebSocket or legacy SSE connection,
+/// or one Streamable HTTP answer. `conn` scopes request ids (two clients may both use id 1).
+#[derive(Clone)]
+struct Peer {
+    conn: u64,
+    out: mpsc::UnboundedSender<Out>,
+}
+
+impl Peer {
+    /// Queues one JSON message.
+    fn send(&self, msg: &Value) {
+        let _ = self.out.send(Out::Line(msg.to_string()));
+    }
+
+    /// Sends a notification; `Value::Null` params are omitted.
+    fn notify(&self, method: &str, params: Value) {
+        let mut msg = json!({ "jsonrpc": "2.0", "method": method });
+        if !params.is_null() {
+            msg["params"] = params;
+        }
+        self.send(&msg);
+    }
+
+    /// Asks whoever drains this peer to exit the process (after flushing what came before).
+    fn exit(&self, code: i32) {
+        let _ = self.out.send(Out::Exit(code));
+    }
+
+    /// The in-flight table key of request `id` from this peer.
+    fn key(&self, id: &Value) -> String {
+        format!("{}:{id}", self.conn)
+    }
+}
+
 /// Shared server state.
 struct Server {
     cfg: Config,
-    out: mpsc::UnboundedSender<Out>,
-    /// In-flight requests by serialized id (so `1` and `"1"` differ).
+    /// Peers that receive broadcast notifications (stdout, sockets, GET streams).
+    listeners: Mutex<Vec<Peer>>,
+    /// In-flight requests by peer and serialized id (so `1` and `"1"` differ).
     inflight: Mutex<HashMap<String, InFlight>>,
-    /// Open `subscriptions/listen` streams that asked for `toolsListChanged`, id by key.
-    subscriptions: Mutex<HashMap<String, Value>>,
+    /// Open `subscriptions/listen` streams that asked for `toolsListChanged`, by key.
+    subscriptions: Mutex<HashMap<String, (Value, Peer)>>,
     /// Names added by `add_tool`, in insertion order.
     dynamic_tools: Mutex<Vec<String>>,
     cancelled: AtomicU64,
     calls_answered: AtomicU64,
     legacy_seen: AtomicBool,
+    next_conn: AtomicU64,
 }
 
 /// Locks a mutex, ignoring poisoning (a panicking task must not wedge the server).
@@ -272,18 +336,43 @@ const BUILTIN_TOOLS: &[(&str, &str, &[Arg])] = &[
 ];
 
 impl Server {
-    /// Queues one JSON message for stdout.
-    fn send(&self, msg: &Value) {
-        let _ = self.out.send(Out::Line(msg.to_string()));
+    /// A new server state (no listeners yet).
+    fn new(cfg: Config) -> Arc<Server> {
+        Arc::new(Server {
+            cfg,
+            listeners: Mutex::default(),
+            inflight: Mutex::default(),
+            subscriptions: Mutex::default(),
+            dynamic_tools: Mutex::default(),
+            cancelled: AtomicU64::new(0),
+            calls_answered: AtomicU64::new(0),
+            legacy_seen: AtomicBool::new(false),
+            next_conn: AtomicU64::new(1),
+        })
     }
 
-    /// Sends a notification; `Value::Null` params are omitted.
-    fn notify(&self, method: &str, params: Value) {
-        let mut msg = json!({ "jsonrpc": "2.0", "method": method });
-        if !params.is_null() {
-            msg["params"] = params;
+    /// A new peer id.
+    fn conn_id(&self) -> u64 {
+        self.next_conn.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Registers a peer for broadcast notifications (dropped once its receiver is gone).
+    fn listen_on(&self, peer: Peer) {
+        let mut l = lock(&self.listeners);
+        l.retain(|p| !p.out.is_closed());
+        l.push(peer);
+    }
+
+    /// Aborts request `key` if it is still in flight (cancellation); true if it was.
+    fn abort(&self, key: &str) -> bool {
+        let entry = lock(&self.inflight).remove(key);
+        match entry {
+            Some(entry) => {
+                entry.abort.abort(); // outside the lock
+                true
+            }
+            None => false,
         }
-        self.send(&msg);
     }
 
     /// `serverInfo` / `io.modelcontextprotocol/serverInfo`.
@@ -291,8 +380,8 @@ impl Server {
         json!({ "name": self.cfg.name, "version": env!("CARGO_PKG_VERSION") })
     }
 
-    /// Handles one line read from stdin.
-    fn on_line(self: &Arc<Self>, line: &str) {
+    /// Handles one message from `peer` (a line of stdin, a frame, a POST body).
+    fn on_line(self: &Arc<Self>, line: &str, peer: &Peer) {
         let line = line.trim();
         if line.is_empty() {
             return;
@@ -301,7 +390,7 @@ impl Server {
             Ok(v) => v,
             Err(e) => {
                 let error = err(-32700, "Parse error").with_data(json!(e.to_string()));
-                return self.send(&error.into_response(Value::Null));
+                return peer.send(&error.into_response(Value::Null));
             }
         };
         let id = msg.get("id").cloned();
@@ -310,26 +399,24 @@ impl Server {
                 return; // a response from the client: nothing asked for one
             }
             let error = err(-32600, "Invalid Request");
-            return self.send(&error.into_response(id.unwrap_or(Value::Null)));
+            return peer.send(&error.into_response(id.unwrap_or(Value::Null)));
         };
         let params = msg.get("params").cloned().unwrap_or(Value::Null);
         match id {
             None if method == "notifications/cancelled" => {
                 self.cancelled.fetch_add(1, Ordering::SeqCst);
-                let key = params.get("requestId").map(Value::to_string);
-                let entry = key.and_then(|k| lock(&self.inflight).remove(&k));
-                if let Some(entry) = entry {
-                    entry.abort.abort(); // outside the lock
+                if let Some(target) = params.get("requestId") {
+                    self.abort(&peer.key(target));
                 }
             }
             None => {} // other notifications need no action
-            Some(id) => self.spawn_request(method.to_string(), id, params),
+            Some(id) => self.spawn_request(method.to_string(), id, params, peer.clone()),
         }
     }
 
     /// Runs a request in its own task, registered so that it can be cancelled.
-    fn spawn_request(self: &Arc<Self>, method: String, id: Value, params: Value) {
-        let key = id.to_string();
+    fn spawn_request(self: &Arc<Self>, method: String, id: Value, params: Value, peer: Peer) {
+        let key = peer.key(&id);
         let subscription = method == "subscriptions/listen";
         let guard = Deregister {
             srv: Arc::clone(self),
@@ -341,7 +428,7 @@ impl Server {
         let mut inflight = lock(&self.inflight);
         let task = tokio::spawn(async move {
             let _guard = guard;
-            srv.run_request(method, id, params).await;
+            srv.run_request(method, id, params, peer).await;
         });
         let entry = InFlight {
             abort: task.abort_handle(),
@@ -356,10 +443,10 @@ impl Server {
     }
 
     /// Processes one request and writes its answer.
-    async fn run_request(self: Arc<Self>, method: String, id: Value, params: Value) {
+    async fn run_request(self: Arc<Self>, method: String, id: Value, params: Value, peer: Peer) {
         let outcome = match self.era(&method, &params) {
             Ok(modern) => self
-                .dispatch(&method, &id, &params, modern)
+                .dispatch(&method, &id, &params, modern, &peer)
                 .await
                 .map(|r| if modern { self.decorate(r, &method) } else { r }),
             Err(e) => Err(e),
@@ -368,12 +455,12 @@ impl Server {
             Ok(result) => json!({ "jsonrpc": "2.0", "id": id, "result": result }),
             Err(e) => e.into_response(id),
         };
-        self.send(&response);
+        peer.send(&response);
         if method == "tools/call" {
             let answered = self.calls_answered.fetch_add(1, Ordering::SeqCst) + 1;
             if self.cfg.crash_after == Some(answered) {
                 eprintln!("mcp-test-server: crashing after {answered} tools/call answers");
-                let _ = self.out.send(Out::Exit(1));
+                peer.exit(1);
             }
         }
     }
@@ -431,6 +518,7 @@ impl Server {
         id: &Value,
         params: &Value,
         modern: bool,
+        peer: &Peer,
     ) -> Result<Value, RpcError> {
         let capabilities = json!({ "tools": { "listChanged": true } });
         match method {
@@ -452,8 +540,8 @@ impl Server {
             })),
             "ping" | "logging/setLevel" => Ok(json!({})),
             "tools/list" => self.list_tools(params),
-            "tools/call" => self.call_tool(params).await,
-            "subscriptions/listen" if modern => self.listen(id, params).await,
+            "tools/call" => self.call_tool(params, peer).await,
+            "subscriptions/listen" if modern => self.listen(id, params, peer).await,
             _ => Err(err(-32601, format!("Method not found: {method}"))),
         }
     }
@@ -496,20 +584,20 @@ impl Server {
     }
 
     /// `subscriptions/listen`: acknowledges, then stays open until cancelled.
-    async fn listen(&self, id: &Value, params: &Value) -> Result<Value, RpcError> {
+    async fn listen(&self, id: &Value, params: &Value, peer: &Peer) -> Result<Value, RpcError> {
         let wants_tools = params
             .pointer("/notifications/toolsListChanged")
             .and_then(Value::as_bool)
             .unwrap_or(false);
         if wants_tools {
-            lock(&self.subscriptions).insert(id.to_string(), id.clone());
+            lock(&self.subscriptions).insert(peer.key(id), (id.clone(), peer.clone()));
         }
         let honored = if wants_tools {
             json!({ "toolsListChanged": true })
         } else {
             json!({})
         };
-        self.notify(
+        peer.notify(
             "notifications/subscriptions/acknowledged",
             json!({ "notifications": honored, "_meta": { META_SUBSCRIPTION_ID: id } }),
         );
@@ -518,12 +606,15 @@ impl Server {
 
     /// Announces a change of the tool list (see the module docs for who gets what).
     fn tools_changed(&self) {
-        let streams: Vec<Value> = lock(&self.subscriptions).values().cloned().collect();
+        let streams: Vec<(Value, Peer)> = lock(&self.subscriptions).values().cloned().collect();
         if streams.is_empty() || self.legacy_seen.load(Ordering::SeqCst) {
-            self.notify("notifications/tools/list_changed", Value::Null);
+            let listeners: Vec<Peer> = lock(&self.listeners).clone();
+            for peer in listeners {
+                peer.notify("notifications/tools/list_changed", Value::Null);
+            }
         }
-        for id in streams {
-            self.notify(
+        for (id, peer) in streams {
+            peer.notify(
                 "notifications/tools/list_changed",
                 json!({ "_meta": { META_SUBSCRIPTION_ID: id } }),
             );
@@ -531,7 +622,7 @@ impl Server {
     }
 
     /// `tools/call`.
-    async fn call_tool(&self, params: &Value) -> Result<Value, RpcError> {
+    async fn call_tool(&self, params: &Value, peer: &Peer) -> Result<Value, RpcError> {
         let name = params
             .get("name")
             .and_then(Value::as_str)
@@ -576,11 +667,11 @@ impl Server {
             "error" => Err(err(-32000, "upstream error on purpose")),
             "crash" => {
                 eprintln!("mcp-test-server: crashing on purpose");
-                let _ = self.out.send(Out::Exit(1));
+                peer.exit(1);
                 std::future::pending().await
             }
             "garbage" => {
-                let _ = self.out.send(Out::Line(GARBAGE.into()));
+                let _ = peer.out.send(Out::Line(GARBAGE.into()));
                 Ok(text_result("ok"))
             }
             "stderr" => {
@@ -593,7 +684,7 @@ impl Server {
                 for step in 1..=steps {
                     tokio::time::sleep(Duration::from_millis(10)).await;
                     if let Some(token) = &token {
-                        self.notify(
+                        peer.notify(
                             "notifications/progress",
                             json!({ "progressToken": token, "progress": step, "total": steps }),
                         );
@@ -669,6 +760,9 @@ async fn main() {
             std::process::exit(2);
         }
     };
+    if cfg.http.is_some() || cfg.sse.is_some() || cfg.ws.is_some() {
+        return net::serve(cfg).await;
+    }
     let (tx, rx) = mpsc::unbounded_channel();
     let writer = tokio::spawn(writer(rx));
     if cfg.garbage_on_start {
@@ -679,16 +773,9 @@ async fn main() {
     }
     eprintln!("mcp-test-server {} ready", cfg.name);
     let drain = Duration::from_millis(cfg.drain_ms);
-    let srv = Arc::new(Server {
-        cfg,
-        out: tx,
-        inflight: Mutex::default(),
-        subscriptions: Mutex::default(),
-        dynamic_tools: Mutex::default(),
-        cancelled: AtomicU64::new(0),
-        calls_answered: AtomicU64::new(0),
-        legacy_seen: AtomicBool::new(false),
-    });
+    let srv = Server::new(cfg);
+    let stdout = Peer { conn: 0, out: tx };
+    srv.listen_on(stdout.clone());
 
     let mut stdin = BufReader::new(tokio::io::stdin());
     let mut buf = Vec::new();
@@ -696,7 +783,7 @@ async fn main() {
         buf.clear();
         match stdin.read_until(b'\n', &mut buf).await {
             Ok(0) => break,
-            Ok(_) => srv.on_line(&String::from_utf8_lossy(&buf)),
+            Ok(_) => srv.on_line(&String::from_utf8_lossy(&buf), &stdout),
             Err(e) => {
                 eprintln!("mcp-test-server: stdin: {e}");
                 break;
@@ -708,7 +795,444 @@ async fn main() {
     while srv.busy() && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    let _ = srv.out.send(Out::Exit(0));
+    stdout.exit(0);
     let _ = writer.await;
     std::process::exit(0);
+}
+
+/// The network front ends, each on its own 127.0.0.1 port: Streamable HTTP at `/mcp`
+/// (`--http`), the legacy HTTP+SSE transport at `/sse` + `/messages` (`--sse`) and WebSocket
+/// at `/ws` with subprotocol `mcp` (`--ws`). One [`Server`] serves them all, so tools, fault
+/// knobs and counters are the same as over stdio. Each listener prints its URL on stdout
+/// (`http http://127.0.0.1:PORT/mcp`), so port 0 works; `crash` exits the process.
+mod net {
+    use super::*;
+    use axum::Router;
+    use axum::body::{Body, Bytes};
+    use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+    use axum::extract::{Query, State};
+    use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+    use axum::response::{IntoResponse, Response};
+    use axum::routing::{get, post};
+    use futures::StreamExt;
+
+    /// `Mcp-Session-Id`.
+    const SESSION: &str = "mcp-session-id";
+
+    /// State of the network front ends.
+    struct Net {
+        srv: Arc<Server>,
+        /// Streamable HTTP sessions: session id → peer scope.
+        sessions: Mutex<HashMap<String, u64>>,
+        /// Legacy SSE connections by the number in their endpoint URL.
+        sse: Mutex<HashMap<u64, Peer>>,
+    }
+
+    /// Binds every requested listener and serves until killed.
+    pub(super) async fn serve(cfg: Config) {
+        let (http, sse, ws) = (cfg.http, cfg.sse, cfg.ws);
+        if cfg.startup_delay_ms > 0 {
+            tokio::time::sleep(Duration::from_millis(cfg.startup_delay_ms)).await;
+        }
+        let name = cfg.name.clone();
+        let net = Arc::new(Net {
+            srv: Server::new(cfg),
+            sessions: Mutex::default(),
+            sse: Mutex::default(),
+        });
+        let mut servers = Vec::new();
+        if let Some(port) = http {
+            let app = Router::new().route("/mcp", post(mcp_post).get(mcp_get).delete(mcp_delete));
+            servers.push(listen(port, "http", "/mcp", app.with_state(net.clone())).await);
+        }
+        if let Some(port) = sse {
+            let app = Router::new()
+                .route("/sse", get(sse_get))
+                .route("/messages", post(sse_post));
+            servers.push(listen(port, "sse", "/sse", app.with_state(net.clone())).await);
+        }
+        if let Some(port) = ws {
+            let app = Router::new().route("/ws", get(ws_get));
+            servers.push(listen(port, "ws", "/ws", app.with_state(net.clone())).await);
+        }
+        eprintln!("mcp-test-server {name} ready");
+        for s in servers {
+            let _ = s.await;
+        }
+    }
+
+    /// Binds 127.0.0.1:`port`, prints the URL, and serves `app` in a task.
+    async fn listen(port: u16, kind: &str, path: &str, app: Router) -> tokio::task::JoinHandle<()> {
+        let listener = match tokio::net::TcpListener::bind(("127.0.0.1", port)).await {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("mcp-test-server: cannot listen on 127.0.0.1:{port}: {e}");
+                std::process::exit(2);
+            }
+        };
+        let addr = listener
+            .local_addr()
+            .expect("bound listener has an address");
+        let scheme = if kind == "ws" { "ws" } else { "http" };
+        println!("{kind} {scheme}://{addr}{path}");
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, app).await {
+                eprintln!("mcp-test-server: {e}");
+            }
+        })
+    }
+
+    /// A JSON body with a status (and no session header).
+    fn json_response(status: StatusCode, body: &Value) -> Response {
+        (
+            status,
+            [(header::CONTENT_TYPE, "application/json")],
+            body.to_string(),
+        )
+            .into_response()
+    }
+
+    /// True when `line` is the response to request `id`.
+    fn answers(line: &str, id: &Value) -> bool {
+        serde_json::from_str::<Value>(line)
+            .is_ok_and(|m| m.get("method").is_none() && m.get("id") == Some(id))
+    }
+
+    /// Aborts a stateless request whose client went away: on Streamable HTTP 2026-07-28,
+    /// closing the response stream is the cancellation (counted by `cancelled_count`).
+    struct CancelOnDrop {
+        srv: Arc<Server>,
+        key: Option<String>,
+    }
+
+    impl Drop for CancelOnDrop {
+        fn drop(&mut self) {
+            if let Some(key) = self.key.take() {
+                if self.srv.abort(&key) {
+                    self.srv.cancelled.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+        }
+    }
+
+    /// Drains a peer's messages after its answer went out, so `--crash-after` still exits.
+    fn drain_for_exit(mut rx: mpsc::UnboundedReceiver<Out>) {
+        tokio::spawn(async move {
+            while let Some(msg) = rx.recv().await {
+                if let Out::Exit(code) = msg {
+                    tokio::time::sleep(Duration::from_millis(50)).await; // let the answer flush
+                    std::process::exit(code);
+                }
+            }
+        });
+    }
+
+    /// An event-stream response: `first`, then every line from `rx` as a `message` event,
+    /// ending after the answer to `until` (never, when `None`).
+    fn event_stream(
+        first: Vec<String>,
+        rx: mpsc::UnboundedReceiver<Out>,
+        until: Option<Value>,
+        guard: Option<CancelOnDrop>,
+        on_close: Option<Box<dyn FnOnce() + Send>>,
+    ) -> Body {
+        struct St {
+            queued: std::collections::VecDeque<String>,
+            rx: mpsc::UnboundedReceiver<Out>,
+            until: Option<Value>,
+            guard: Option<CancelOnDrop>,
+            done: bool,
+            _on_close: Option<CloseHook>,
+        }
+        struct CloseHook(Option<Box<dyn FnOnce() + Send>>);
+        impl Drop for CloseHook {
+            fn drop(&mut self) {
+                if let Some(f) = self.0.take() {
+                    f();
+                }
+            }
+        }
+        let st = St {
+            queued: first.into(),
+            rx,
+            until,
+            guard,
+            done: false,
+            _on_close: on_close.map(|f| CloseHook(Some(f))),
+        };
+        let stream = futures::stream::unfold(st, |mut st| async move {
+            if st.done {
+                return None;
+            }
+            let line = match st.queued.pop_front() {
+                Some(l) => l,
+                None => match st.rx.recv().await? {
+                    Out::Line(l) => l,
+                    Out::Exit(code) => std::process::exit(code),
+                },
+            };
+            if st.until.as_ref().is_some_and(|id| answers(&line, id)) {
+                st.done = true;
+                if let Some(mut g) = st.guard.take() {
+                    g.key = None;
+                }
+            }
+            // A line holding newlines would need several `data:` lines; JSON from serde has none.
+            let event = format!("event: message\ndata: {line}\n\n");
+            Some((Ok::<_, std::convert::Infallible>(Bytes::from(event)), st))
+        });
+        Body::from_stream(stream)
+    }
+
+    fn sse_response(body: Body, session: Option<&str>) -> Response {
+        let mut r = Response::new(body);
+        let h = r.headers_mut();
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/event-stream"),
+        );
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        if let Some(s) = session.and_then(|s| HeaderValue::from_str(s).ok()) {
+            h.insert(SESSION, s);
+        }
+        r
+    }
+
+    /// The 2026-07-28 request-metadata check a server must make (`HeaderMismatch`).
+    fn header_mismatch(headers: &HeaderMap, method: &str, params: &Value) -> Option<String> {
+        let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+        let version = params
+            .pointer("/_meta")
+            .and_then(|m| m.get(META_PROTOCOL_VERSION))
+            .and_then(Value::as_str);
+        if get("mcp-protocol-version") != version {
+            return Some(format!(
+                "MCP-Protocol-Version header {:?} does not match the body's {version:?}",
+                get("mcp-protocol-version")
+            ));
+        }
+        if get("mcp-method") != Some(method) {
+            return Some(format!(
+                "Mcp-Method header {:?} does not match {method:?}",
+                get("mcp-method")
+            ));
+        }
+        let name = match method {
+            "tools/call" | "prompts/get" => params.get("name").and_then(Value::as_str),
+            "resources/read" => params.get("uri").and_then(Value::as_str),
+            _ => return None,
+        };
+        (get("mcp-name") != name).then(|| {
+            format!(
+                "Mcp-Name header {:?} does not match {name:?}",
+                get("mcp-name")
+            )
+        })
+    }
+
+    /// `POST /mcp`: one message per request; JSON answer when the response comes first,
+    /// otherwise an event stream carrying notifications before it.
+    async fn mcp_post(State(net): State<Arc<Net>>, headers: HeaderMap, body: Bytes) -> Response {
+        let srv = &net.srv;
+        let Ok(msg) = serde_json::from_slice::<Value>(&body) else {
+            let e = err(-32700, "Parse error").into_response(Value::Null);
+            return json_response(StatusCode::BAD_REQUEST, &e);
+        };
+        let method = msg.get("method").and_then(Value::as_str).unwrap_or("");
+        let id = msg.get("id").cloned();
+        let params = msg.get("params").cloned().unwrap_or(Value::Null);
+        let modern = method == "server/discover"
+            || params
+                .pointer("/_meta")
+                .and_then(|m| m.get(META_PROTOCOL_VERSION))
+                .is_some();
+        let mut new_session = None;
+        let conn = if modern && srv.cfg.generation != Generation::Session {
+            if let Some(why) = header_mismatch(&headers, method, &params) {
+                let e = err(-32020, format!("Header mismatch: {why}"));
+                return json_response(
+                    StatusCode::BAD_REQUEST,
+                    &e.into_response(id.unwrap_or(Value::Null)),
+                );
+            }
+            srv.conn_id()
+        } else if method == "initialize" && srv.cfg.generation != Generation::Stateless {
+            let conn = srv.conn_id();
+            let sid = format!("session-{conn}-{}", std::process::id());
+            lock(&net.sessions).insert(sid.clone(), conn);
+            new_session = Some(sid);
+            conn
+        } else {
+            let sid = headers.get(SESSION).and_then(|v| v.to_str().ok());
+            match sid.map(|s| lock(&net.sessions).get(s).copied()) {
+                Some(Some(conn)) => conn,
+                Some(None) => {
+                    let e = err(-32001, "Session not found").into_response(Value::Null);
+                    return json_response(StatusCode::NOT_FOUND, &e);
+                }
+                None => {
+                    let e = err(-32000, "Bad Request: No valid session ID provided");
+                    return json_response(StatusCode::BAD_REQUEST, &e.into_response(Value::Null));
+                }
+            }
+        };
+        let text = String::from_utf8_lossy(&body);
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let peer = Peer { conn, out: tx };
+        let Some(id) = id.filter(|_| !method.is_empty()) else {
+            srv.on_line(&text, &peer); // a notification or a response: nothing to answer
+            return StatusCode::ACCEPTED.into_response();
+        };
+        let tool = params.get("name").and_then(Value::as_str).unwrap_or("");
+        if method == "tools/call" && tool == format!("{}error", srv.cfg.prefix) {
+            match srv.cfg.http_fault {
+                Some(HttpFault::Status500) => {
+                    return (
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "internal error on purpose",
+                    )
+                        .into_response();
+                }
+                Some(HttpFault::BadSse) => {
+                    let body = "event: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":\n\n";
+                    return sse_response(Body::from(body), None);
+                }
+                None => {}
+            }
+        }
+        let key = peer.key(&id);
+        srv.on_line(&text, &peer);
+        drop(peer);
+        let guard = modern.then(|| CancelOnDrop {
+            srv: srv.clone(),
+            key: Some(key),
+        });
+        let first = match rx.recv().await {
+            None => return StatusCode::ACCEPTED.into_response(),
+            Some(Out::Exit(code)) => std::process::exit(code),
+            Some(Out::Line(line)) => line,
+        };
+        if answers(&first, &id) {
+            if let Some(mut g) = guard {
+                g.key = None;
+            }
+            drain_for_exit(rx);
+            let mut r = (
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, "application/json")],
+                first,
+            )
+                .into_response();
+            if let Some(s) = new_session.and_then(|s| HeaderValue::from_str(&s).ok()) {
+                r.headers_mut().insert(SESSION, s);
+            }
+            return r;
+        }
+        sse_response(
+            event_stream(vec![first], rx, Some(id), guard, None),
+            new_session.as_deref(),
+        )
+    }
+
+    /// `GET /mcp`: the stream of server-initiated messages of a session.
+    async fn mcp_get(State(net): State<Arc<Net>>, headers: HeaderMap) -> Response {
+        if net.srv.cfg.generation == Generation::Stateless {
+            return StatusCode::METHOD_NOT_ALLOWED.into_response();
+        }
+        let sid = headers.get(SESSION).and_then(|v| v.to_str().ok());
+        let Some(conn) = sid.and_then(|s| lock(&net.sessions).get(s).copied()) else {
+            return StatusCode::NOT_FOUND.into_response();
+        };
+        let (tx, rx) = mpsc::unbounded_channel();
+        net.srv.listen_on(Peer { conn, out: tx });
+        sse_response(event_stream(Vec::new(), rx, None, None, None), None)
+    }
+
+    /// `DELETE /mcp`: ends a session.
+    async fn mcp_delete(State(net): State<Arc<Net>>, headers: HeaderMap) -> StatusCode {
+        if net.srv.cfg.generation == Generation::Stateless {
+            return StatusCode::METHOD_NOT_ALLOWED;
+        }
+        let sid = headers
+            .get(SESSION)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        match lock(&net.sessions).remove(sid) {
+            Some(_) => {
+                eprintln!("mcp-test-server: session {sid} deleted");
+                StatusCode::OK
+            }
+            None => StatusCode::NOT_FOUND,
+        }
+    }
+
+    /// `GET /sse`: a legacy connection; the first event names its POST endpoint.
+    async fn sse_get(State(net): State<Arc<Net>>) -> Response {
+        let conn = net.srv.conn_id();
+        let (tx, rx) = mpsc::unbounded_channel();
+        let peer = Peer { conn, out: tx };
+        lock(&net.sse).insert(conn, peer.clone());
+        net.srv.listen_on(peer);
+        let endpoint = format!("event: endpoint\ndata: /messages?sessionId={conn}\n\n");
+        let forget = {
+            let net = net.clone();
+            Box::new(move || {
+                lock(&net.sse).remove(&conn);
+            }) as Box<dyn FnOnce() + Send>
+        };
+        let events = event_stream(Vec::new(), rx, None, None, Some(forget));
+        let body =
+            futures::stream::once(async move { Ok::<_, axum::Error>(Bytes::from(endpoint)) })
+                .chain(events.into_data_stream());
+        sse_response(Body::from_stream(body), None)
+    }
+
+    /// `POST /messages?sessionId=N`: a message for legacy connection N; answers go on its stream.
+    async fn sse_post(
+        State(net): State<Arc<Net>>,
+        Query(q): Query<HashMap<String, String>>,
+        body: Bytes,
+    ) -> Response {
+        let conn = q.get("sessionId").and_then(|s| s.parse::<u64>().ok());
+        let Some(peer) = conn.and_then(|c| lock(&net.sse).get(&c).cloned()) else {
+            return (StatusCode::NOT_FOUND, "unknown session").into_response();
+        };
+        net.srv.on_line(&String::from_utf8_lossy(&body), &peer);
+        (StatusCode::ACCEPTED, "Accepted").into_response()
+    }
+
+    /// `GET /ws`: upgrade, offering subprotocol `mcp`.
+    async fn ws_get(State(net): State<Arc<Net>>, upgrade: WebSocketUpgrade) -> Response {
+        upgrade
+            .protocols(["mcp"])
+            .on_upgrade(move |socket| ws_conn(net, socket))
+    }
+
+    /// One WebSocket client: one JSON-RPC message per text frame each way.
+    async fn ws_conn(net: Arc<Net>, mut socket: WebSocket) {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let peer = Peer {
+            conn: net.srv.conn_id(),
+            out: tx,
+        };
+        net.srv.listen_on(peer.clone());
+        loop {
+            tokio::select! {
+                msg = socket.recv() => match msg {
+                    Some(Ok(Message::Text(t))) => net.srv.on_line(t.as_str(), &peer),
+                    Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
+                    Some(Ok(_)) => {}
+                },
+                out = rx.recv() => match out {
+                    Some(Out::Line(line)) => {
+                        if socket.send(Message::Text(line.into())).await.is_err() {
+                            break;
+                        }
+                    }
+                    Some(Out::Exit(code)) => std::process::exit(code),
+                    None => break,
+                },
+            }
+        }
+    }
 }

@@ -20,6 +20,7 @@
 
 pub mod api;
 pub mod config;
+mod mcp_endpoint;
 mod state;
 
 pub use config::{Config, ConfigError, ConfigErrors};
@@ -50,6 +51,7 @@ pub struct Gateway {
 struct Inner {
     config: Config,
     state: OnceLock<Arc<AppState>>,
+    endpoint: OnceLock<Arc<mcp_endpoint::Endpoint>>,
     http_stop: CancellationToken,
     http_task: Mutex<Option<JoinHandle<()>>>,
 }
@@ -115,6 +117,7 @@ impl Gateway {
             inner: Arc::new(Inner {
                 config,
                 state: OnceLock::new(),
+                endpoint: OnceLock::new(),
                 http_stop: CancellationToken::new(),
                 http_task: Mutex::new(None),
             }),
@@ -146,7 +149,12 @@ impl Gateway {
     pub fn router(&self) -> axum::Router {
         let state = self.state().clone();
         let cfg = &self.inner.config;
-        let mut router = api::routes(state);
+        let endpoint = self
+            .inner
+            .endpoint
+            .get_or_init(|| mcp_endpoint::Endpoint::new(state.clone()))
+            .clone();
+        let mut router = api::routes(state).merge(mcp_endpoint::routes(endpoint));
         if !cfg.cors_origins.is_empty() {
             let origins: Vec<http::HeaderValue> = cfg
                 .cors_origins

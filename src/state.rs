@@ -4,10 +4,12 @@ use crate::config::{Config, ServerConfig, TransportKind};
 use mcp_gateway_metrics::{McpMetrics, McpMetricsLayer, Recorder};
 use mcp_gateway_router::ToolRouter;
 use mcp_gateway_upstream::{
-    StdioConfig, Transport, Upstream, UpstreamConfig, UpstreamStack, UpstreamStatus,
+    HttpConfig, StdioConfig, Transport, Upstream, UpstreamConfig, UpstreamStack, UpstreamStatus,
 };
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
+use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 use tower::Layer;
 
@@ -72,9 +74,37 @@ pub(crate) struct AppState {
     pub(crate) started: Instant,
     pub(crate) started_at: SystemTime,
     pub(crate) stop: CancellationToken,
+    /// The MCP endpoint, once built (for its session count).
+    pub(crate) endpoint: std::sync::OnceLock<std::sync::Weak<crate::mcp_endpoint::Endpoint>>,
+    /// Bumped whenever any server's tool list changes.
+    catalog_epoch: AtomicU64,
+    tool_changes: broadcast::Sender<u64>,
 }
 
 impl AppState {
+    /// Current catalog epoch (changes whenever any tool list changes).
+    pub(crate) fn catalog_epoch(&self) -> u64 {
+        self.catalog_epoch.load(Ordering::Acquire)
+    }
+
+    /// Receives the new epoch each time a tool list changes.
+    pub(crate) fn subscribe_tool_changes(&self) -> broadcast::Receiver<u64> {
+        self.tool_changes.subscribe()
+    }
+
+    /// Live downstream MCP sessions.
+    pub(crate) fn mcp_sessions(&self) -> usize {
+        self.endpoint
+            .get()
+            .and_then(std::sync::Weak::upgrade)
+            .map_or(0, |e| e.session_count())
+    }
+
+    fn tools_changed(&self) {
+        let e = self.catalog_epoch.fetch_add(1, Ordering::AcqRel) + 1;
+        let _ = self.tool_changes.send(e);
+    }
+
     /// Spawns every enabled upstream and wires the MCP plane (needs a Tokio runtime).
     pub(crate) fn spawn(config: Config) -> Arc<AppState> {
         let mut builder = ToolRouter::builder();
@@ -117,14 +147,13 @@ impl AppState {
             started: Instant::now(),
             started_at: SystemTime::now(),
             stop: CancellationToken::new(),
+            endpoint: std::sync::OnceLock::new(),
+            catalog_epoch: AtomicU64::new(0),
+            tool_changes: broadcast::channel(16).0,
         });
         for slot in &state.servers {
             if let Some(u) = &slot.upstream {
-                tokio::spawn(sync_catalog(
-                    u.clone(),
-                    state.router.clone(),
-                    state.stop.clone(),
-                ));
+                tokio::spawn(sync_catalog(u.clone(), Arc::downgrade(&state)));
             }
         }
         tokio::spawn(expire_log(state.clone()));
@@ -172,6 +201,12 @@ impl AppState {
 }
 
 fn upstream_config(s: &ServerConfig) -> Option<UpstreamConfig> {
+    // Validation guarantees a url for network transports; header values are already
+    // `${VAR}`-substituted.
+    let http = || HttpConfig {
+        url: s.url.clone().unwrap_or_default(),
+        headers: s.headers.clone(),
+    };
     let transport = match s.transport {
         TransportKind::Stdio => Transport::Stdio(StdioConfig {
             command: s.command.clone().unwrap_or_default(),
@@ -179,7 +214,9 @@ fn upstream_config(s: &ServerConfig) -> Option<UpstreamConfig> {
             env: s.env.clone(),
             cwd: s.cwd.clone(),
         }),
-        _ => return None,
+        TransportKind::StreamableHttp => Transport::StreamableHttp(http()),
+        TransportKind::Sse => Transport::Sse(http()),
+        TransportKind::Websocket => Transport::Websocket(http()),
     };
     let mut cfg = UpstreamConfig::new(s.id.as_str(), transport);
     cfg.name = s.display_name().to_string();
@@ -188,17 +225,25 @@ fn upstream_config(s: &ServerConfig) -> Option<UpstreamConfig> {
     Some(cfg)
 }
 
-/// Keeps the router's catalog in step with an upstream's tool list.
-async fn sync_catalog(u: Upstream, router: ToolRouter<UpstreamStack>, stop: CancellationToken) {
+/// Keeps the router's catalog in step with an upstream's tool list and announces changes.
+async fn sync_catalog(u: Upstream, state: std::sync::Weak<AppState>) {
     let mut rx = u.subscribe();
     let mut seen = None;
+    let stop = match state.upgrade() {
+        Some(s) => s.stop.clone(),
+        None => return,
+    };
     loop {
         let version = rx.borrow_and_update().tools_version;
         if seen != Some(version) {
             seen = Some(version);
             if version > 0 {
+                let Some(state) = state.upgrade() else { return };
                 let tools = u.tools();
-                router.set_tools(u.id(), tools.iter().map(|t| t.name.as_str()));
+                state
+                    .router
+                    .set_tools(u.id(), tools.iter().map(|t| t.name.as_str()));
+                state.tools_changed();
             }
         }
         tokio::select! {

@@ -35,6 +35,7 @@ pub(crate) fn routes(state: AppRef) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
 }
 
@@ -105,6 +106,14 @@ async fn not_found() -> ApiError {
     )
 }
 
+async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("{method} is not allowed on {}", uri.path()),
+    )
+}
+
 async fn health(State(st): State<AppRef>) -> Json<Value> {
     let enabled: Vec<_> = st.servers.iter().filter(|s| s.config.enabled).collect();
     let healthy = enabled
@@ -123,6 +132,7 @@ async fn health(State(st): State<AppRef>) -> Json<Value> {
         "version": env!("CARGO_PKG_VERSION"),
         "uptime": st.started.elapsed().as_secs(),
         "startedAt": mcp_gateway_metrics::rfc3339(st.started_at),
+        "mcpSessions": st.mcp_sessions(),
         "servers": {
             "healthy": healthy,
             "enabled": enabled.len(),
@@ -231,16 +241,39 @@ fn tools_of(slot: &crate::state::ServerSlot, full: bool) -> Vec<Value> {
         .collect()
 }
 
-#[derive(Deserialize)]
 struct ToolFilter {
     server: Option<String>,
     tag: Option<String>,
 }
 
-async fn list_tools(
-    State(st): State<AppRef>,
-    Query(f): Query<ToolFilter>,
-) -> Result<Json<Value>, ApiError> {
+type QueryResult = Result<Query<Vec<(String, String)>>, axum::extract::rejection::QueryRejection>;
+
+/// Query parameters as a map; unknown or repeated names are refused so a typo never
+/// silently matches everything.
+fn query_params(q: QueryResult, allowed: &[&str]) -> Result<BTreeMap<String, String>, ApiError> {
+    let bad = |m: String| ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", m);
+    let Query(pairs) = q.map_err(|e| bad(format!("bad query string: {}", e.body_text())))?;
+    let mut map = BTreeMap::new();
+    for (k, v) in pairs {
+        if !allowed.contains(&k.as_str()) {
+            return Err(bad(format!(
+                "unknown query parameter {k:?}; use {}",
+                allowed.join(", ")
+            )));
+        }
+        if map.insert(k.clone(), v).is_some() {
+            return Err(bad(format!("query parameter {k:?} given more than once")));
+        }
+    }
+    Ok(map)
+}
+
+async fn list_tools(State(st): State<AppRef>, q: QueryResult) -> Result<Json<Value>, ApiError> {
+    let mut m = query_params(q, &["server", "tag"])?;
+    let f = ToolFilter {
+        server: m.remove("server"),
+        tag: m.remove("tag"),
+    };
     if let Some(s) = &f.server {
         if st.slot(s).is_none() {
             return Err(McpError::UnknownServer(s.clone()).into());
@@ -333,17 +366,23 @@ async fn call_tool(State(st): State<AppRef>, body: Body) -> Result<Response, Api
     Ok(([(header::CONTENT_TYPE, "application/json")], out).into_response())
 }
 
-#[derive(Deserialize)]
-struct MetricsQuery {
-    format: Option<String>,
-}
-
-async fn metrics(
-    State(st): State<AppRef>,
-    Query(q): Query<MetricsQuery>,
-    headers: HeaderMap,
-) -> Response {
-    let wants_text = q.format.as_deref() == Some("prometheus")
+async fn metrics(State(st): State<AppRef>, q: QueryResult, headers: HeaderMap) -> Response {
+    let format = match query_params(q, &["format"]) {
+        Ok(mut m) => m.remove("format"),
+        Err(e) => return e.into_response(),
+    };
+    if let Some(f) = format
+        .as_deref()
+        .filter(|f| !matches!(*f, "prometheus" | "json"))
+    {
+        return ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            format!("format={f:?}: use json or prometheus"),
+        )
+        .into_response();
+    }
+    let wants_text = format.as_deref() == Some("prometheus")
         || headers
             .get(header::ACCEPT)
             .and_then(|a| a.to_str().ok())
@@ -403,10 +442,8 @@ async fn prometheus(State(st): State<AppRef>) -> Response {
     prometheus_text(&st)
 }
 
-async fn requests(
-    State(st): State<AppRef>,
-    Query(q): Query<BTreeMap<String, String>>,
-) -> Result<Json<Value>, ApiError> {
+async fn requests(State(st): State<AppRef>, q: QueryResult) -> Result<Json<Value>, ApiError> {
+    let q = query_params(q, &["server", "tool", "status", "since", "limit"])?;
     let bad = |k: &str, v: &str| {
         ApiError::new(
             StatusCode::BAD_REQUEST,

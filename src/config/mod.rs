@@ -55,6 +55,12 @@ pub struct Config {
     /// How long shutdown waits for in-flight calls, in milliseconds.
     #[serde(default = "default_shutdown_ms")]
     pub shutdown_timeout: u64,
+    /// How tools are named on the MCP endpoint: `prefixed` (`<server>__<tool>`) or `bare`.
+    #[serde(default)]
+    pub tool_naming: ToolNaming,
+    /// Seconds of inactivity after which an MCP session is dropped.
+    #[serde(default = "default_session_idle")]
+    pub session_idle_timeout: u64,
     /// The upstream MCP servers.
     #[serde(default)]
     pub servers: Vec<ServerConfig>,
@@ -71,6 +77,9 @@ fn default_max_body() -> usize {
 }
 fn default_shutdown_ms() -> u64 {
     10_000
+}
+fn default_session_idle() -> u64 {
+    1800
 }
 fn default_true() -> bool {
     true
@@ -96,9 +105,23 @@ impl Default for Config {
             cors_origins: Vec::new(),
             max_body_bytes: default_max_body(),
             shutdown_timeout: default_shutdown_ms(),
+            tool_naming: ToolNaming::default(),
+            session_idle_timeout: default_session_idle(),
             servers: Vec::new(),
         }
     }
+}
+
+/// How the MCP endpoint names the tools it aggregates.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ToolNaming {
+    /// `<prefix>__<tool>` where the prefix is the server's `toolPrefix` or id: never collides.
+    #[default]
+    Prefixed,
+    /// Upstream names unchanged; on a collision the server listed first keeps the bare name
+    /// and the others are prefixed.
+    Bare,
 }
 
 /// Log verbosity.
@@ -384,6 +407,9 @@ pub struct ServerConfig {
     /// Calls in flight at once.
     #[serde(default = "default_concurrency")]
     pub max_concurrency: usize,
+    /// Prefix of this server's tools on the MCP endpoint (default: the id; `""` for none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_prefix: Option<String>,
 }
 
 impl ServerConfig {
@@ -531,11 +557,9 @@ impl Config {
                 let de = yaml_serde::Deserializer::from_str(&text);
                 serde_path_to_error::deserialize(de).map_err(|e| {
                     let line = e.inner().location().map(|l| l.line());
-                    (
-                        e.path().to_string(),
-                        strip_location(&e.inner().to_string()),
-                        line,
-                    )
+                    let path = e.path().to_string();
+                    let msg = strip_path_prefix(&strip_location(&e.inner().to_string()), &path);
+                    (path, msg, line)
                 })
             }
             Format::Json => {
@@ -678,6 +702,18 @@ impl Config {
             if s.max_concurrency == 0 {
                 e(p("maxConcurrency"), "must be at least 1".into());
             }
+            if let Some(tp) = &s.tool_prefix {
+                if tp.len() > 32
+                    || !tp
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+                {
+                    e(
+                        p("toolPrefix"),
+                        format!("{tp:?} must be at most 32 letters, digits, '-' or '_'"),
+                    );
+                }
+            }
         }
         match self.auth.strategy {
             AuthStrategy::ApiKey if self.auth.api_keys.is_empty() => e(
@@ -737,6 +773,12 @@ impl Config {
                 );
             }
         }
+        if self.session_idle_timeout == 0 {
+            e(
+                "sessionIdleTimeout".into(),
+                "must be at least 1 (seconds)".into(),
+            );
+        }
         if self.monitor.request_log_size == 0 {
             e("monitor.requestLogSize".into(), "must be at least 1".into());
         }
@@ -761,6 +803,15 @@ fn strip_location(msg: &str) -> String {
     match msg.rfind(" at line ") {
         Some(i) => msg[..i].to_string(),
         None => msg.to_string(),
+    }
+}
+
+/// The YAML parser starts its messages with the (parent) key path, which the error already
+/// shows once.
+fn strip_path_prefix(msg: &str, path: &str) -> String {
+    match msg.split_once(": ") {
+        Some((head, rest)) if !head.contains(' ') && path.starts_with(head) => rest.to_string(),
+        _ => msg.to_string(),
     }
 }
 

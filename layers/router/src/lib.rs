@@ -312,7 +312,7 @@ fn qualified<'a>(name: &'a str, server: &str) -> Option<&'a str> {
 }
 
 /// Rewrites the `name` member of tool-call params, keeping every other member raw.
-fn rename_tool(params: &RawValue, name: &str) -> Result<Box<RawValue>, McpError> {
+pub fn rename_tool(params: &RawValue, name: &str) -> Result<Box<RawValue>, McpError> {
     let mut top: BTreeMap<Cow<'_, str>, &RawValue> = serde_json::from_str(params.get())
         .map_err(|e| McpError::InvalidParams(format!("tools/call params: {e}")))?;
     let n = serde_json::to_string(name).expect("strings serialize");

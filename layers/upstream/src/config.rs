@@ -11,6 +11,53 @@ use std::time::Duration;
 pub enum Transport {
     /// A child process speaking newline-delimited JSON-RPC on stdin/stdout.
     Stdio(StdioConfig),
+    /// Streamable HTTP (2025-03-26 and later, including the stateless 2026-07-28 revision):
+    /// one endpoint, a POST per message.
+    StreamableHttp(HttpConfig),
+    /// The legacy HTTP+SSE transport of 2024-11-05: a GET event stream plus a POST endpoint.
+    Sse(HttpConfig),
+    /// One JSON-RPC message per WebSocket text frame, subprotocol `mcp` (`ws://` or `wss://`).
+    Websocket(HttpConfig),
+}
+
+impl Transport {
+    /// The config word for this transport (`stdio`, `streamable-http`, `sse`, `websocket`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Transport::Stdio(_) => "stdio",
+            Transport::StreamableHttp(_) => "streamable-http",
+            Transport::Sse(_) => "sse",
+            Transport::Websocket(_) => "websocket",
+        }
+    }
+}
+
+/// A network server: where it is and which extra headers to send.
+#[derive(Clone, Debug)]
+pub struct HttpConfig {
+    /// The endpoint: the MCP endpoint (Streamable HTTP), the event-stream URL (legacy SSE)
+    /// or the `ws://` / `wss://` URL (WebSocket).
+    pub url: String,
+    /// Extra headers on every HTTP request (or on the WebSocket upgrade), e.g. an
+    /// `Authorization` bearer token for the upstream.
+    pub headers: BTreeMap<String, String>,
+}
+
+impl HttpConfig {
+    /// A server at `url`, with no extra headers.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            headers: BTreeMap::new(),
+        }
+    }
+
+    /// Adds one header sent on every request.
+    #[must_use]
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.insert(name.into(), value.into());
+        self
+    }
 }
 
 /// A child process to spawn.

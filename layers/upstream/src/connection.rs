@@ -138,7 +138,16 @@ impl Connection {
             }
             (_, p) => p,
         };
-        let params = self.with_meta(params)?;
+        let params = match self.with_meta(params) {
+            Ok(p) => p,
+            Err(e) => {
+                self.progress
+                    .lock()
+                    .expect("progress table poisoned")
+                    .remove(&id);
+                return Err(e);
+            }
+        };
         let frame =
             jsonrpc::request_frame(&RequestId::Number(id as i64), method, params.as_deref());
         let (tx, rx) = oneshot::channel();
@@ -146,6 +155,7 @@ impl Connection {
             .lock()
             .expect("pending table poisoned")
             .insert(id, tx);
+
         // From here on the guard cleans up (pending entry, progress relay) on every path.
         let guard = PendingGuard {
             conn: self.clone(),
@@ -153,7 +163,8 @@ impl Connection {
             armed: true,
             has_progress,
         };
-        if self.out.send(Bytes::from(frame)).is_err() {
+        // `close` may have drained the table between the first check and the insert.
+        if self.closed.load(Ordering::Acquire) || self.out.send(Bytes::from(frame)).is_err() {
             return Err(self.gone("connection closed"));
         }
         Ok((rx, guard))
@@ -191,7 +202,15 @@ impl Connection {
         params: Option<&'a RawValue>,
     ) -> Result<Option<std::borrow::Cow<'a, str>>, McpError> {
         let Some(meta) = self.stateless_meta.get() else {
-            return Ok(params.map(|p| std::borrow::Cow::Borrowed(p.get())));
+            // A 2026-07-28 client's envelope keys must not reach an older server: some refuse
+            // requests that carry them.
+            let session_server = matches!(self.generation.get(), Some(Generation::Session(_)));
+            return match params {
+                Some(p) if session_server && p.get().contains("\"io.modelcontextprotocol/") => {
+                    strip_envelope(p).map(|s| Some(s.into()))
+                }
+                p => Ok(p.map(|p| std::borrow::Cow::Borrowed(p.get()))),
+            };
         };
         let Some(p) = params else {
             return Ok(Some(format!(r#"{{"_meta":{{{meta}}}}}"#).into()));
@@ -356,6 +375,37 @@ impl Connection {
         }
     }
 
+    /// Fails one pending call (a transport that knows which call an HTTP error belongs to).
+    /// Returns false when the call was already answered or abandoned.
+    pub(crate) fn fail(&self, id: u64, error: McpError) -> bool {
+        let tx = self
+            .pending
+            .lock()
+            .expect("pending table poisoned")
+            .remove(&id);
+        match tx {
+            Some(tx) => {
+                let _ = tx.send(Err(error));
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// True while call `id` waits for its reply.
+    pub(crate) fn is_pending(&self, id: u64) -> bool {
+        self.pending
+            .lock()
+            .expect("pending table poisoned")
+            .contains_key(&id)
+    }
+
+    /// Tells the supervisor about something the transport learned (e.g. a new session whose
+    /// tool list may differ).
+    pub(crate) fn emit(&self, event: Event) {
+        let _ = self.events.send(event);
+    }
+
     fn gone(&self, reason: &str) -> McpError {
         McpError::Upstream {
             server: self.server.clone(),
@@ -413,15 +463,34 @@ impl Drop for PendingGuard {
     }
 }
 
+/// Removes the `io.modelcontextprotocol/*` members of `_meta` (dropping `_meta` if empty).
+fn strip_envelope(params: &RawValue) -> Result<String, McpError> {
+    let bad = |e: serde_json::Error| McpError::InvalidParams(format!("params: {e}"));
+    let mut top: BTreeMap<String, Box<RawValue>> =
+        serde_json::from_str(params.get()).map_err(bad)?;
+    if let Some(m) = top.get("_meta") {
+        let mut meta: BTreeMap<String, Box<RawValue>> =
+            serde_json::from_str(m.get()).map_err(bad)?;
+        meta.retain(|k, _| !k.starts_with("io.modelcontextprotocol/"));
+        if meta.is_empty() {
+            top.remove("_meta");
+        } else {
+            let m = serde_json::to_string(&meta).expect("map serializes");
+            top.insert(
+                "_meta".into(),
+                RawValue::from_string(m).expect("serialized JSON is valid"),
+            );
+        }
+    }
+    Ok(serde_json::to_string(&top).expect("map serializes"))
+}
+
 /// New params and the client's original progress token.
 type Remapped = (Box<RawValue>, Box<RawValue>);
 
 /// Replaces `_meta.progressToken` in `params` with `id`; returns the new params and the
 /// original token, or `None` when there is no token after all.
-fn remap_progress_token(
-    params: &RawValue,
-    id: u64,
-) -> Result<Option<Remapped>, McpError> {
+fn remap_progress_token(params: &RawValue, id: u64) -> Result<Option<Remapped>, McpError> {
     let bad = |e: serde_json::Error| McpError::InvalidParams(format!("params: {e}"));
     let mut top: BTreeMap<String, Box<RawValue>> =
         serde_json::from_str(params.get()).map_err(bad)?;

@@ -35,10 +35,15 @@
 
 mod config;
 mod connection;
+mod link;
 mod service;
+mod sse;
+mod sse_parse;
 mod stdio;
+mod streamable_http;
 mod supervisor;
+mod websocket;
 
-pub use config::{RestartPolicy, StdioConfig, Transport, UpstreamConfig};
+pub use config::{HttpConfig, RestartPolicy, StdioConfig, Transport, UpstreamConfig};
 pub use service::{McpUpstreamService, ResponseFuture};
 pub use supervisor::{State, Tool, Upstream, UpstreamStack, UpstreamStatus};

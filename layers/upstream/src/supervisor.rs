@@ -1,9 +1,9 @@
 //! Runs one upstream: start, handshake, discovery, watch, restart with backoff.
 
-use crate::config::{Transport, UpstreamConfig};
+use crate::config::UpstreamConfig;
 use crate::connection::{Connection, Event};
+use crate::link;
 use crate::service::McpUpstreamService;
-use crate::stdio;
 use mcp_gateway_core::McpError;
 use mcp_gateway_core::jsonrpc;
 use mcp_gateway_core::protocol::{self, Generation};
@@ -254,12 +254,13 @@ async fn supervise(shared: Arc<Shared>) {
 
 async fn run_once(shared: &Arc<Shared>) -> Exit {
     let cfg = &shared.config;
-    let Transport::Stdio(stdio_cfg) = &cfg.transport;
-    let (conn, mut link, mut events) = match stdio::spawn(stdio_cfg, &cfg.id) {
+    let opened = tokio::select! {
+        r = link::open(cfg) => r,
+        _ = shared.shutdown.cancelled() => return Exit::Shutdown,
+    };
+    let (conn, mut link, mut events) = match opened {
         Ok(x) => x,
-        Err(e) => {
-            return Exit::Failed(format!("could not start `{}`: {e}", stdio_cfg.command));
-        }
+        Err(reason) => return Exit::Failed(reason),
     };
 
     let setup = async {
@@ -269,7 +270,7 @@ async fn run_once(shared: &Arc<Shared>) -> Exit {
     };
     let outcome = tokio::select! {
         r = setup => Some(r),
-        _ = &mut link.stdout_closed => None,
+        _ = link.closed() => None,
         _ = shared.shutdown.cancelled() => {
             conn.close("gateway shutting down");
             link.terminate(Duration::from_secs(2)).await;
@@ -319,7 +320,7 @@ async fn run_once(shared: &Arc<Shared>) -> Exit {
                 }
                 None => {}
             },
-            _ = &mut link.stdout_closed => {
+            _ = link.closed() => {
                 *shared.conn.write().expect("conn lock poisoned") = None;
                 let how = link.reap().await;
                 conn.close(&how);
@@ -386,7 +387,9 @@ async fn handshake(
         protocol::META_CLIENT_INFO: {"name": cfg.client_info.0, "version": cfg.client_info.1},
     });
     let params = raw(&serde_json::json!({ "_meta": meta }));
-    let probe_limit = cfg.timeout.min(Duration::from_secs(10));
+    // A slow-starting server (Python importing its SDK on a busy machine) must not be
+    // mistaken for a legacy one, so the probe gets the full call timeout.
+    let probe_limit = cfg.timeout;
     match timed(
         cfg,
         probe_limit,

@@ -1,0 +1,240 @@
+//! An incremental `text/event-stream` parser, shared by the Streamable HTTP transport (SSE
+//! answers and the GET stream) and the legacy HTTP+SSE transport.
+//!
+//! It follows the WHATWG event-stream rules that matter to MCP: lines end with `\n`, `\r\n` or
+//! `\r` (also when split across chunks); `data:` lines of one event are joined with `\n`; a
+//! blank line dispatches the event; lines starting with `:` are comments (keep-alives);
+//! an event without data is not dispatched. `id:` and `retry:` are read and ignored because
+//! the gateway never resumes streams. One event may not grow beyond a size limit, so a server
+//! that never ends its event cannot make the gateway buffer without bound.
+
+use bytes::Bytes;
+
+/// One dispatched event.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct SseEvent {
+    /// The `event:` field; `message` when absent.
+    pub(crate) event: String,
+    /// The `data:` lines joined with `\n`.
+    pub(crate) data: String,
+}
+
+/// Why a stream cannot be parsed any further.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum SseError {
+    /// One line or event exceeded the limit.
+    #[error("malformed event stream: an event exceeds {0} bytes")]
+    TooLarge(usize),
+    /// A line is not UTF-8.
+    #[error("malformed event stream: a line is not valid UTF-8")]
+    NotUtf8,
+}
+
+/// Parser state between chunks.
+#[derive(Debug)]
+pub(crate) struct SseParser {
+    /// Bytes of the current, unfinished line.
+    line: Vec<u8>,
+    event: Option<String>,
+    data: String,
+    has_data: bool,
+    /// The previous chunk ended with `\r`: a leading `\n` belongs to that line ending.
+    skip_lf: bool,
+    max: usize,
+}
+
+impl SseParser {
+    /// A parser refusing events larger than `max` bytes.
+    pub(crate) fn new(max: usize) -> Self {
+        Self {
+            line: Vec::new(),
+            event: None,
+            data: String::new(),
+            has_data: false,
+            skip_lf: false,
+            max,
+        }
+    }
+
+    /// Feeds one chunk; complete events are appended to `out`.
+    pub(crate) fn push(&mut self, chunk: &[u8], out: &mut Vec<SseEvent>) -> Result<(), SseError> {
+        let mut rest = chunk;
+        if self.skip_lf {
+            self.skip_lf = false;
+            if let Some(r) = rest.strip_prefix(b"\n") {
+                rest = r;
+            }
+        }
+        while let Some(pos) = rest.iter().position(|&b| b == b'\n' || b == b'\r') {
+            self.line.extend_from_slice(&rest[..pos]);
+            let cr = rest[pos] == b'\r';
+            rest = &rest[pos + 1..];
+            if cr {
+                match rest.first() {
+                    Some(b'\n') => rest = &rest[1..],
+                    Some(_) => {}
+                    None => self.skip_lf = true,
+                }
+            }
+            let line = std::mem::take(&mut self.line);
+            self.line_done(&line, out)?;
+            self.line = line;
+            self.line.clear();
+        }
+        self.line.extend_from_slice(rest);
+        if self.line.len() + self.data.len() > self.max {
+            return Err(SseError::TooLarge(self.max));
+        }
+        Ok(())
+    }
+
+    fn line_done(&mut self, line: &[u8], out: &mut Vec<SseEvent>) -> Result<(), SseError> {
+        if line.is_empty() {
+            if self.has_data {
+                out.push(SseEvent {
+                    event: self.event.take().unwrap_or_else(|| "message".into()),
+                    data: std::mem::take(&mut self.data),
+                });
+            }
+            self.event = None;
+            self.data.clear();
+            self.has_data = false;
+            return Ok(());
+        }
+        if line[0] == b':' {
+            return Ok(());
+        }
+        let line = std::str::from_utf8(line).map_err(|_| SseError::NotUtf8)?;
+        let (field, value) = match line.split_once(':') {
+            Some((f, v)) => (f, v.strip_prefix(' ').unwrap_or(v)),
+            None => (line, ""),
+        };
+        match field {
+            "event" => self.event = Some(value.to_string()),
+            "data" => {
+                if self.has_data {
+                    self.data.push('\n');
+                }
+                self.data.push_str(value);
+                self.has_data = true;
+                if self.data.len() > self.max {
+                    return Err(SseError::TooLarge(self.max));
+                }
+            }
+            // `id` and `retry` only matter for resuming streams, which the gateway never does.
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+/// Reads a `text/event-stream` body to its end, handing every event to `on_event`.
+///
+/// Returns `Ok(())` when the server ended the stream, or why reading failed.
+pub(crate) async fn read_events(
+    response: reqwest::Response,
+    max: usize,
+    on_event: impl FnMut(SseEvent),
+) -> Result<(), String> {
+    read_events_with(response, SseParser::new(max), on_event).await
+}
+
+/// [`read_events`] continuing with a parser that already read the start of the stream.
+pub(crate) async fn read_events_with(
+    mut response: reqwest::Response,
+    mut parser: SseParser,
+    mut on_event: impl FnMut(SseEvent),
+) -> Result<(), String> {
+    let mut events = Vec::new();
+    loop {
+        let chunk: Option<Bytes> = response
+            .chunk()
+            .await
+            .map_err(|e| format!("reading the event stream failed: {}", error_chain(&e)))?;
+        let Some(chunk) = chunk else { return Ok(()) };
+        parser
+            .push(&chunk, &mut events)
+            .map_err(|e| e.to_string())?;
+        for ev in events.drain(..) {
+            on_event(ev);
+        }
+    }
+}
+
+/// An error with its sources, `a: b: c`, because reqwest's own message rarely names the
+/// cause (connection refused, reset, ...).
+pub(crate) fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let c = cause.to_string();
+        if !s.contains(&c) {
+            s.push_str(": ");
+            s.push_str(&c);
+        }
+        source = cause.source();
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_chunks(chunks: &[&[u8]]) -> Vec<SseEvent> {
+        let mut p = SseParser::new(1024);
+        let mut out = Vec::new();
+        for c in chunks {
+            p.push(c, &mut out).unwrap();
+        }
+        out
+    }
+
+    fn ev(event: &str, data: &str) -> SseEvent {
+        SseEvent {
+            event: event.into(),
+            data: data.into(),
+        }
+    }
+
+    #[test]
+    fn parses_events_comments_and_multiline_data() {
+        let out = parse_chunks(&[
+            b": keep-alive\n\nevent: endpoint\ndata: /messages?s=1\n\n",
+            b"id: 7\ndata: {\"a\":\ndata:1}\n\n",
+            b"event: message\n\n",
+        ]);
+        assert_eq!(
+            out,
+            vec![
+                ev("endpoint", "/messages?s=1"),
+                ev("message", "{\"a\":\n1}")
+            ]
+        );
+    }
+
+    #[test]
+    fn handles_every_line_ending_split_anywhere() {
+        let whole: &[u8] = b"data: one\r\n\r\ndata: two\r\rdata:three\n\n";
+        let expected = vec![
+            ev("message", "one"),
+            ev("message", "two"),
+            ev("message", "three"),
+        ];
+        for split in 0..whole.len() {
+            let (a, b) = whole.split_at(split);
+            assert_eq!(parse_chunks(&[a, b]), expected, "split at {split}");
+        }
+    }
+
+    #[test]
+    fn refuses_an_event_that_never_ends() {
+        let mut p = SseParser::new(16);
+        let mut out = Vec::new();
+        assert!(p.push(b"data: 0123456789", &mut out).is_ok());
+        let err = p.push(b"0123456789", &mut out).unwrap_err();
+        assert!(err.to_string().contains("exceeds 16 bytes"));
+        let mut p = SseParser::new(16);
+        assert!(p.push(b"data: \xff\xfe\n", &mut out).is_err());
+    }
+}

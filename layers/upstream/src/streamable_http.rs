@@ -1,0 +1,749 @@
+//! The Streamable HTTP transport (2025-03-26 … 2025-11-25, and the stateless 2026-07-28
+//! revision): every outgoing message is its own POST to one endpoint; the answer is a JSON
+//! body or an event stream carrying notifications (progress, logs) before the response.
+//!
+//! Only framing and HTTP live here; id matching, cancellation and `_meta` stay in
+//! [`Connection`]. What this module adds:
+//!
+//! - **Headers.** `Accept: application/json, text/event-stream` on every POST; the
+//!   `Mcp-Session-Id` the server gave in its `initialize` answer and `MCP-Protocol-Version`
+//!   on every later request; for a stateless server (learned by the supervisor's
+//!   `server/discover` probe) no session but `MCP-Protocol-Version`, `Mcp-Method` and
+//!   `Mcp-Name` (`params.name` of `tools/call` and `prompts/get`, `params.uri` of
+//!   `resources/read`; Base64-sentinel encoded when not header-safe).
+//! - **Concurrency.** Requests run as independent POSTs on a pooled client, so many calls are
+//!   in flight at once. Notifications and our answers to server requests are sent in order.
+//! - **Errors never hang a call.** A POST that fails, an HTTP error status, a malformed
+//!   body or an event stream that ends without the response fails exactly that call with
+//!   [`McpError::Upstream`] (or [`McpError::Rpc`] for a 4xx the server explained, which is
+//!   also how the `server/discover` probe learns it talks to an older server). A connection
+//!   that cannot be established at all closes the link: the supervisor marks the server down
+//!   and reconnects with backoff.
+//! - **Expired sessions.** A 404 to a request that carried a session id means the server
+//!   forgot the session (typically it restarted). The transport repeats the `initialize`
+//!   request it saw go out (same params, so the same negotiated version), sends
+//!   `notifications/initialized`, retries the call once with the new session, and asks the
+//!   supervisor to re-list tools. Doing it here rather than by closing the link keeps every
+//!   other in-flight call and the server's "ready" state intact; concurrent 404s share one
+//!   re-initialization. If it fails, the link closes and the supervisor starts over.
+//! - **Server-initiated messages.** After the handshake of a session server, a GET stream
+//!   carries server requests and notifications (405 means the server offers none); it is
+//!   reopened with backoff when it drops. Stateless servers have no GET stream.
+//! - **Cancellation.** A cancelled call's POST is dropped, which closes its response stream
+//!   (the 2026-07-28 cancellation signal); session servers also get `notifications/cancelled`.
+//! - **Shutdown** sends `DELETE` with the session id.
+
+use crate::config::{HttpConfig, UpstreamConfig};
+use crate::connection::{Connection, Event};
+use crate::link::{self, Link, NetLink, Opened};
+use crate::sse_parse::{error_chain, read_events};
+use bytes::Bytes;
+use mcp_gateway_core::McpError;
+use mcp_gateway_core::jsonrpc::{self, JsonRpcError, Message, RequestId};
+use mcp_gateway_core::protocol::{self, Generation};
+use reqwest::StatusCode;
+use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderValue};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::{AbortHandle, JoinHandle, JoinSet};
+use tokio_util::sync::CancellationToken;
+
+/// Largest single SSE event accepted (a big tool result travels in one event).
+const MAX_EVENT: usize = 64 * 1024 * 1024;
+/// Largest error body read for a message.
+const MAX_ERROR_BODY: usize = 64 * 1024;
+/// Bound on sending one notification, so a stuck server cannot stall the send queue.
+const ONEWAY_TIMEOUT: Duration = Duration::from_secs(10);
+
+const SESSION_HEADER: &str = "mcp-session-id";
+const VERSION_HEADER: &str = "mcp-protocol-version";
+const METHOD_HEADER: &str = "mcp-method";
+const NAME_HEADER: &str = "mcp-name";
+
+/// Opens a Streamable HTTP link to `h.url`. No request is made yet: the supervisor's
+/// handshake is the first POST, and its failure says why the server cannot be reached.
+pub(crate) fn open(h: &HttpConfig, cfg: &UpstreamConfig) -> Result<Opened, String> {
+    let url = reqwest::Url::parse(&h.url).map_err(|e| format!("invalid url {:?}: {e}", h.url))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!("url {:?} must be http:// or https://", h.url));
+    }
+    let (conn, out, events) = link::new_connection(&cfg.id);
+    let http = Arc::new(Http {
+        client: link::http_client()?,
+        url,
+        headers: link::header_map(h)?,
+        conn: conn.clone(),
+        session: RwLock::new(None),
+        reinit: tokio::sync::Mutex::new(()),
+        init_frame: Mutex::new(None),
+        get_stream: Mutex::new(None),
+    });
+    let link = NetLink::spawn(move |stop, closed| http.drive(out, stop, closed));
+    Ok((conn, Link::Net(link), events))
+}
+
+/// State shared by the driver and its POST tasks.
+struct Http {
+    client: reqwest::Client,
+    url: reqwest::Url,
+    headers: HeaderMap,
+    conn: Arc<Connection>,
+    /// `Mcp-Session-Id` of the current session (session generation only).
+    session: RwLock<Option<HeaderValue>>,
+    /// Serializes re-initialization after a 404.
+    reinit: tokio::sync::Mutex<()>,
+    /// The `initialize` request as sent, repeated to renew an expired session.
+    init_frame: Mutex<Option<Bytes>>,
+    get_stream: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// What the transport needs to know about an outgoing frame.
+#[derive(Debug, Default)]
+struct Head {
+    /// Id of a request (not of our answers to server requests).
+    request_id: Option<u64>,
+    method: Option<String>,
+    /// `Mcp-Name` source (stateless servers only).
+    name: Option<String>,
+    /// `params.requestId` of a `notifications/cancelled`.
+    cancels: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct NameParams<'a> {
+    #[serde(default, borrow)]
+    name: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    uri: Option<Cow<'a, str>>,
+    #[serde(default, rename = "requestId")]
+    request_id: Option<RequestId>,
+}
+
+impl Head {
+    fn parse(frame: &[u8], stateless: bool) -> Head {
+        let Ok(msg) = serde_json::from_slice::<Message<'_>>(frame) else {
+            return Head::default();
+        };
+        let method = msg.method.map(Cow::into_owned);
+        let request_id = match (&method, msg.id) {
+            (Some(_), Some(RequestId::Number(n))) if n > 0 => Some(n as u64),
+            _ => None,
+        };
+        let mut head = Head {
+            request_id,
+            method,
+            ..Head::default()
+        };
+        let wants = match head.method.as_deref() {
+            Some("tools/call" | "prompts/get" | "resources/read") => stateless,
+            Some("notifications/cancelled") => true,
+            _ => false,
+        };
+        if let (true, Some(p)) = (wants, msg.params) {
+            if let Ok(p) = serde_json::from_str::<NameParams<'_>>(p.get()) {
+                head.name = match head.method.as_deref() {
+                    Some("resources/read") => p.uri.map(Cow::into_owned),
+                    _ => p.name.map(Cow::into_owned),
+                };
+                if let Some(RequestId::Number(n)) = p.request_id {
+                    head.cancels = u64::try_from(n).ok();
+                }
+            }
+        }
+        head
+    }
+
+    fn method(&self) -> &str {
+        self.method.as_deref().unwrap_or("")
+    }
+}
+
+impl Http {
+    fn stateless(&self) -> bool {
+        self.conn.generation().is_some_and(Generation::is_stateless)
+    }
+
+    fn session(&self) -> Option<HeaderValue> {
+        self.session.read().expect("session lock poisoned").clone()
+    }
+
+    fn upstream(&self, reason: impl Into<String>) -> McpError {
+        McpError::Upstream {
+            server: self.conn.server().clone(),
+            reason: reason.into(),
+        }
+    }
+
+    /// Sends frames until stopped or the server cannot be reached.
+    async fn drive(
+        self: Arc<Self>,
+        mut out: mpsc::UnboundedReceiver<Bytes>,
+        stop: CancellationToken,
+        closed: oneshot::Sender<String>,
+    ) {
+        let (fatal_tx, mut fatal_rx) = mpsc::unbounded_channel::<String>();
+        let mut calls: JoinSet<u64> = JoinSet::new();
+        let mut running: HashMap<u64, AbortHandle> = HashMap::new();
+        let fatal = loop {
+            tokio::select! {
+                biased;
+                _ = stop.cancelled() => break None,
+                Some(reason) = fatal_rx.recv() => break Some(reason),
+                Some(done) = calls.join_next(), if !calls.is_empty() => {
+                    if let Ok(id) = done {
+                        running.remove(&id);
+                    }
+                }
+                frame = out.recv() => {
+                    let Some(frame) = frame else { break None };
+                    let head = Head::parse(&frame, self.stateless());
+                    if let Some(target) = head.cancels {
+                        // Dropping the POST closes its response stream: for a stateless
+                        // server that *is* the cancellation, and it never gets the notification.
+                        if let Some(task) = running.remove(&target) {
+                            task.abort();
+                        }
+                        if self.stateless() {
+                            continue;
+                        }
+                    }
+                    match head.request_id {
+                        Some(id) => {
+                            let task = calls.spawn(self.clone().call(frame, head, fatal_tx.clone()));
+                            running.insert(id, task);
+                        }
+                        None => {
+                            let sent = tokio::time::timeout(ONEWAY_TIMEOUT, self.oneway(&frame, &head, &fatal_tx)).await;
+                            if sent.is_err() {
+                                tracing::warn!(server = %self.conn.server(), method = head.method(), "the server took too long to accept a notification");
+                            }
+                        }
+                    }
+                }
+            }
+        };
+        calls.abort_all();
+        if let Some(task) = self.get_stream.lock().expect("lock poisoned").take() {
+            task.abort();
+        }
+        match fatal {
+            Some(reason) => {
+                let _ = closed.send(reason);
+            }
+            None => self.end_session().await,
+        }
+    }
+
+    /// One request: POST it, hand its answer to the connection, fail it if none came.
+    async fn call(
+        self: Arc<Self>,
+        frame: Bytes,
+        head: Head,
+        fatal: mpsc::UnboundedSender<String>,
+    ) -> u64 {
+        let id = head.request_id.expect("only requests are spawned as calls");
+        if let Err(e) = self.exchange(&frame, &head, &fatal).await {
+            self.conn.fail(id, e);
+        } else if self.conn.is_pending(id) {
+            self.conn.fail(
+                id,
+                self.upstream("the server's answer did not contain a response to the request"),
+            );
+        }
+        id
+    }
+
+    /// POSTs a frame (retrying once after renewing an expired session) and reads the answer.
+    async fn exchange(
+        &self,
+        frame: &Bytes,
+        head: &Head,
+        fatal: &mpsc::UnboundedSender<String>,
+    ) -> Result<(), McpError> {
+        let initialize = head.method() == "initialize";
+        let mut renewed = false;
+        loop {
+            let session = if initialize { None } else { self.session() };
+            let response = match self.post(frame, head, session.as_ref()).send().await {
+                Ok(r) => r,
+                Err(e) => {
+                    let why = format!("cannot reach {}: {}", self.url, error_chain(&e));
+                    if e.is_connect() {
+                        let _ = fatal.send(why.clone());
+                    }
+                    return Err(self.upstream(why));
+                }
+            };
+            if response.status() == StatusCode::NOT_FOUND && session.is_some() {
+                if renewed {
+                    return Err(self.upstream(
+                        "HTTP 404 again after renewing the expired session; giving up on this call",
+                    ));
+                }
+                renewed = true;
+                if let Err(why) = self.reinitialize(session).await {
+                    let why = format!("the session expired and re-initializing failed: {why}");
+                    let _ = fatal.send(why.clone());
+                    return Err(self.upstream(why));
+                }
+                continue;
+            }
+            if initialize && response.status().is_success() {
+                *self.session.write().expect("session lock poisoned") =
+                    response.headers().get(SESSION_HEADER).cloned();
+                *self.init_frame.lock().expect("lock poisoned") = Some(frame.clone());
+            }
+            return self.answer(response, head).await;
+        }
+    }
+
+    /// Sends a notification or an answer to a server request; only logs failures, since
+    /// nobody waits for them.
+    async fn oneway(
+        self: &Arc<Self>,
+        frame: &Bytes,
+        head: &Head,
+        fatal: &mpsc::UnboundedSender<String>,
+    ) {
+        let session = self.session();
+        let result = self.post(frame, head, session.as_ref()).send().await;
+        let response = match result {
+            Ok(r) => r,
+            Err(e) => {
+                let why = format!("cannot reach {}: {}", self.url, error_chain(&e));
+                tracing::warn!(server = %self.conn.server(), method = head.method(), "{why}");
+                if e.is_connect() {
+                    let _ = fatal.send(why);
+                }
+                return;
+            }
+        };
+        let status = response.status();
+        if !status.is_success() {
+            let e = self.http_error(response).await;
+            tracing::warn!(server = %self.conn.server(), method = head.method(), error = %e, "the server refused a notification");
+            return;
+        }
+        if head.method() == "notifications/initialized" && session.is_some() {
+            let mut slot = self.get_stream.lock().expect("lock poisoned");
+            if slot.is_none() {
+                *slot = Some(tokio::spawn(self.clone().get_stream()));
+            }
+        }
+    }
+
+    /// Keeps the GET stream for server-initiated messages open while the link lives (the
+    /// driver aborts this task when it ends).
+    async fn get_stream(self: Arc<Self>) {
+        const MAX_DELAY: Duration = Duration::from_secs(30);
+        let mut delay = Duration::from_secs(1);
+        loop {
+            let mut rb = self
+                .client
+                .get(self.url.clone())
+                .headers(self.headers.clone())
+                .header(ACCEPT, "text/event-stream");
+            if let Some(s) = self.session() {
+                rb = rb.header(SESSION_HEADER, s);
+            }
+            if let Some(g) = self.conn.generation() {
+                rb = rb.header(VERSION_HEADER, g.version());
+            }
+            match rb.send().await {
+                Ok(r) if r.status() == StatusCode::METHOD_NOT_ALLOWED => {
+                    tracing::debug!(server = %self.conn.server(), "the server offers no GET stream");
+                    return;
+                }
+                Ok(r)
+                    if r.status().is_success()
+                        && content_type(&r).starts_with("text/event-stream") =>
+                {
+                    delay = Duration::from_secs(1);
+                    let ended = read_events(r, MAX_EVENT, |ev| {
+                        if ev.event == "message" {
+                            if let Err(e) = self.conn.handle_incoming(ev.data.as_bytes()) {
+                                tracing::warn!(server = %self.conn.server(), error = %e, "malformed message on the GET stream");
+                            }
+                        }
+                    })
+                    .await;
+                    tracing::debug!(server = %self.conn.server(), ?ended, "the GET stream ended; reopening");
+                }
+                Ok(r) => {
+                    tracing::debug!(server = %self.conn.server(), status = %r.status(), "the GET stream was refused");
+                }
+                Err(e) => {
+                    tracing::debug!(server = %self.conn.server(), error = %error_chain(&e), "opening the GET stream failed");
+                }
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(MAX_DELAY);
+        }
+    }
+
+    /// Builds one POST with every header the server's generation needs.
+    fn post(
+        &self,
+        frame: &Bytes,
+        head: &Head,
+        session: Option<&HeaderValue>,
+    ) -> reqwest::RequestBuilder {
+        let mut rb = self
+            .client
+            .post(self.url.clone())
+            .headers(self.headers.clone())
+            .header(CONTENT_TYPE, "application/json")
+            .header(ACCEPT, "application/json, text/event-stream")
+            .body(frame.clone());
+        if let Some(s) = session {
+            rb = rb.header(SESSION_HEADER, s.clone());
+        }
+        let stateless_headers = |rb: reqwest::RequestBuilder, version: &str| {
+            let mut rb = rb.header(VERSION_HEADER, version);
+            if let Some(m) = head
+                .method
+                .as_deref()
+                .and_then(|m| HeaderValue::from_str(m).ok())
+            {
+                rb = rb.header(METHOD_HEADER, m);
+            }
+            if let Some(n) = &head.name {
+                rb = rb.header(NAME_HEADER, header_safe(n));
+            }
+            rb
+        };
+        match self.conn.generation() {
+            Some(Generation::Stateless(v)) => stateless_headers(rb, v),
+            Some(Generation::Session(v)) => rb.header(VERSION_HEADER, v.as_str()),
+            // The probe of the supervisor's handshake is a 2026-07-28 request.
+            None if head.method() == "server/discover" => {
+                stateless_headers(rb, protocol::STATELESS_VERSION)
+            }
+            None => rb,
+        }
+    }
+
+    /// Hands the messages of a 2xx answer to the connection; an error when the answer is
+    /// unusable or ends before the response to a request.
+    async fn answer(&self, response: reqwest::Response, head: &Head) -> Result<(), McpError> {
+        if !response.status().is_success() {
+            return Err(self.http_error(response).await);
+        }
+        let ctype = content_type(&response);
+        if ctype.starts_with("text/event-stream") {
+            let mut malformed = None;
+            let ended = read_events(response, MAX_EVENT, |ev| {
+                if ev.event == "message" {
+                    if let Err(e) = self.conn.handle_incoming(ev.data.as_bytes()) {
+                        tracing::warn!(server = %self.conn.server(), error = %e, "malformed message in an event stream");
+                        malformed = Some(format!("malformed message in the event stream: {e}"));
+                    }
+                }
+            })
+            .await;
+            let unanswered = head.request_id.is_some_and(|id| self.conn.is_pending(id));
+            return match (unanswered, ended) {
+                (true, Err(why)) => Err(self.upstream(why)),
+                (true, Ok(())) => Err(self.upstream(malformed.unwrap_or_else(|| {
+                    "the server closed the event stream without answering".into()
+                }))),
+                (false, _) => Ok(()),
+            };
+        }
+        let body = response.bytes().await.map_err(|e| {
+            self.upstream(format!("reading the answer failed: {}", error_chain(&e)))
+        })?;
+        let text = body.trim_ascii();
+        if text.is_empty() {
+            return Ok(());
+        }
+        if !ctype.starts_with("application/json") {
+            return Err(self.upstream(format!(
+                "unexpected content type {ctype:?} in the answer to {}",
+                head.method()
+            )));
+        }
+        let malformed = |e: serde_json::Error| self.upstream(format!("malformed JSON answer: {e}"));
+        if text[0] == b'[' {
+            let batch: Vec<&RawValue> = serde_json::from_slice(text).map_err(malformed)?;
+            for m in batch {
+                self.conn
+                    .handle_incoming(m.get().as_bytes())
+                    .map_err(malformed)?;
+            }
+            Ok(())
+        } else {
+            self.conn.handle_incoming(text).map_err(malformed)
+        }
+    }
+
+    /// Turns an HTTP error status into the call's error: a 4xx is the server refusing this
+    /// request ([`McpError::Rpc`], with its JSON-RPC error when it sent one), 401/403 and
+    /// 5xx are failures of the server ([`McpError::Upstream`]).
+    async fn http_error(&self, mut response: reqwest::Response) -> McpError {
+        let status = response.status();
+        let mut body = Vec::new();
+        while body.len() < MAX_ERROR_BODY {
+            match response.chunk().await {
+                Ok(Some(c)) => body.extend_from_slice(&c),
+                _ => break,
+            }
+        }
+        let rpc = serde_json::from_slice::<Message<'_>>(&body)
+            .ok()
+            .and_then(|m| m.error);
+        let detail = match &rpc {
+            Some(e) => e.message.clone(),
+            None => snippet(&body),
+        };
+        let status_words = format!("HTTP {status}");
+        match status.as_u16() {
+            401 | 403 => self.upstream(format!(
+                "{status_words} (check the headers configured for this server){}",
+                colon(&detail)
+            )),
+            400..=499 => McpError::Rpc {
+                server: self.conn.server().clone(),
+                error: rpc.unwrap_or_else(|| {
+                    JsonRpcError::new(
+                        jsonrpc::INVALID_REQUEST,
+                        format!("{status_words}{}", colon(&detail)),
+                    )
+                }),
+            },
+            _ => self.upstream(format!("{status_words}{}", colon(&detail))),
+        }
+    }
+
+    /// Repeats the `initialize` exchange after the server forgot session `stale`.
+    async fn reinitialize(&self, stale: Option<HeaderValue>) -> Result<(), String> {
+        let _one_at_a_time = self.reinit.lock().await;
+        if self.session() != stale {
+            return Ok(()); // another call renewed it meanwhile
+        }
+        let frame = self
+            .init_frame
+            .lock()
+            .expect("lock poisoned")
+            .clone()
+            .ok_or("no initialize request to repeat")?;
+        tracing::info!(server = %self.conn.server(), "session expired (HTTP 404); re-initializing");
+        let init = Head {
+            method: Some("initialize".into()),
+            ..Head::default()
+        };
+        let response = self
+            .post(&frame, &init, None)
+            .send()
+            .await
+            .map_err(|e| error_chain(&e))?;
+        if !response.status().is_success() {
+            return Err(format!("initialize answered HTTP {}", response.status()));
+        }
+        let session = response.headers().get(SESSION_HEADER).cloned();
+        let answer = first_response(response).await?;
+        #[derive(Deserialize)]
+        struct Answer {
+            result: Option<Init>,
+            error: Option<JsonRpcError>,
+        }
+        #[derive(Deserialize)]
+        struct Init {
+            #[serde(rename = "protocolVersion")]
+            protocol_version: String,
+        }
+        let answer: Answer = serde_json::from_str(&answer)
+            .map_err(|e| format!("malformed initialize answer: {e}"))?;
+        let version = match (answer.result, answer.error) {
+            (_, Some(e)) => return Err(format!("initialize refused: {e}")),
+            (Some(r), None) => r.protocol_version,
+            (None, None) => return Err("initialize answer without result".into()),
+        };
+        if self.conn.generation().map(Generation::version) != Some(version.as_str()) {
+            return Err(format!("the new session speaks protocol version {version}"));
+        }
+        *self.session.write().expect("session lock poisoned") = session.clone();
+        let initialized = Bytes::from(jsonrpc::notification_frame(
+            "notifications/initialized",
+            None,
+        ));
+        let head = Head {
+            method: Some("notifications/initialized".into()),
+            ..Head::default()
+        };
+        let response = self
+            .post(&initialized, &head, session.as_ref())
+            .send()
+            .await
+            .map_err(|e| error_chain(&e))?;
+        if !response.status().is_success() {
+            return Err(format!(
+                "notifications/initialized answered HTTP {}",
+                response.status()
+            ));
+        }
+        // A server that lost our session may have restarted with other tools.
+        self.conn.emit(Event::ToolsListChanged);
+        Ok(())
+    }
+
+    /// Ends the session on the server (`DELETE`), best effort and briefly.
+    async fn end_session(&self) {
+        let Some(session) = self.session() else {
+            return;
+        };
+        let mut rb = self
+            .client
+            .delete(self.url.clone())
+            .headers(self.headers.clone())
+            .header(SESSION_HEADER, session)
+            .timeout(Duration::from_secs(2));
+        if let Some(g) = self.conn.generation() {
+            rb = rb.header(VERSION_HEADER, g.version());
+        }
+        match rb.send().await {
+            Ok(r) => {
+                tracing::debug!(server = %self.conn.server(), status = %r.status(), "session ended")
+            }
+            Err(e) => {
+                tracing::debug!(server = %self.conn.server(), error = %error_chain(&e), "ending the session failed")
+            }
+        }
+    }
+}
+
+/// The `Content-Type` of a response, lower-cased.
+fn content_type(r: &reqwest::Response) -> String {
+    r.headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase()
+}
+
+/// The data of the first JSON-RPC response in a JSON or event-stream answer.
+async fn first_response(response: reqwest::Response) -> Result<String, String> {
+    if content_type(&response).starts_with("text/event-stream") {
+        let mut found = None;
+        read_events(response, MAX_EVENT, |ev| {
+            let is_response = serde_json::from_str::<Message<'_>>(&ev.data)
+                .is_ok_and(|m| m.method.is_none() && m.id.is_some());
+            if found.is_none() && ev.event == "message" && is_response {
+                found = Some(ev.data);
+            }
+        })
+        .await?;
+        found.ok_or_else(|| "the event stream ended without an answer".into())
+    } else {
+        let body = response.bytes().await.map_err(|e| error_chain(&e))?;
+        String::from_utf8(body.to_vec()).map_err(|_| "the answer is not UTF-8".into())
+    }
+}
+
+/// A header value for `Mcp-Name`: as is when it is plain visible ASCII, otherwise (or when it
+/// looks like the sentinel itself) `=?base64?…?=` of its UTF-8 bytes, as 2026-07-28 requires.
+fn header_safe(v: &str) -> HeaderValue {
+    let looks_encoded = v.starts_with("=?base64?") && v.ends_with("?=");
+    let plain = !v.is_empty()
+        && v.bytes().all(|b| (0x20..=0x7e).contains(&b))
+        && !v.starts_with(' ')
+        && !v.ends_with(' ')
+        && !looks_encoded;
+    let text = if plain {
+        Cow::Borrowed(v)
+    } else {
+        Cow::Owned(format!("=?base64?{}?=", base64(v.as_bytes())))
+    };
+    HeaderValue::from_str(&text).expect("visible ASCII is a valid header value")
+}
+
+/// Standard Base64 with padding (RFC 4648 §4).
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// The first 200 characters of a body, on one line.
+fn snippet(body: &[u8]) -> String {
+    let s = String::from_utf8_lossy(&body[..body.len().min(200)]);
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn colon(detail: &str) -> String {
+    if detail.is_empty() {
+        String::new()
+    } else {
+        format!(": {detail}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encodes_unsafe_names_with_the_base64_sentinel() {
+        assert_eq!(header_safe("get_weather"), "get_weather");
+        assert_eq!(
+            header_safe("Hello, 世界"),
+            "=?base64?SGVsbG8sIOS4lueVjA==?="
+        );
+        assert_eq!(header_safe(" padded "), "=?base64?IHBhZGRlZCA=?=");
+        assert_eq!(header_safe("line1\nline2"), "=?base64?bGluZTEKbGluZTI=?=");
+        assert_eq!(
+            header_safe("=?base64?literal?="),
+            "=?base64?PT9iYXNlNjQ/bGl0ZXJhbD89?="
+        );
+        assert_eq!(base64(b"ab"), "YWI=");
+        assert_eq!(base64(b""), "");
+    }
+
+    #[test]
+    fn reads_what_the_headers_need_from_a_frame() {
+        let call = br#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"echo","arguments":{"name":"no"}}}"#;
+        let h = Head::parse(call, true);
+        assert_eq!(
+            (h.request_id, h.method.as_deref(), h.name.as_deref()),
+            (Some(7), Some("tools/call"), Some("echo"))
+        );
+        assert_eq!(
+            Head::parse(call, false).name,
+            None,
+            "session servers get no Mcp-Name"
+        );
+        let read =
+            br#"{"jsonrpc":"2.0","id":8,"method":"resources/read","params":{"uri":"file:///a"}}"#;
+        assert_eq!(Head::parse(read, true).name.as_deref(), Some("file:///a"));
+        let cancel =
+            br#"{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":7}}"#;
+        let h = Head::parse(cancel, true);
+        assert_eq!((h.request_id, h.cancels), (None, Some(7)));
+        let answer = br#"{"jsonrpc":"2.0","id":3,"result":{}}"#;
+        assert_eq!(
+            Head::parse(answer, true).request_id,
+            None,
+            "our answers are not calls"
+        );
+    }
+}

@@ -1,0 +1,1099 @@
+//! The aggregated MCP endpoint: the gateway itself is an MCP server whose tools are every
+//! upstream's tools, so a client adds one server (`http://localhost:4000/mcp`) and gets all.
+//!
+//! - **2026-07-28 (stateless)** on `POST /mcp`: `server/discover`, `_meta` on every request,
+//!   `Mcp-Method` / `Mcp-Name` / `MCP-Protocol-Version` headers checked against the body
+//!   before anything is routed (mismatch → 400 `HeaderMismatch` -32020), `resultType` on
+//!   every result, `ttlMs` / `cacheScope` on lists, `subscriptions/listen` streams.
+//! - **Session generation** (2025-03-26 … 2025-11-25) on `POST/GET/DELETE /mcp`:
+//!   `initialize` issues an `Mcp-Session-Id`, required on every later request (400 without
+//!   it, 404 when unknown or expired); a GET stream carries `list_changed` notifications.
+//! - **Legacy HTTP+SSE** (2024-11-05): `GET /sse` + `POST /messages?sessionId=…`.
+//!
+//! Calls with a `progressToken` answer with an SSE stream: the upstream's progress
+//! notifications (token put back to the client's own) and then the result. Tool calls go
+//! through the same MCP-plane stack as the REST API. `Origin` is checked on every request:
+//! loopback origins and `corsOrigins` pass, anything else gets 403 (DNS-rebinding defence).
+
+mod catalog;
+mod session;
+
+use crate::state::AppState;
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{OriginalUri, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use base64::Engine;
+use catalog::Exposed;
+use mcp_gateway_core::jsonrpc::{self, JsonRpcError, Message, RequestId};
+use mcp_gateway_core::protocol::{self, STATELESS_VERSION};
+use mcp_gateway_core::relay::RelaySink;
+use mcp_gateway_core::{McpError, McpRequest};
+use mcp_gateway_metrics::CallInfo;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use serde_json::{Value, json};
+use session::{Session, Sessions};
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tower::ServiceExt;
+
+/// Tools per `tools/list` page.
+const PAGE_SIZE: usize = 200;
+/// Keep-alive comment interval on long-lived SSE streams.
+const KEEPALIVE: Duration = Duration::from_secs(15);
+/// JSON-RPC code for a request cancelled by the client.
+const REQUEST_CANCELLED: i64 = -32800;
+
+/// Shared state of the MCP endpoint.
+pub(crate) struct Endpoint {
+    state: Arc<AppState>,
+    sessions: Sessions,
+    exposed: RwLock<Arc<Exposed>>,
+}
+
+impl Endpoint {
+    pub(crate) fn new(state: Arc<AppState>) -> Arc<Self> {
+        let idle = Duration::from_secs(state.config.session_idle_timeout);
+        let ep = Arc::new(Self {
+            exposed: RwLock::new(Arc::new(catalog::build(&state, u64::MAX))),
+            sessions: Sessions::new(idle),
+            state,
+        });
+        let _ = ep.state.endpoint.set(Arc::downgrade(&ep));
+        tokio::spawn(housekeeping(Arc::downgrade(&ep)));
+        ep
+    }
+
+    /// Number of live downstream sessions.
+    pub(crate) fn session_count(&self) -> usize {
+        self.sessions.len()
+    }
+
+    fn exposed(&self) -> Arc<Exposed> {
+        let epoch = self.state.catalog_epoch();
+        {
+            let cur = self.exposed.read().expect("lock");
+            if cur.epoch == epoch {
+                return cur.clone();
+            }
+        }
+        let fresh = Arc::new(catalog::build(&self.state, epoch));
+        *self.exposed.write().expect("lock") = fresh.clone();
+        fresh
+    }
+}
+
+/// Expires idle sessions and tells open session streams when the tool list changed.
+async fn housekeeping(ep: std::sync::Weak<Endpoint>) {
+    let Some(mut changes) = ep.upgrade().map(|e| e.state.subscribe_tool_changes()) else {
+        return;
+    };
+    let mut tick = tokio::time::interval(Duration::from_secs(30));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                let Some(ep) = ep.upgrade() else { return };
+                let n = ep.sessions.expire();
+                if n > 0 {
+                    tracing::debug!(expired = n, "dropped idle MCP sessions");
+                }
+            }
+            r = changes.recv() => {
+                if matches!(r, Err(tokio::sync::broadcast::error::RecvError::Closed)) {
+                    return;
+                }
+                let Some(ep) = ep.upgrade() else { return };
+                let frame = sse_event(&jsonrpc::notification_frame("notifications/tools/list_changed", None));
+                for s in ep.sessions.all() {
+                    s.push(frame.clone());
+                }
+            }
+        }
+    }
+}
+
+/// The routes: `/mcp`, `/sse`, `/messages`.
+pub(crate) fn routes(ep: Arc<Endpoint>) -> Router {
+    Router::new()
+        .route("/mcp", post(post_mcp).get(get_mcp).delete(delete_mcp))
+        .route("/sse", get(get_sse))
+        .route("/messages", post(post_messages))
+        .with_state(ep)
+}
+
+// ---------------------------------------------------------------------------------------
+// Answers
+
+fn sse_event(json: &[u8]) -> Bytes {
+    let mut out = Vec::with_capacity(json.len() + 24);
+    out.extend_from_slice(b"event: message\ndata: ");
+    out.extend_from_slice(json);
+    out.extend_from_slice(b"\n\n");
+    Bytes::from(out)
+}
+
+fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
+    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+fn rpc_error(status: StatusCode, id: Option<&RequestId>, e: JsonRpcError) -> Response {
+    json_response(status, jsonrpc::error_frame(id, &e))
+}
+
+fn sse_response(rx: mpsc::Receiver<Bytes>, session: Option<&str>) -> Response {
+    let stream = futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|b| (Ok::<_, Infallible>(b), rx))
+    });
+    let mut res = Response::new(Body::from_stream(stream));
+    let h = res.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    if let Some(id) = session.and_then(|s| HeaderValue::from_str(s).ok()) {
+        h.insert("mcp-session-id", id);
+    }
+    res
+}
+
+/// Whether a browser `Origin` may talk to the endpoint: absent, loopback, or configured.
+fn origin_allowed(state: &AppState, headers: &HeaderMap) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()) else {
+        return true;
+    };
+    if state
+        .config
+        .cors_origins
+        .iter()
+        .any(|o| o == origin || o == "*")
+    {
+        return true;
+    }
+    let host = origin
+        .split_once("://")
+        .map(|(_, rest)| rest)
+        .unwrap_or(origin);
+    let host = host.rsplit_once(':').map_or(host, |(h, port)| {
+        if port.chars().all(|c| c.is_ascii_digit()) {
+            h
+        } else {
+            host
+        }
+    });
+    matches!(host, "localhost" | "127.0.0.1" | "[::1]")
+}
+
+fn forbidden_origin() -> Response {
+    rpc_error(
+        StatusCode::FORBIDDEN,
+        None,
+        JsonRpcError::new(
+            jsonrpc::INVALID_REQUEST,
+            "Origin not allowed; add it to corsOrigins to let this web page use the gateway",
+        ),
+    )
+}
+
+/// An early answer: an HTTP status with a JSON-RPC error body.
+struct Reject(StatusCode, Option<RequestId>, JsonRpcError);
+
+impl IntoResponse for Reject {
+    fn into_response(self) -> Response {
+        rpc_error(self.0, self.1.as_ref(), self.2)
+    }
+}
+
+fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+// ---------------------------------------------------------------------------------------
+// POST /mcp
+
+#[derive(Deserialize)]
+struct Envelope<'a> {
+    #[serde(default, rename = "_meta", borrow)]
+    meta: Option<BTreeMap<Cow<'a, str>, &'a RawValue>>,
+    #[serde(default, borrow)]
+    name: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    uri: Option<Cow<'a, str>>,
+}
+
+async fn post_mcp(State(ep): State<Arc<Endpoint>>, headers: HeaderMap, body: Bytes) -> Response {
+    if !origin_allowed(&ep.state, &headers) {
+        return forbidden_origin();
+    }
+    if body.len() > ep.state.config.max_body_bytes {
+        return rpc_error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            None,
+            JsonRpcError::new(
+                jsonrpc::INVALID_REQUEST,
+                format!(
+                    "request body exceeds {} bytes (maxBodyBytes)",
+                    ep.state.config.max_body_bytes
+                ),
+            ),
+        );
+    }
+    if body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+        return rpc_error(
+            StatusCode::BAD_REQUEST,
+            None,
+            JsonRpcError::new(
+                jsonrpc::INVALID_REQUEST,
+                "JSON-RPC batches are not supported; send one message per request",
+            ),
+        );
+    }
+    let msg: Message<'_> = match serde_json::from_slice(&body) {
+        Ok(m) => m,
+        Err(e) => {
+            return rpc_error(
+                StatusCode::BAD_REQUEST,
+                None,
+                JsonRpcError::new(
+                    jsonrpc::PARSE_ERROR,
+                    format!("invalid JSON-RPC message: {e}"),
+                ),
+            );
+        }
+    };
+    let method = msg.method.as_deref();
+    let envelope = match msg
+        .params
+        .map(|p| serde_json::from_str::<Envelope<'_>>(p.get()))
+    {
+        Some(Ok(e)) => Some(e),
+        Some(Err(e)) => {
+            return rpc_error(
+                StatusCode::BAD_REQUEST,
+                msg.id.as_ref(),
+                JsonRpcError::new(
+                    jsonrpc::INVALID_PARAMS,
+                    format!("params must be an object: {e}"),
+                ),
+            );
+        }
+        None => None,
+    };
+    let meta_version = envelope
+        .as_ref()
+        .and_then(|e| e.meta.as_ref())
+        .and_then(|m| m.get(protocol::META_PROTOCOL_VERSION))
+        .and_then(|v| serde_json::from_str::<String>(v.get()).ok());
+    let header_version = header_str(&headers, "mcp-protocol-version");
+    let stateless = method != Some("initialize")
+        && (meta_version.is_some() || header_version == Some(STATELESS_VERSION));
+
+    if stateless {
+        let Some(method) = method else {
+            return rpc_error(
+                StatusCode::BAD_REQUEST,
+                msg.id.as_ref(),
+                JsonRpcError::new(
+                    jsonrpc::INVALID_REQUEST,
+                    "clients send no responses on the 2026-07-28 transport",
+                ),
+            );
+        };
+        if let Err(resp) = check_stateless(
+            &headers,
+            msg.id.as_ref(),
+            method,
+            envelope.as_ref(),
+            meta_version.as_deref(),
+        ) {
+            return resp.into_response();
+        }
+        let Some(id) = msg.id else {
+            // No client notifications are defined for this revision; accept and ignore.
+            return StatusCode::ACCEPTED.into_response();
+        };
+        let ctx = Ctx {
+            stateless: true,
+            session: None,
+        };
+        return answer(&ep, ctx, id, method, msg.params).await;
+    }
+
+    // Session generation.
+    if method == Some("initialize") {
+        let Some(id) = msg.id else {
+            return rpc_error(
+                StatusCode::BAD_REQUEST,
+                None,
+                JsonRpcError::new(
+                    jsonrpc::INVALID_REQUEST,
+                    "initialize must be a request with an id",
+                ),
+            );
+        };
+        let (result, session) = initialize(&ep, msg.params, false);
+        let mut res = json_response(StatusCode::OK, jsonrpc::result_frame(&id, result.get()));
+        if let Ok(v) = HeaderValue::from_str(&session.id) {
+            res.headers_mut().insert("mcp-session-id", v);
+        }
+        return res;
+    }
+    let session = match session_of(&ep, &headers, msg.id.as_ref()) {
+        Ok(s) => s,
+        Err(resp) => return resp.into_response(),
+    };
+    if let Some(v) = header_version {
+        if !protocol::is_session_version(v) {
+            return rpc_error(
+                StatusCode::BAD_REQUEST,
+                msg.id.as_ref(),
+                JsonRpcError::new(
+                    jsonrpc::INVALID_REQUEST,
+                    format!(
+                        "unsupported MCP-Protocol-Version {v:?}; this session speaks {}",
+                        session.version()
+                    ),
+                ),
+            );
+        }
+    }
+    match (msg.id, method) {
+        (Some(id), Some(method)) => {
+            let ctx = Ctx {
+                stateless: false,
+                session: Some(session),
+            };
+            answer(&ep, ctx, id, method, msg.params).await
+        }
+        (None, Some(method)) => {
+            client_notification(&session, method, msg.params);
+            StatusCode::ACCEPTED.into_response()
+        }
+        // A response to a server→client request; the gateway sends none yet, so nothing waits.
+        (_, None) => StatusCode::ACCEPTED.into_response(),
+    }
+}
+
+fn session_of(
+    ep: &Endpoint,
+    headers: &HeaderMap,
+    id: Option<&RequestId>,
+) -> Result<Arc<Session>, Reject> {
+    let Some(sid) = header_str(headers, "mcp-session-id") else {
+        return Err(Reject(
+            StatusCode::BAD_REQUEST,
+            id.cloned(),
+            JsonRpcError::new(
+                jsonrpc::INVALID_REQUEST,
+                "missing Mcp-Session-Id header: send initialize first (or use the 2026-07-28 protocol with _meta)",
+            ),
+        ));
+    };
+    ep.sessions.get(sid).ok_or_else(|| {
+        Reject(
+            StatusCode::NOT_FOUND,
+            id.cloned(),
+            JsonRpcError::new(
+                jsonrpc::INVALID_REQUEST,
+                "unknown or expired session; send initialize again",
+            ),
+        )
+    })
+}
+
+fn client_notification(session: &Session, method: &str, params: Option<&RawValue>) {
+    if method == "notifications/cancelled" {
+        #[derive(Deserialize)]
+        struct Cancelled {
+            #[serde(rename = "requestId")]
+            request_id: RequestId,
+        }
+        if let Some(c) = params.and_then(|p| serde_json::from_str::<Cancelled>(p.get()).ok()) {
+            if session.cancel(&c.request_id) {
+                tracing::debug!(session = %session.id, id = %c.request_id, "client cancelled a call");
+            }
+        }
+    }
+}
+
+/// Validates a 2026-07-28 request's envelope and mirrored headers before anything is routed.
+fn check_stateless(
+    headers: &HeaderMap,
+    id: Option<&RequestId>,
+    method: &str,
+    env: Option<&Envelope<'_>>,
+    version: Option<&str>,
+) -> Result<(), Reject> {
+    let invalid = |m: String| {
+        Reject(
+            StatusCode::BAD_REQUEST,
+            id.cloned(),
+            JsonRpcError::new(jsonrpc::INVALID_PARAMS, m),
+        )
+    };
+    let mismatch = |m: String| {
+        Reject(
+            StatusCode::BAD_REQUEST,
+            id.cloned(),
+            JsonRpcError::new(jsonrpc::HEADER_MISMATCH, format!("Header mismatch: {m}")),
+        )
+    };
+    let Some(version) = version else {
+        return Err(invalid(format!(
+            "params._meta must carry {:?}",
+            protocol::META_PROTOCOL_VERSION
+        )));
+    };
+    if version != STATELESS_VERSION {
+        let mut e = JsonRpcError::new(
+            jsonrpc::UNSUPPORTED_PROTOCOL_VERSION,
+            "Unsupported protocol version",
+        );
+        e.data = RawValue::from_string(
+            json!({"supported": [STATELESS_VERSION], "requested": version}).to_string(),
+        )
+        .ok();
+        return Err(Reject(StatusCode::BAD_REQUEST, id.cloned(), e));
+    }
+    let has_caps = env
+        .and_then(|e| e.meta.as_ref())
+        .is_some_and(|m| m.contains_key(protocol::META_CLIENT_CAPABILITIES));
+    if !has_caps {
+        return Err(invalid(format!(
+            "params._meta must carry {:?}",
+            protocol::META_CLIENT_CAPABILITIES
+        )));
+    }
+    match header_str(headers, "mcp-protocol-version") {
+        Some(v) if v == version => {}
+        Some(v) => {
+            return Err(mismatch(format!(
+                "MCP-Protocol-Version header {v:?} does not match body value {version:?}"
+            )));
+        }
+        None => return Err(mismatch("MCP-Protocol-Version header is missing".into())),
+    }
+    match header_str(headers, "mcp-method") {
+        Some(m) if m == method => {}
+        Some(m) => {
+            return Err(mismatch(format!(
+                "Mcp-Method header {m:?} does not match body value {method:?}"
+            )));
+        }
+        None => return Err(mismatch("Mcp-Method header is missing".into())),
+    }
+    let body_name = match method {
+        "tools/call" | "prompts/get" => env.and_then(|e| e.name.as_deref()),
+        "resources/read" => env.and_then(|e| e.uri.as_deref()),
+        _ => return Ok(()),
+    };
+    let header_name = match headers.get("mcp-name") {
+        None => return Err(mismatch("Mcp-Name header is missing".into())),
+        Some(v) => {
+            decode_header_value(v).ok_or_else(|| mismatch("Mcp-Name header is not valid".into()))?
+        }
+    };
+    if Some(header_name.as_str()) != body_name {
+        return Err(mismatch(format!(
+            "Mcp-Name header value {header_name:?} does not match body value {:?}",
+            body_name.unwrap_or("")
+        )));
+    }
+    Ok(())
+}
+
+/// Decodes a header value, including the `=?base64?…?=` sentinel form.
+fn decode_header_value(v: &HeaderValue) -> Option<String> {
+    let s = v.to_str().ok()?;
+    match s
+        .strip_prefix("=?base64?")
+        .and_then(|r| r.strip_suffix("?="))
+    {
+        Some(b64) => {
+            let bytes = base64::engine::general_purpose::STANDARD.decode(b64).ok()?;
+            String::from_utf8(bytes).ok()
+        }
+        None => Some(s.to_string()),
+    }
+}
+
+fn server_info() -> Value {
+    json!({"name": "mcp-gateway", "version": env!("CARGO_PKG_VERSION")})
+}
+
+fn capabilities() -> Value {
+    json!({"tools": {"listChanged": true}, "logging": {}})
+}
+
+/// Answers `initialize`: negotiates the version and opens a session.
+fn initialize(
+    ep: &Endpoint,
+    params: Option<&RawValue>,
+    legacy: bool,
+) -> (Box<RawValue>, Arc<Session>) {
+    #[derive(Deserialize)]
+    struct Init {
+        #[serde(default, rename = "protocolVersion")]
+        protocol_version: Option<String>,
+    }
+    let asked = params
+        .and_then(|p| serde_json::from_str::<Init>(p.get()).ok())
+        .and_then(|i| i.protocol_version);
+    let version = match asked.as_deref() {
+        Some(v) if protocol::is_session_version(v) => v.to_string(),
+        _ => protocol::LATEST_SESSION_VERSION.to_string(),
+    };
+    let session = ep.sessions.create(&version, legacy);
+    let result = json!({
+        "protocolVersion": version,
+        "capabilities": capabilities(),
+        "serverInfo": server_info(),
+        "instructions": "mcp-gateway: tools of several MCP servers behind one endpoint.",
+    });
+    (raw(&result), session)
+}
+
+// ---------------------------------------------------------------------------------------
+// Dispatch
+
+struct Ctx {
+    stateless: bool,
+    session: Option<Arc<Session>>,
+}
+
+/// Answers one request: JSON for simple answers, an SSE stream when progress was asked for
+/// or for `subscriptions/listen`.
+async fn answer(
+    ep: &Arc<Endpoint>,
+    ctx: Ctx,
+    id: RequestId,
+    method: &str,
+    params: Option<&RawValue>,
+) -> Response {
+    if ctx.stateless && method == "subscriptions/listen" {
+        return listen(ep, id, params);
+    }
+    let wants_progress =
+        method == "tools/call" && params.is_some_and(|p| p.get().contains("\"progressToken\""));
+    if wants_progress {
+        let (tx, rx) = mpsc::channel(64);
+        let ep = ep.clone();
+        let params = params.map(ToOwned::to_owned);
+        let method = method.to_string();
+        tokio::spawn(async move {
+            let (sink, mut relay) = RelaySink::channel();
+            let call = dispatch(&ep, &ctx, &id, &method, params.as_deref(), Some(sink));
+            tokio::pin!(call);
+            let result = loop {
+                tokio::select! {
+                    r = &mut call => break r,
+                    Some(m) = relay.recv() => {
+                        let frame = jsonrpc::notification_frame(&m.method, m.params.as_deref().map(RawValue::get));
+                        if tx.send(sse_event(&frame)).await.is_err() {
+                            return; // client went away: dropping `call` cancels upstream
+                        }
+                    }
+                }
+            };
+            while let Ok(m) = relay.try_recv() {
+                let frame =
+                    jsonrpc::notification_frame(&m.method, m.params.as_deref().map(RawValue::get));
+                let _ = tx.send(sse_event(&frame)).await;
+            }
+            let frame = match result {
+                Ok(r) => jsonrpc::result_frame(&id, r.get()),
+                Err(e) => jsonrpc::error_frame(Some(&id), &e),
+            };
+            let _ = tx.send(sse_event(&frame)).await;
+        });
+        return sse_response(rx, None);
+    }
+    match dispatch(ep, &ctx, &id, method, params, None).await {
+        Ok(r) => json_response(StatusCode::OK, jsonrpc::result_frame(&id, r.get())),
+        Err(e) => {
+            let status = if ctx.stateless && e.code == jsonrpc::METHOD_NOT_FOUND {
+                StatusCode::NOT_FOUND
+            } else {
+                StatusCode::OK
+            };
+            rpc_error(status, Some(&id), e)
+        }
+    }
+}
+
+/// Runs one request and returns its raw result or JSON-RPC error.
+async fn dispatch(
+    ep: &Arc<Endpoint>,
+    ctx: &Ctx,
+    id: &RequestId,
+    method: &str,
+    params: Option<&RawValue>,
+    relay: Option<RelaySink>,
+) -> Result<Box<RawValue>, JsonRpcError> {
+    let result = match method {
+        "server/discover" if ctx.stateless => Ok(raw(&json!({
+            "supportedVersions": [STATELESS_VERSION],
+            "capabilities": capabilities(),
+            "instructions": "mcp-gateway: tools of several MCP servers behind one endpoint.",
+            "ttlMs": 0,
+            "cacheScope": "public",
+        }))),
+        "ping" | "logging/setLevel" if !ctx.stateless => Ok(raw(&json!({}))),
+        "tools/list" => list_tools(ep, params),
+        "tools/call" => call_tool(ep, ctx, id, params, relay).await,
+        "resources/list" | "resources/templates/list" | "prompts/list" => {
+            // Only tools are aggregated so far; an empty list is the honest answer.
+            let key = match method {
+                "resources/list" => "resources",
+                "resources/templates/list" => "resourceTemplates",
+                _ => "prompts",
+            };
+            Ok(raw(&json!({ key: [] })))
+        }
+        other => Err(JsonRpcError::new(
+            jsonrpc::METHOD_NOT_FOUND,
+            format!("Method not found: {other}"),
+        )),
+    }?;
+    Ok(if ctx.stateless {
+        stateless_result(result)
+    } else {
+        result
+    })
+}
+
+/// Adds what every 2026-07-28 result carries: `resultType` (when the upstream, an older
+/// server, did not) and the gateway's `serverInfo` when there is no `_meta` yet.
+fn stateless_result(result: Box<RawValue>) -> Box<RawValue> {
+    #[derive(Deserialize)]
+    struct Head {
+        #[serde(default, rename = "resultType")]
+        result_type: Option<serde::de::IgnoredAny>,
+        #[serde(default, rename = "_meta")]
+        meta: Option<serde::de::IgnoredAny>,
+    }
+    let text = result.get();
+    let (has_type, has_meta) = if text.contains("\"resultType\"") || text.contains("\"_meta\"") {
+        match serde_json::from_str::<Head>(text) {
+            Ok(h) => (h.result_type.is_some(), h.meta.is_some()),
+            Err(_) => return result,
+        }
+    } else {
+        (false, false)
+    };
+    if has_type && has_meta {
+        return result;
+    }
+    let Some(rest) = text.trim_start().strip_prefix('{') else {
+        return result;
+    };
+    let mut out = String::with_capacity(text.len() + 120);
+    out.push('{');
+    if !has_type {
+        out.push_str(r#""resultType":"complete","#);
+    }
+    if !has_meta {
+        out.push_str(&format!(
+            r#""_meta":{{"{}":{}}},"#,
+            protocol::META_SERVER_INFO,
+            server_info()
+        ));
+    }
+    if rest.trim_start().starts_with('}') {
+        out.pop();
+    }
+    out.push_str(rest);
+    RawValue::from_string(out).unwrap_or(result)
+}
+
+fn list_tools(ep: &Endpoint, params: Option<&RawValue>) -> Result<Box<RawValue>, JsonRpcError> {
+    #[derive(Deserialize)]
+    struct ListParams {
+        #[serde(default)]
+        cursor: Option<String>,
+    }
+    let cursor = params
+        .and_then(|p| serde_json::from_str::<ListParams>(p.get()).ok())
+        .and_then(|p| p.cursor);
+    let start = match cursor {
+        None => 0,
+        Some(c) => c.parse::<usize>().map_err(|_| {
+            JsonRpcError::new(jsonrpc::INVALID_PARAMS, format!("invalid cursor {c:?}"))
+        })?,
+    };
+    let exposed = ep.exposed();
+    let end = (start + PAGE_SIZE).min(exposed.tools.len());
+    let mut out = String::with_capacity(256 * (end.saturating_sub(start)) + 64);
+    out.push_str(r#"{"tools":["#);
+    for (i, t) in exposed
+        .tools
+        .get(start..end)
+        .unwrap_or(&[])
+        .iter()
+        .enumerate()
+    {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(t.json.get());
+    }
+    out.push(']');
+    if end < exposed.tools.len() {
+        out.push_str(&format!(r#","nextCursor":"{end}""#));
+    }
+    // Lists can differ per caller once access rules apply, so they are never shared.
+    out.push_str(r#","ttlMs":0,"cacheScope":"private"}"#);
+    Ok(RawValue::from_string(out).expect("built from valid JSON"))
+}
+
+async fn call_tool(
+    ep: &Arc<Endpoint>,
+    ctx: &Ctx,
+    id: &RequestId,
+    params: Option<&RawValue>,
+    relay: Option<RelaySink>,
+) -> Result<Box<RawValue>, JsonRpcError> {
+    let params = params.ok_or_else(|| {
+        JsonRpcError::new(
+            jsonrpc::INVALID_PARAMS,
+            "tools/call needs params with a name",
+        )
+    })?;
+    let mut req = McpRequest::new("tools/call", Some(params.to_owned()));
+    let name = req
+        .tool_name()
+        .map_err(|e| e.to_jsonrpc())?
+        .ok_or_else(|| JsonRpcError::new(jsonrpc::INVALID_PARAMS, "tools/call needs a name"))?
+        .into_owned();
+    let exposed = ep.exposed();
+    match exposed.get(&name) {
+        Some(t) => {
+            if t.upstream_name != name {
+                let p = mcp_gateway_router::rename_tool(params, &t.upstream_name)
+                    .map_err(|e| e.to_jsonrpc())?;
+                req.set_params(Some(p));
+            }
+            req.server = Some(t.server.clone());
+        }
+        None => {
+            return Err(McpError::UnknownTool { name, hint: None }.to_jsonrpc());
+        }
+    }
+    req.extensions.insert(CallInfo { transport: "mcp" });
+    if let Some(r) = relay {
+        req.extensions.insert(r);
+    }
+    let call = ep.state.mcp.clone().oneshot(req);
+    let outcome = match &ctx.session {
+        Some(s) => {
+            let token = s.begin(id);
+            let r = tokio::select! {
+                r = call => Some(r),
+                _ = token.cancelled() => None,
+            };
+            s.end(id);
+            r
+        }
+        None => Some(call.await),
+    };
+    match outcome {
+        Some(Ok(res)) => Ok(res.result),
+        Some(Err(e)) => Err(e.to_jsonrpc()),
+        None => Err(JsonRpcError::new(
+            REQUEST_CANCELLED,
+            "request cancelled by the client",
+        )),
+    }
+}
+
+/// `subscriptions/listen`: acknowledges the notifications the gateway can honour, then
+/// keeps the stream open and sends `notifications/tools/list_changed` tagged with the
+/// subscription id.
+fn listen(ep: &Arc<Endpoint>, id: RequestId, params: Option<&RawValue>) -> Response {
+    let wants_tools = params
+        .and_then(|p| serde_json::from_str::<Value>(p.get()).ok())
+        .and_then(|v| {
+            v.pointer("/notifications/toolsListChanged")
+                .and_then(Value::as_bool)
+        })
+        .unwrap_or(false);
+    let meta = json!({ "io.modelcontextprotocol/subscriptionId": id });
+    let honored = if wants_tools {
+        json!({"toolsListChanged": true})
+    } else {
+        json!({})
+    };
+    let ack = jsonrpc::notification_frame(
+        "notifications/subscriptions/acknowledged",
+        Some(&json!({"notifications": honored, "_meta": meta}).to_string()),
+    );
+    let (tx, rx) = mpsc::channel(16);
+    let mut changes = ep.state.subscribe_tool_changes();
+    tokio::spawn(async move {
+        if tx.send(sse_event(&ack)).await.is_err() {
+            return;
+        }
+        let note = jsonrpc::notification_frame(
+            "notifications/tools/list_changed",
+            Some(&json!({"_meta": meta}).to_string()),
+        );
+        let mut tick = tokio::time::interval(KEEPALIVE);
+        loop {
+            tokio::select! {
+                r = changes.recv(), if wants_tools => match r {
+                    Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                        if tx.send(sse_event(&note)).await.is_err() { return }
+                    }
+                    Err(_) => return,
+                },
+                _ = tick.tick() => if tx.send(Bytes::from_static(b":\n\n")).await.is_err() { return },
+                _ = tx.closed() => return,
+            }
+        }
+    });
+    sse_response(rx, None)
+}
+
+// ---------------------------------------------------------------------------------------
+// GET / DELETE /mcp (session generation)
+
+async fn get_mcp(State(ep): State<Arc<Endpoint>>, headers: HeaderMap) -> Response {
+    if !origin_allowed(&ep.state, &headers) {
+        return forbidden_origin();
+    }
+    let accepts_sse =
+        header_str(&headers, "accept").is_some_and(|a| a.contains("text/event-stream"));
+    if !accepts_sse {
+        return rpc_error(
+            StatusCode::NOT_ACCEPTABLE,
+            None,
+            JsonRpcError::new(
+                jsonrpc::INVALID_REQUEST,
+                "GET /mcp opens an event stream: send Accept: text/event-stream",
+            ),
+        );
+    }
+    if header_str(&headers, "mcp-session-id").is_none() {
+        // 2026-07-28 clients have no GET stream; older ones must initialize first.
+        return rpc_error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            None,
+            JsonRpcError::new(
+                jsonrpc::INVALID_REQUEST,
+                "GET needs an Mcp-Session-Id (2026-07-28 clients use subscriptions/listen)",
+            ),
+        );
+    }
+    let session = match session_of(&ep, &headers, None) {
+        Ok(s) => s,
+        Err(r) => return r.into_response(),
+    };
+    let rx = keepalive_stream(&session, Vec::new());
+    sse_response(rx, Some(&session.id))
+}
+
+/// Opens the session's server→client stream with `first` frames in front and keep-alives.
+fn keepalive_stream(session: &Arc<Session>, first: Vec<Bytes>) -> mpsc::Receiver<Bytes> {
+    let mut inner = session.open_stream();
+    let (tx, rx) = mpsc::channel(64);
+    tokio::spawn(async move {
+        for f in first {
+            if tx.send(f).await.is_err() {
+                return;
+            }
+        }
+        let mut tick = tokio::time::interval(KEEPALIVE);
+        tick.tick().await;
+        loop {
+            tokio::select! {
+                f = inner.recv() => match f {
+                    Some(f) => if tx.send(f).await.is_err() { return },
+                    None => return,
+                },
+                _ = tick.tick() => if tx.send(Bytes::from_static(b":\n\n")).await.is_err() { return },
+            }
+        }
+    });
+    rx
+}
+
+async fn delete_mcp(State(ep): State<Arc<Endpoint>>, headers: HeaderMap) -> Response {
+    if !origin_allowed(&ep.state, &headers) {
+        return forbidden_origin();
+    }
+    match header_str(&headers, "mcp-session-id") {
+        None => rpc_error(
+            StatusCode::BAD_REQUEST,
+            None,
+            JsonRpcError::new(jsonrpc::INVALID_REQUEST, "missing Mcp-Session-Id header"),
+        ),
+        Some(id) if ep.sessions.remove(id) => StatusCode::NO_CONTENT.into_response(),
+        Some(_) => rpc_error(
+            StatusCode::NOT_FOUND,
+            None,
+            JsonRpcError::new(jsonrpc::INVALID_REQUEST, "unknown or expired session"),
+        ),
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Legacy HTTP+SSE (2024-11-05)
+
+async fn get_sse(
+    State(ep): State<Arc<Endpoint>>,
+    OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
+) -> Response {
+    if !origin_allowed(&ep.state, &headers) {
+        return forbidden_origin();
+    }
+    let session = ep.sessions.create("2024-11-05", true);
+    // Relative to wherever the gateway is mounted (it may be nested in another app).
+    let base = uri.path().strip_suffix("sse").unwrap_or("/");
+    let endpoint = format!(
+        "event: endpoint\ndata: {base}messages?sessionId={}\n\n",
+        session.id
+    );
+    let rx = keepalive_stream(&session, vec![Bytes::from(endpoint)]);
+    sse_response(rx, None)
+}
+
+#[derive(Deserialize)]
+struct MessagesQuery {
+    #[serde(rename = "sessionId")]
+    session_id: Option<String>,
+}
+
+async fn post_messages(
+    State(ep): State<Arc<Endpoint>>,
+    Query(q): Query<MessagesQuery>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if !origin_allowed(&ep.state, &headers) {
+        return forbidden_origin();
+    }
+    let Some(session) = q
+        .session_id
+        .as_deref()
+        .and_then(|id| ep.sessions.get(id))
+        .filter(|s| s.legacy)
+    else {
+        return rpc_error(
+            StatusCode::NOT_FOUND,
+            None,
+            JsonRpcError::new(
+                jsonrpc::INVALID_REQUEST,
+                "unknown sessionId: open GET /sse first",
+            ),
+        );
+    };
+    let msg: Message<'_> = match serde_json::from_slice(&body) {
+        Ok(m) => m,
+        Err(e) => {
+            return rpc_error(
+                StatusCode::BAD_REQUEST,
+                None,
+                JsonRpcError::new(
+                    jsonrpc::PARSE_ERROR,
+                    format!("invalid JSON-RPC message: {e}"),
+                ),
+            );
+        }
+    };
+    let (Some(id), Some(method)) = (msg.id.clone(), msg.method.as_deref()) else {
+        if let Some(m) = msg.method.as_deref() {
+            client_notification(&session, m, msg.params);
+        }
+        return StatusCode::ACCEPTED.into_response();
+    };
+    let method = method.to_string();
+    let params = msg.params.map(ToOwned::to_owned);
+    // The answer travels on the SSE stream; the POST is only acknowledged.
+    tokio::spawn(async move {
+        let frame = if method == "initialize" {
+            let (result, fresh) = initialize(&ep, params.as_deref(), true);
+            ep.sessions.remove(&fresh.id);
+            if let Ok(v) = serde_json::from_str::<Value>(result.get()) {
+                if let Some(ver) = v["protocolVersion"].as_str() {
+                    *session.protocol_version.write().expect("lock") = ver.to_string();
+                }
+            }
+            jsonrpc::result_frame(&id, result.get())
+        } else {
+            let ctx = Ctx {
+                stateless: false,
+                session: Some(session.clone()),
+            };
+            let (sink, mut relay) = RelaySink::channel();
+            let call = dispatch(&ep, &ctx, &id, &method, params.as_deref(), Some(sink));
+            tokio::pin!(call);
+            let result = loop {
+                tokio::select! {
+                    r = &mut call => break r,
+                    Some(m) = relay.recv() => {
+                        let f = jsonrpc::notification_frame(&m.method, m.params.as_deref().map(RawValue::get));
+                        session.push(sse_event(&f));
+                    }
+                }
+            };
+            // Progress sent just before the result may still be queued: it goes first.
+            while let Ok(m) = relay.try_recv() {
+                let f =
+                    jsonrpc::notification_frame(&m.method, m.params.as_deref().map(RawValue::get));
+                session.push(sse_event(&f));
+            }
+            match result {
+                Ok(r) => jsonrpc::result_frame(&id, r.get()),
+                Err(e) => jsonrpc::error_frame(Some(&id), &e),
+            }
+        };
+        session.push(sse_event(&frame));
+    });
+    StatusCode::ACCEPTED.into_response()
+}
+
+fn raw(v: &Value) -> Box<RawValue> {
+    RawValue::from_string(v.to_string()).expect("serialized JSON is valid")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn adds_result_type_and_server_info() {
+        let r = stateless_result(RawValue::from_string(r#"{"content":[]}"#.into()).unwrap());
+        let v: Value = serde_json::from_str(r.get()).unwrap();
+        assert_eq!(v["resultType"], "complete");
+        assert_eq!(
+            v["_meta"][protocol::META_SERVER_INFO]["name"],
+            "mcp-gateway"
+        );
+        let r = stateless_result(
+            RawValue::from_string(r#"{"resultType":"input_required","_meta":{}}"#.into()).unwrap(),
+        );
+        assert_eq!(r.get(), r#"{"resultType":"input_required","_meta":{}}"#);
+        let r = stateless_result(RawValue::from_string("{}".into()).unwrap());
+        let v: Value = serde_json::from_str(r.get()).unwrap();
+        assert_eq!(v["resultType"], "complete");
+    }
+
+    #[test]
+    fn decodes_base64_header_values() {
+        let v = HeaderValue::from_static("=?base64?SGVsbG8sIOS4lueVjA==?=");
+        assert_eq!(decode_header_value(&v).unwrap(), "Hello, 世界");
+        assert_eq!(
+            decode_header_value(&HeaderValue::from_static("plain")).unwrap(),
+            "plain"
+        );
+    }
+}

@@ -1,0 +1,198 @@
+//! Downstream MCP sessions of the session generation (Streamable HTTP 2025-03-26+ and the
+//! legacy HTTP+SSE transport): ids, negotiated version, open streams, in-flight calls, expiry.
+
+use bytes::Bytes;
+use mcp_gateway_core::RequestId;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// One downstream session.
+pub(crate) struct Session {
+    pub(crate) id: String,
+    pub(crate) protocol_version: RwLock<String>,
+    created: Instant,
+    last_seen_ms: AtomicU64,
+    /// The open server→client stream (GET /mcp or the legacy SSE stream), if any.
+    stream: Mutex<Option<mpsc::Sender<Bytes>>>,
+    /// In-flight requests, so `notifications/cancelled` can stop them.
+    inflight: Mutex<HashMap<RequestId, CancellationToken>>,
+    /// True for sessions of the legacy HTTP+SSE transport (answers go on the stream).
+    pub(crate) legacy: bool,
+}
+
+impl Session {
+    fn new(id: String, version: &str, legacy: bool) -> Self {
+        Self {
+            id,
+            protocol_version: RwLock::new(version.to_string()),
+            created: Instant::now(),
+            last_seen_ms: AtomicU64::new(0),
+            stream: Mutex::new(None),
+            inflight: Mutex::new(HashMap::new()),
+            legacy,
+        }
+    }
+
+    pub(crate) fn touch(&self) {
+        self.last_seen_ms
+            .store(self.created.elapsed().as_millis() as u64, Ordering::Relaxed);
+    }
+
+    fn idle_for(&self) -> Duration {
+        let last = Duration::from_millis(self.last_seen_ms.load(Ordering::Relaxed));
+        self.created.elapsed().saturating_sub(last)
+    }
+
+    pub(crate) fn version(&self) -> String {
+        self.protocol_version.read().expect("lock").clone()
+    }
+
+    /// Opens the server→client stream, replacing (and so closing) an older one.
+    pub(crate) fn open_stream(&self) -> mpsc::Receiver<Bytes> {
+        let (tx, rx) = mpsc::channel(64);
+        *self.stream.lock().expect("lock") = Some(tx);
+        rx
+    }
+
+    /// Sends an SSE-ready message on the open stream; false when none is open.
+    pub(crate) fn push(&self, frame: Bytes) -> bool {
+        let tx = self.stream.lock().expect("lock").clone();
+        match tx {
+            Some(tx) => tx.try_send(frame).is_ok(),
+            None => false,
+        }
+    }
+
+    pub(crate) fn has_stream(&self) -> bool {
+        self.stream
+            .lock()
+            .expect("lock")
+            .as_ref()
+            .is_some_and(|tx| !tx.is_closed())
+    }
+
+    /// Registers an in-flight request; the token fires on `notifications/cancelled`.
+    pub(crate) fn begin(&self, id: &RequestId) -> CancellationToken {
+        let token = CancellationToken::new();
+        self.inflight
+            .lock()
+            .expect("lock")
+            .insert(id.clone(), token.clone());
+        token
+    }
+
+    pub(crate) fn end(&self, id: &RequestId) {
+        self.inflight.lock().expect("lock").remove(id);
+    }
+
+    pub(crate) fn cancel(&self, id: &RequestId) -> bool {
+        match self.inflight.lock().expect("lock").remove(id) {
+            Some(t) => {
+                t.cancel();
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn close(&self) {
+        *self.stream.lock().expect("lock") = None;
+        for (_, t) in self.inflight.lock().expect("lock").drain() {
+            t.cancel();
+        }
+    }
+}
+
+/// All sessions of this gateway process.
+pub(crate) struct Sessions {
+    map: RwLock<HashMap<String, Arc<Session>>>,
+    idle: Duration,
+}
+
+impl Sessions {
+    pub(crate) fn new(idle: Duration) -> Self {
+        Self {
+            map: RwLock::new(HashMap::new()),
+            idle,
+        }
+    }
+
+    /// Creates a session with a fresh unguessable id.
+    pub(crate) fn create(&self, version: &str, legacy: bool) -> Arc<Session> {
+        let mut bytes = [0u8; 16];
+        getrandom::fill(&mut bytes).expect("the OS random source works");
+        let id: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        let s = Arc::new(Session::new(id.clone(), version, legacy));
+        s.touch();
+        self.map.write().expect("lock").insert(id, s.clone());
+        s
+    }
+
+    pub(crate) fn get(&self, id: &str) -> Option<Arc<Session>> {
+        let s = self.map.read().expect("lock").get(id).cloned();
+        if let Some(s) = &s {
+            s.touch();
+        }
+        s
+    }
+
+    pub(crate) fn remove(&self, id: &str) -> bool {
+        match self.map.write().expect("lock").remove(id) {
+            Some(s) => {
+                s.close();
+                true
+            }
+            None => false,
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.map.read().expect("lock").len()
+    }
+
+    /// Every session (for broadcasting notifications).
+    pub(crate) fn all(&self) -> Vec<Arc<Session>> {
+        self.map.read().expect("lock").values().cloned().collect()
+    }
+
+    /// Drops sessions idle longer than the limit; a session holding an open stream is not
+    /// idle. Returns how many were dropped.
+    pub(crate) fn expire(&self) -> usize {
+        let mut map = self.map.write().expect("lock");
+        let before = map.len();
+        map.retain(|_, s| {
+            let keep = s.has_stream() || s.idle_for() < self.idle;
+            if !keep {
+                s.close();
+            }
+            keep
+        });
+        map.shrink_to_fit();
+        before - map.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn creates_finds_cancels_and_expires() {
+        let sessions = Sessions::new(Duration::from_millis(0));
+        let s = sessions.create("2025-11-25", false);
+        assert_eq!(s.id.len(), 32);
+        assert!(sessions.get(&s.id).is_some());
+        let t = s.begin(&RequestId::Number(1));
+        assert!(s.cancel(&RequestId::Number(1)));
+        assert!(t.is_cancelled());
+        assert!(!s.cancel(&RequestId::Number(1)));
+        std::thread::sleep(Duration::from_millis(2));
+        assert_eq!(sessions.expire(), 1);
+        assert!(sessions.get(&s.id).is_none());
+        assert_eq!(sessions.len(), 0);
+    }
+}
