@@ -74,6 +74,8 @@ pub(crate) struct AppState {
     pub(crate) started: Instant,
     pub(crate) started_at: SystemTime,
     pub(crate) stop: CancellationToken,
+    /// Who may see and call which tool; `None` allows everything.
+    pub(crate) policy: Option<Arc<dyn mcp_gateway_core::ToolPolicy>>,
     /// The MCP endpoint, once built (for its session count).
     pub(crate) endpoint: std::sync::OnceLock<std::sync::Weak<crate::mcp_endpoint::Endpoint>>,
     /// Bumped whenever any server's tool list changes.
@@ -90,6 +92,18 @@ impl AppState {
     /// Receives the new epoch each time a tool list changes.
     pub(crate) fn subscribe_tool_changes(&self) -> broadcast::Receiver<u64> {
         self.tool_changes.subscribe()
+    }
+
+    /// True when `identity` may see / call `tool` on `server`.
+    pub(crate) fn allows(
+        &self,
+        identity: Option<&mcp_gateway_core::Identity>,
+        server: &str,
+        tool: &str,
+    ) -> bool {
+        self.policy
+            .as_ref()
+            .is_none_or(|p| p.allows(identity, server, tool))
     }
 
     /// Live downstream MCP sessions.
@@ -147,6 +161,7 @@ impl AppState {
             started: Instant::now(),
             started_at: SystemTime::now(),
             stop: CancellationToken::new(),
+            policy: None,
             endpoint: std::sync::OnceLock::new(),
             catalog_epoch: AtomicU64::new(0),
             tool_changes: broadcast::channel(16).0,

@@ -398,3 +398,164 @@ async fn unreachable_server_is_down_then_recovers() {
         gw.stop().await;
     }
 }
+
+/// A third-party server process on a loopback port; its whole process group is killed on
+/// drop (supergateway runs the stdio server as a child).
+struct PeerProcess {
+    child: std::process::Child,
+}
+
+impl PeerProcess {
+    fn spawn(program: &str, args: &[String], env: &[(&str, String)]) -> PeerProcess {
+        use std::os::unix::process::CommandExt;
+        let child = std::process::Command::new(program)
+            .args(args)
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .current_dir(root().join("tests/peers"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {program}: {e}"));
+        PeerProcess { child }
+    }
+}
+
+impl Drop for PeerProcess {
+    fn drop(&mut self) {
+        let group = format!("-{}", self.child.id());
+        let _ = std::process::Command::new("kill")
+            .args(["-KILL", "--", &group])
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+/// A port that was free a moment ago (the peers take their port as an argument).
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+/// Waits until something accepts connections on 127.0.0.1:`port`.
+async fn wait_listening(port: u16, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
+        assert!(Instant::now() < deadline, "{what} never listened on {port}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Node with the loopback preload, running `script` with `args`.
+fn node_peer(script: &str, args: &[&str], env: &[(&str, String)]) -> PeerProcess {
+    let mut all = vec![
+        "--require".to_string(),
+        root().join("tests/peers/loopback.js").display().to_string(),
+        root()
+            .join("tests/peers/node_modules")
+            .join(script)
+            .display()
+            .to_string(),
+    ];
+    all.extend(args.iter().map(|s| s.to_string()));
+    PeerProcess::spawn("node", &all, env)
+}
+
+/// Real third-party servers over every network transport, listed and called through
+/// `POST /api/v1/tools/call`: server-everything over Streamable HTTP and legacy SSE, the
+/// Python SDK 2.x in stateless 2026-07-28 mode over Streamable HTTP, and supergateway's
+/// WebSocket endpoint in front of server-everything over stdio.
+#[tokio::test]
+async fn real_peers_over_network_transports() {
+    require_peers();
+    let everything = "@modelcontextprotocol/server-everything/dist/index.js";
+    let supergateway = "supergateway/dist/index.js";
+    assert!(
+        root()
+            .join("tests/peers/node_modules")
+            .join(supergateway)
+            .exists(),
+        "supergateway is missing: run scripts/install-peers.sh"
+    );
+    let ports: Vec<u16> = (0..4).map(|_| free_port()).collect();
+    let _peers = [
+        node_peer(
+            everything,
+            &["streamableHttp"],
+            &[("PORT", ports[0].to_string())],
+        ),
+        node_peer(everything, &["sse"], &[("PORT", ports[1].to_string())]),
+        PeerProcess::spawn(
+            &peers_python().display().to_string(),
+            &[
+                root()
+                    .join("tests/peers/py_http_server.py")
+                    .display()
+                    .to_string(),
+                ports[2].to_string(),
+            ],
+            &[],
+        ),
+        node_peer(
+            supergateway,
+            &[
+                "--stdio",
+                &format!("node {}", everything_js().display()),
+                "--outputTransport",
+                "ws",
+                "--port",
+                &ports[3].to_string(),
+            ],
+            &[],
+        ),
+    ];
+    for (port, what) in ports.iter().zip(["ev-http", "ev-sse", "py-http", "ev-ws"]) {
+        wait_listening(*port, what).await;
+    }
+    let yaml = format!(
+        "servers:
+  - {{id: ev-http, transport: streamable-http, url: 'http://127.0.0.1:{}/mcp', timeout: 20000}}
+  - {{id: ev-sse, transport: sse, url: 'http://127.0.0.1:{}/sse', timeout: 20000}}
+  - {{id: py-http, transport: streamable-http, url: 'http://127.0.0.1:{}/mcp', timeout: 20000}}
+  - {{id: ev-ws, transport: websocket, url: 'ws://127.0.0.1:{}/message', timeout: 20000}}
+",
+        ports[0], ports[1], ports[2], ports[3]
+    );
+    let gw = TestGateway::start(config(&yaml)).await;
+    for (id, version) in [
+        ("ev-http", "2025-11-25"),
+        ("ev-sse", "2025-11-25"),
+        ("py-http", "2026-07-28"),
+        ("ev-ws", "2025-11-25"),
+    ] {
+        let s = wait_healthy(&gw, id, Duration::from_secs(30)).await;
+        assert_eq!(s["protocolVersion"], version, "{s}");
+        assert!(s["toolCount"].as_u64().unwrap() >= 2, "{s}");
+    }
+    for id in ["ev-http", "ev-sse", "ev-ws"] {
+        let calls = (0..5).map(|i| {
+            let gw = &gw;
+            async move {
+                let body = json!({"tool": "echo", "server": id, "arguments": {"message": format!("{id} {i}")}});
+                (i, gw.call(body).await)
+            }
+        });
+        for (i, (status, v)) in futures::future::join_all(calls).await {
+            assert_eq!(status, 200, "{id}: {v}");
+            assert_eq!(text(&v), format!("Echo: {id} {i}"), "{id}");
+        }
+    }
+    let (status, v) = gw
+        .call(json!({"tool": "greet", "server": "py-http", "arguments": {"name": "Ada"}}))
+        .await;
+    assert_eq!((status, text(&v)), (200, "Hello, Ada!"), "{v}");
+    let (status, v) = gw
+        .call(json!({"tool": "add", "server": "py-http", "arguments": {"a": 2, "b": 3}}))
+        .await;
+    assert_eq!((status, text(&v)), (200, "5"), "{v}");
+    gw.stop().await;
+}

@@ -268,7 +268,12 @@ fn query_params(q: QueryResult, allowed: &[&str]) -> Result<BTreeMap<String, Str
     Ok(map)
 }
 
-async fn list_tools(State(st): State<AppRef>, q: QueryResult) -> Result<Json<Value>, ApiError> {
+async fn list_tools(
+    State(st): State<AppRef>,
+    caller: Caller,
+    q: QueryResult,
+) -> Result<Json<Value>, ApiError> {
+    let identity = caller.as_ref().map(|e| &*e.0);
     let mut m = query_params(q, &["server", "tag"])?;
     let f = ToolFilter {
         server: m.remove("server"),
@@ -285,6 +290,13 @@ async fn list_tools(State(st): State<AppRef>, q: QueryResult) -> Result<Json<Val
         .filter(|s| f.server.as_ref().is_none_or(|id| &s.config.id == id))
         .filter(|s| f.tag.as_ref().is_none_or(|t| s.config.tags.contains(t)))
         .flat_map(|s| tools_of(s, true))
+        .filter(|t| {
+            let (server, name) = (
+                t["server"].as_str().unwrap_or(""),
+                t["name"].as_str().unwrap_or(""),
+            );
+            st.allows(identity, server, name)
+        })
         .collect();
     Ok(Json(json!({ "tools": tools, "count": tools.len() })))
 }
@@ -299,7 +311,14 @@ struct CallBody<'a> {
     arguments: Option<&'a RawValue>,
 }
 
-async fn call_tool(State(st): State<AppRef>, body: Body) -> Result<Response, ApiError> {
+/// The caller established by an authentication layer, if any.
+pub(crate) type Caller = Option<axum::Extension<Arc<mcp_gateway_core::Identity>>>;
+
+async fn call_tool(
+    State(st): State<AppRef>,
+    caller: Caller,
+    body: Body,
+) -> Result<Response, ApiError> {
     let bytes = axum::body::to_bytes(body, st.config.max_body_bytes)
         .await
         .map_err(|e| {
@@ -351,6 +370,7 @@ async fn call_tool(State(st): State<AppRef>, body: Body) -> Result<Response, Api
     if let Some(s) = &body.server {
         req.server = Some(Arc::from(s.as_str()));
     }
+    req.identity = caller.map(|axum::Extension(i)| i);
     req.extensions.insert(CallInfo { transport: "rest" });
     let res = st.mcp.clone().oneshot(req).await?;
     let server = res.server.as_deref().unwrap_or("-");

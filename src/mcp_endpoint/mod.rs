@@ -229,7 +229,13 @@ struct Envelope<'a> {
     uri: Option<Cow<'a, str>>,
 }
 
-async fn post_mcp(State(ep): State<Arc<Endpoint>>, headers: HeaderMap, body: Bytes) -> Response {
+async fn post_mcp(
+    State(ep): State<Arc<Endpoint>>,
+    caller: crate::api::Caller,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let identity = caller.map(|axum::Extension(i)| i);
     if !origin_allowed(&ep.state, &headers) {
         return forbidden_origin();
     }
@@ -323,6 +329,7 @@ async fn post_mcp(State(ep): State<Arc<Endpoint>>, headers: HeaderMap, body: Byt
         let ctx = Ctx {
             stateless: true,
             session: None,
+            identity,
         };
         return answer(&ep, ctx, id, method, msg.params).await;
     }
@@ -370,6 +377,7 @@ async fn post_mcp(State(ep): State<Arc<Endpoint>>, headers: HeaderMap, body: Byt
             let ctx = Ctx {
                 stateless: false,
                 session: Some(session),
+                identity,
             };
             answer(&ep, ctx, id, method, msg.params).await
         }
@@ -567,6 +575,7 @@ fn initialize(
 struct Ctx {
     stateless: bool,
     session: Option<Arc<Session>>,
+    identity: Option<Arc<mcp_gateway_core::Identity>>,
 }
 
 /// Answers one request: JSON for simple answers, an SSE stream when progress was asked for
@@ -647,7 +656,7 @@ async fn dispatch(
             "cacheScope": "public",
         }))),
         "ping" | "logging/setLevel" if !ctx.stateless => Ok(raw(&json!({}))),
-        "tools/list" => list_tools(ep, params),
+        "tools/list" => list_tools(ep, ctx, params),
         "tools/call" => call_tool(ep, ctx, id, params, relay).await,
         "resources/list" | "resources/templates/list" | "prompts/list" => {
             // Only tools are aggregated so far; an empty list is the honest answer.
@@ -714,7 +723,11 @@ fn stateless_result(result: Box<RawValue>) -> Box<RawValue> {
     RawValue::from_string(out).unwrap_or(result)
 }
 
-fn list_tools(ep: &Endpoint, params: Option<&RawValue>) -> Result<Box<RawValue>, JsonRpcError> {
+fn list_tools(
+    ep: &Endpoint,
+    ctx: &Ctx,
+    params: Option<&RawValue>,
+) -> Result<Box<RawValue>, JsonRpcError> {
     #[derive(Deserialize)]
     struct ListParams {
         #[serde(default)]
@@ -730,7 +743,13 @@ fn list_tools(ep: &Endpoint, params: Option<&RawValue>) -> Result<Box<RawValue>,
         })?,
     };
     let exposed = ep.exposed();
-    let end = (start + PAGE_SIZE).min(exposed.tools.len());
+    let identity = ctx.identity.as_deref();
+    let visible: Vec<&catalog::ExposedTool> = exposed
+        .tools
+        .iter()
+        .filter(|t| ep.state.allows(identity, &t.server, &t.upstream_name))
+        .collect();
+    let end = (start + PAGE_SIZE).min(visible.len());
     let mut out = String::with_capacity(256 * (end.saturating_sub(start)) + 64);
     out.push_str(r#"{"tools":["#);
     for (i, t) in exposed
@@ -746,7 +765,7 @@ fn list_tools(ep: &Endpoint, params: Option<&RawValue>) -> Result<Box<RawValue>,
         out.push_str(t.json.get());
     }
     out.push(']');
-    if end < exposed.tools.len() {
+    if end < visible.len() {
         out.push_str(&format!(r#","nextCursor":"{end}""#));
     }
     // Lists can differ per caller once access rules apply, so they are never shared.
@@ -787,6 +806,7 @@ async fn call_tool(
             return Err(McpError::UnknownTool { name, hint: None }.to_jsonrpc());
         }
     }
+    req.identity = ctx.identity.clone();
     req.extensions.insert(CallInfo { transport: "mcp" });
     if let Some(r) = relay {
         req.extensions.insert(r);
@@ -974,6 +994,7 @@ struct MessagesQuery {
 
 async fn post_messages(
     State(ep): State<Arc<Endpoint>>,
+    caller: crate::api::Caller,
     Query(q): Query<MessagesQuery>,
     headers: HeaderMap,
     body: Bytes,
@@ -1032,6 +1053,7 @@ async fn post_messages(
             let ctx = Ctx {
                 stateless: false,
                 session: Some(session.clone()),
+                identity: caller.map(|axum::Extension(i)| i),
             };
             let (sink, mut relay) = RelaySink::channel();
             let call = dispatch(&ep, &ctx, &id, &method, params.as_deref(), Some(sink));

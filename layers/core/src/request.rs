@@ -149,3 +149,12 @@ mod tests {
         assert!(matches!(bad.tool_name(), Err(McpError::InvalidParams(_))));
     }
 }
+
+/// Decides which tools a caller may see and call (implemented by the access-control layer).
+///
+/// The MCP endpoint and the REST API use it to filter tool lists; the access-control layer on
+/// the MCP plane uses it to refuse calls.
+pub trait ToolPolicy: Send + Sync + std::fmt::Debug {
+    /// True when `identity` (None: anonymous) may use `tool` on `server`.
+    fn allows(&self, identity: Option<&Identity>, server: &str, tool: &str) -> bool;
+}
