@@ -15,6 +15,7 @@
 //! through the same MCP-plane stack as the REST API. `Origin` is checked on every request:
 //! loopback origins and `corsOrigins` pass, anything else gets 403 (DNS-rebinding defence).
 
+mod aggregate;
 mod catalog;
 mod session;
 
@@ -56,6 +57,7 @@ pub(crate) struct Endpoint {
     state: Arc<AppState>,
     sessions: Sessions,
     exposed: RwLock<Arc<Exposed>>,
+    origins: aggregate::Origins,
 }
 
 impl Endpoint {
@@ -64,6 +66,7 @@ impl Endpoint {
         let ep = Arc::new(Self {
             exposed: RwLock::new(Arc::new(catalog::build(&state, u64::MAX))),
             sessions: Sessions::new(idle),
+            origins: aggregate::Origins::default(),
             state,
         });
         let _ = ep.state.endpoint.set(Arc::downgrade(&ep));
@@ -537,10 +540,6 @@ fn server_info() -> Value {
     json!({"name": "mcp-gateway", "version": env!("CARGO_PKG_VERSION")})
 }
 
-fn capabilities() -> Value {
-    json!({"tools": {"listChanged": true}, "logging": {}})
-}
-
 /// Answers `initialize`: negotiates the version and opens a session.
 fn initialize(
     ep: &Endpoint,
@@ -562,7 +561,7 @@ fn initialize(
     let session = ep.sessions.create(&version, legacy);
     let result = json!({
         "protocolVersion": version,
-        "capabilities": capabilities(),
+        "capabilities": aggregate::capabilities(ep),
         "serverInfo": server_info(),
         "instructions": "mcp-gateway: tools of several MCP servers behind one endpoint.",
     });
@@ -650,7 +649,7 @@ async fn dispatch(
     let result = match method {
         "server/discover" if ctx.stateless => Ok(raw(&json!({
             "supportedVersions": [STATELESS_VERSION],
-            "capabilities": capabilities(),
+            "capabilities": aggregate::capabilities(ep),
             "instructions": "mcp-gateway: tools of several MCP servers behind one endpoint.",
             "ttlMs": 0,
             "cacheScope": "public",
@@ -659,14 +658,13 @@ async fn dispatch(
         "tools/list" => list_tools(ep, ctx, params),
         "tools/call" => call_tool(ep, ctx, id, params, relay).await,
         "resources/list" | "resources/templates/list" | "prompts/list" => {
-            // Only tools are aggregated so far; an empty list is the honest answer.
-            let key = match method {
-                "resources/list" => "resources",
-                "resources/templates/list" => "resourceTemplates",
-                _ => "prompts",
-            };
-            Ok(raw(&json!({ key: [] })))
+            aggregate::list(ep, method).await
         }
+        "prompts/get" => aggregate::get_prompt(ep, params).await,
+        "resources/read" | "resources/subscribe" | "resources/unsubscribe" => {
+            aggregate::by_uri(ep, method, params).await
+        }
+        "completion/complete" => aggregate::complete(ep, params).await,
         other => Err(JsonRpcError::new(
             jsonrpc::METHOD_NOT_FOUND,
             format!("Method not found: {other}"),

@@ -16,6 +16,10 @@ pub struct Identity {
     pub roles: Vec<String>,
     /// Tenant the caller belongs to, in multi-tenant mode.
     pub tenant: Option<String>,
+    /// Name of the API key used, when the caller authenticated with one (never the key).
+    pub key_name: Option<String>,
+    /// The verified token's claims, when the caller authenticated with a JWT.
+    pub claims: Option<Arc<serde_json::Value>>,
 }
 
 /// One JSON-RPC request travelling down the MCP plane.
@@ -131,6 +135,15 @@ impl McpResponse {
     }
 }
 
+/// Decides which tools a caller may see and call (implemented by the access-control layer).
+///
+/// The MCP endpoint and the REST API use it to filter tool lists; the access-control layer on
+/// the MCP plane uses it to refuse calls.
+pub trait ToolPolicy: Send + Sync + std::fmt::Debug {
+    /// True when `identity` (None: anonymous) may use `tool` on `server`.
+    fn allows(&self, identity: Option<&Identity>, server: &str, tool: &str) -> bool;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -148,13 +161,4 @@ mod tests {
         );
         assert!(matches!(bad.tool_name(), Err(McpError::InvalidParams(_))));
     }
-}
-
-/// Decides which tools a caller may see and call (implemented by the access-control layer).
-///
-/// The MCP endpoint and the REST API use it to filter tool lists; the access-control layer on
-/// the MCP plane uses it to refuse calls.
-pub trait ToolPolicy: Send + Sync + std::fmt::Debug {
-    /// True when `identity` (None: anonymous) may use `tool` on `server`.
-    fn allows(&self, identity: Option<&Identity>, server: &str, tool: &str) -> bool;
 }

@@ -46,6 +46,8 @@ pub struct UpstreamStatus {
     pub generation: Option<Generation>,
     /// `serverInfo` the server reported (name, version), raw.
     pub server_info: Option<Arc<RawValue>>,
+    /// `capabilities` the server advertised, raw.
+    pub capabilities: Option<Arc<RawValue>>,
     /// When `state` last changed.
     pub since: SystemTime,
     /// Number of tools currently known.
@@ -137,6 +139,7 @@ impl Upstream {
             reason: None,
             generation: None,
             server_info: None,
+            capabilities: None,
             since: SystemTime::now(),
             tool_count: 0,
             tools_version: 0,
@@ -300,7 +303,8 @@ async fn run_once(shared: &Arc<Shared>) -> Exit {
     shared.set_tools(tools);
     shared.status.send_modify(|s| {
         s.generation = generation;
-        s.server_info = info.map(Arc::from);
+        s.server_info = info.info.map(Arc::from);
+        s.capabilities = info.capabilities.map(Arc::from);
     });
     *shared.conn.write().expect("conn lock poisoned") = Some(conn.clone());
     shared.set_state(State::Ready, None);
@@ -364,6 +368,8 @@ struct DiscoverResult {
     supported_versions: Vec<String>,
     #[serde(default, rename = "_meta")]
     meta: Option<serde_json::Map<String, serde_json::Value>>,
+    #[serde(default)]
+    capabilities: Option<Box<RawValue>>,
 }
 
 #[derive(Deserialize)]
@@ -372,15 +378,20 @@ struct InitializeResult {
     protocol_version: String,
     #[serde(default, rename = "serverInfo")]
     server_info: Option<Box<RawValue>>,
+    #[serde(default)]
+    capabilities: Option<Box<RawValue>>,
+}
+
+/// What the handshake learned about the server, raw.
+struct Peer {
+    info: Option<Box<RawValue>>,
+    capabilities: Option<Box<RawValue>>,
 }
 
 /// Learns the server's generation: `server/discover` first (the 2026-07-28 probe); any
 /// error other than a version mismatch, or silence, means an older server, which gets the
-/// `initialize` handshake. Returns the raw `serverInfo`.
-async fn handshake(
-    conn: &Arc<Connection>,
-    cfg: &UpstreamConfig,
-) -> Result<Option<Box<RawValue>>, McpError> {
+/// `initialize` handshake. Returns the raw `serverInfo` and `capabilities`.
+async fn handshake(conn: &Arc<Connection>, cfg: &UpstreamConfig) -> Result<Peer, McpError> {
     let meta = serde_json::json!({
         protocol::META_PROTOCOL_VERSION: protocol::STATELESS_VERSION,
         protocol::META_CLIENT_CAPABILITIES: {},
@@ -415,7 +426,10 @@ async fn handshake(
                     .meta
                     .and_then(|mut m| m.remove(protocol::META_SERVER_INFO))
                     .map(|v| raw(&v));
-                return Ok(info);
+                return Ok(Peer {
+                    info,
+                    capabilities: d.capabilities,
+                });
             }
         }
         Err(McpError::Rpc { error, .. }) if error.code == jsonrpc::UNSUPPORTED_PROTOCOL_VERSION => {
@@ -459,7 +473,10 @@ async fn handshake(
     }
     conn.set_generation(Generation::Session(init.protocol_version), &cfg.client_info);
     conn.notify("notifications/initialized", None);
-    Ok(init.server_info)
+    Ok(Peer {
+        info: init.server_info,
+        capabilities: init.capabilities,
+    })
 }
 
 #[derive(Deserialize)]

@@ -1,0 +1,342 @@
+//! Resources, resource templates, prompts and completions across every upstream.
+//!
+//! Lists fan out to the servers that advertise the capability and are merged into one page.
+//! Prompt names follow the same naming policy as tools (`<prefix>__<name>` by default, see
+//! `catalog.rs`); resource URIs are kept as they are, since they already name their origin,
+//! and the server that listed a URI is remembered so `resources/read` and completions go
+//! back to it (a URI never listed is tried on each server in config order).
+
+use super::Endpoint;
+use crate::config::ToolNaming;
+use mcp_gateway_core::jsonrpc::{self, JsonRpcError};
+use mcp_gateway_core::{McpError, McpRequest};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use serde_json::{Value, json};
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, RwLock};
+use tower::ServiceExt;
+
+/// Upper bound on pages fetched from one server for one list.
+const MAX_PAGES: usize = 100;
+
+/// Where aggregated names and URIs came from.
+#[derive(Default)]
+pub(crate) struct Origins {
+    /// Exposed prompt name → (server, upstream name).
+    prompts: RwLock<HashMap<String, (Arc<str>, String)>>,
+    /// Resource URI → server.
+    resources: RwLock<HashMap<String, Arc<str>>>,
+}
+
+/// Which of the optional server features any ready upstream offers.
+pub(crate) fn capabilities(ep: &Endpoint) -> Value {
+    let mut caps = json!({"tools": {"listChanged": true}, "logging": {}});
+    for (key, cap) in [
+        ("resources", "resources"),
+        ("prompts", "prompts"),
+        ("completions", "completions"),
+    ] {
+        if !servers_with(ep, cap).is_empty() {
+            caps[key] = if key == "completions" {
+                json!({})
+            } else {
+                json!({"listChanged": false})
+            };
+        }
+    }
+    caps
+}
+
+/// Ready servers whose advertised capabilities include `cap`, in config order.
+fn servers_with(ep: &Endpoint, cap: &str) -> Vec<Arc<str>> {
+    ep.state
+        .servers
+        .iter()
+        .filter_map(|slot| {
+            let st = slot.upstream.as_ref()?.status();
+            let caps = st.capabilities.as_ref()?;
+            let v: BTreeMap<Cow<'_, str>, serde::de::IgnoredAny> =
+                serde_json::from_str(caps.get()).ok()?;
+            (st.state == mcp_gateway_upstream::State::Ready && v.contains_key(cap))
+                .then(|| Arc::from(slot.config.id.as_str()))
+        })
+        .collect()
+}
+
+fn prefix_of<'a>(ep: &'a Endpoint, server: &'a str) -> Option<&'a str> {
+    let slot = ep.state.slot(server)?;
+    match (&slot.config.tool_prefix, ep.state.config.tool_naming) {
+        (Some(p), _) if p.is_empty() => None,
+        (Some(p), _) => Some(p.as_str()),
+        (None, ToolNaming::Prefixed) => Some(slot.config.id.as_str()),
+        (None, ToolNaming::Bare) => None,
+    }
+}
+
+async fn call(
+    ep: &Endpoint,
+    server: &Arc<str>,
+    method: &str,
+    params: Option<Box<RawValue>>,
+) -> Result<Box<RawValue>, McpError> {
+    let req = McpRequest::new(method.to_string(), params).with_server(server.clone());
+    ep.state.mcp.clone().oneshot(req).await.map(|r| r.result)
+}
+
+/// Every page of `method` from `server`, as the raw items under `key`.
+async fn list_all(
+    ep: &Endpoint,
+    server: &Arc<str>,
+    method: &str,
+    key: &str,
+) -> Result<Vec<Box<RawValue>>, McpError> {
+    let mut items = Vec::new();
+    let mut cursor: Option<String> = None;
+    for _ in 0..MAX_PAGES {
+        let params = cursor.as_ref().map(|c| raw(&json!({ "cursor": c })));
+        let result = call(ep, server, method, params).await?;
+        let mut page: BTreeMap<String, Box<RawValue>> = serde_json::from_str(result.get())
+            .map_err(|e| McpError::Upstream {
+                server: server.clone(),
+                reason: format!("malformed {method} result: {e}"),
+            })?;
+        if let Some(list) = page.remove(key) {
+            let list: Vec<Box<RawValue>> = serde_json::from_str(list.get()).unwrap_or_default();
+            items.extend(list);
+        }
+        cursor = page
+            .get("nextCursor")
+            .and_then(|c| serde_json::from_str::<String>(c.get()).ok())
+            .filter(|c| !c.is_empty());
+        if cursor.is_none() {
+            break;
+        }
+    }
+    Ok(items)
+}
+
+/// `resources/list`, `resources/templates/list` or `prompts/list` across servers.
+pub(crate) async fn list(ep: &Endpoint, method: &str) -> Result<Box<RawValue>, JsonRpcError> {
+    let (key, cap) = match method {
+        "resources/list" => ("resources", "resources"),
+        "resources/templates/list" => ("resourceTemplates", "resources"),
+        _ => ("prompts", "prompts"),
+    };
+    let servers = servers_with(ep, cap);
+    let lists =
+        futures::future::join_all(servers.iter().map(|s| list_all(ep, s, method, key))).await;
+    let mut out: Vec<Box<RawValue>> = Vec::new();
+    let mut prompt_names: HashMap<String, (Arc<str>, String)> = HashMap::new();
+    for (server, items) in servers.iter().zip(lists) {
+        let items = match items {
+            Ok(i) => i,
+            Err(e) => {
+                tracing::debug!(server = %server, error = %e, method, "skipping a server in an aggregated list");
+                continue;
+            }
+        };
+        for item in items {
+            let mut obj: BTreeMap<Cow<'_, str>, &RawValue> = match serde_json::from_str(item.get())
+            {
+                Ok(o) => o,
+                Err(_) => continue,
+            };
+            match key {
+                "prompts" => {
+                    let Some(name) = obj
+                        .get("name")
+                        .and_then(|n| serde_json::from_str::<String>(n.get()).ok())
+                    else {
+                        continue;
+                    };
+                    let mut exposed = match prefix_of(ep, server) {
+                        Some(p) => format!("{p}__{name}"),
+                        None => name.clone(),
+                    };
+                    if prompt_names.contains_key(&exposed) {
+                        exposed = format!("{server}__{name}");
+                    }
+                    let n = raw(&json!(exposed));
+                    obj.insert("name".into(), &n);
+                    out.push(raw_map(&obj));
+                    prompt_names.insert(exposed, (server.clone(), name));
+                }
+                "resources" => {
+                    if let Some(uri) = obj
+                        .get("uri")
+                        .and_then(|u| serde_json::from_str::<String>(u.get()).ok())
+                    {
+                        ep.origins
+                            .resources
+                            .write()
+                            .expect("lock")
+                            .insert(uri, server.clone());
+                    }
+                    out.push(item);
+                }
+                _ => out.push(item),
+            }
+        }
+    }
+    if key == "prompts" {
+        *ep.origins.prompts.write().expect("lock") = prompt_names;
+    }
+    let mut text = format!(r#"{{"{key}":["#);
+    for (i, item) in out.iter().enumerate() {
+        if i > 0 {
+            text.push(',');
+        }
+        text.push_str(item.get());
+    }
+    text.push_str(r#"],"ttlMs":0,"cacheScope":"private"}"#);
+    Ok(RawValue::from_string(text).expect("built from valid JSON"))
+}
+
+#[derive(Deserialize)]
+struct Named<'a> {
+    #[serde(borrow, default)]
+    name: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    uri: Option<Cow<'a, str>>,
+}
+
+async fn prompt_origin(ep: &Endpoint, name: &str) -> Option<(Arc<str>, String)> {
+    if let Some(o) = ep.origins.prompts.read().expect("lock").get(name) {
+        return Some(o.clone());
+    }
+    // Not listed yet by any client: list once to learn the names.
+    let _ = list(ep, "prompts/list").await;
+    ep.origins.prompts.read().expect("lock").get(name).cloned()
+}
+
+/// `prompts/get`: routed by exposed prompt name, renamed to the server's own.
+pub(crate) async fn get_prompt(
+    ep: &Endpoint,
+    params: Option<&RawValue>,
+) -> Result<Box<RawValue>, JsonRpcError> {
+    let p = params.ok_or_else(|| {
+        JsonRpcError::new(
+            jsonrpc::INVALID_PARAMS,
+            "prompts/get needs params with a name",
+        )
+    })?;
+    let name = serde_json::from_str::<Named<'_>>(p.get())
+        .ok()
+        .and_then(|n| n.name.map(Cow::into_owned))
+        .ok_or_else(|| JsonRpcError::new(jsonrpc::INVALID_PARAMS, "prompts/get needs a name"))?;
+    let (server, upstream) = prompt_origin(ep, &name).await.ok_or_else(|| {
+        JsonRpcError::new(jsonrpc::INVALID_PARAMS, format!("unknown prompt '{name}'"))
+    })?;
+    let params = mcp_gateway_router::rename_tool(p, &upstream).map_err(|e| e.to_jsonrpc())?;
+    call(ep, &server, "prompts/get", Some(params))
+        .await
+        .map_err(|e| e.to_jsonrpc())
+}
+
+/// `resources/read` (and `resources/subscribe`-style calls keyed by URI): the server that
+/// listed the URI, else each resource server in turn.
+pub(crate) async fn by_uri(
+    ep: &Endpoint,
+    method: &str,
+    params: Option<&RawValue>,
+) -> Result<Box<RawValue>, JsonRpcError> {
+    let p = params.ok_or_else(|| {
+        JsonRpcError::new(
+            jsonrpc::INVALID_PARAMS,
+            format!("{method} needs params with a uri"),
+        )
+    })?;
+    let uri = serde_json::from_str::<Named<'_>>(p.get())
+        .ok()
+        .and_then(|n| n.uri.map(Cow::into_owned))
+        .ok_or_else(|| {
+            JsonRpcError::new(jsonrpc::INVALID_PARAMS, format!("{method} needs a uri"))
+        })?;
+    let known = ep
+        .origins
+        .resources
+        .read()
+        .expect("lock")
+        .get(&uri)
+        .cloned();
+    let candidates = match known {
+        Some(s) => vec![s],
+        None => servers_with(ep, "resources"),
+    };
+    let mut last = JsonRpcError::new(
+        jsonrpc::INVALID_PARAMS,
+        format!("Resource not found: {uri}"),
+    );
+    for server in candidates {
+        match call(ep, &server, method, Some(p.to_owned())).await {
+            Ok(r) => {
+                ep.origins
+                    .resources
+                    .write()
+                    .expect("lock")
+                    .insert(uri, server);
+                return Ok(r);
+            }
+            Err(e) => last = e.to_jsonrpc(),
+        }
+    }
+    Err(last)
+}
+
+/// `completion/complete`: routed by the prompt name or resource URI it refers to.
+pub(crate) async fn complete(
+    ep: &Endpoint,
+    params: Option<&RawValue>,
+) -> Result<Box<RawValue>, JsonRpcError> {
+    let p = params.ok_or_else(|| {
+        JsonRpcError::new(jsonrpc::INVALID_PARAMS, "completion/complete needs params")
+    })?;
+    let mut v: Value = serde_json::from_str(p.get())
+        .map_err(|e| JsonRpcError::new(jsonrpc::INVALID_PARAMS, e.to_string()))?;
+    let server = match v.pointer("/ref/type").and_then(Value::as_str) {
+        Some("ref/prompt") => {
+            let name = v
+                .pointer("/ref/name")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
+            let (server, upstream) = prompt_origin(ep, &name).await.ok_or_else(|| {
+                JsonRpcError::new(jsonrpc::INVALID_PARAMS, format!("unknown prompt '{name}'"))
+            })?;
+            v["ref"]["name"] = json!(upstream);
+            server
+        }
+        Some("ref/resource") => {
+            let uri = v
+                .pointer("/ref/uri")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let known = ep.origins.resources.read().expect("lock").get(uri).cloned();
+            known
+                .or_else(|| servers_with(ep, "resources").into_iter().next())
+                .ok_or_else(|| {
+                    JsonRpcError::new(jsonrpc::INVALID_PARAMS, format!("unknown resource '{uri}'"))
+                })?
+        }
+        _ => {
+            return Err(JsonRpcError::new(
+                jsonrpc::INVALID_PARAMS,
+                "completion/complete needs ref of type ref/prompt or ref/resource",
+            ));
+        }
+    };
+    call(ep, &server, "completion/complete", Some(raw(&v)))
+        .await
+        .map_err(|e| e.to_jsonrpc())
+}
+
+fn raw(v: &Value) -> Box<RawValue> {
+    RawValue::from_string(v.to_string()).expect("serialized JSON is valid")
+}
+
+fn raw_map(m: &BTreeMap<Cow<'_, str>, &RawValue>) -> Box<RawValue> {
+    RawValue::from_string(serde_json::to_string(m).expect("map serializes"))
+        .expect("serialized JSON is valid")
+}
