@@ -1,5 +1,10 @@
-//! A deterministic MCP server over stdio, used by the gateway's integration tests and benches
-//! for fault injection.
+//! A deterministic MCP server over stdio, Streamable HTTP, legacy HTTP+SSE and WebSocket,
+//! used by the gateway's integration tests and benches for fault injection.
+//!
+//! With `--http PORT`, `--sse PORT` and/or `--ws PORT` it serves the network transports on
+//! 127.0.0.1 instead of stdio (see the `net` module; port 0 picks a free one, printed on
+//! stdout), with the same tools and knobs; `--http-fault status-500|bad-sse` makes the `error`
+//! tool fail at the HTTP level instead.
 //!
 //! Newline-delimited JSON-RPC 2.0 on stdin/stdout; logs on stderr. Every request runs in its
 //! own task, so answers may come back out of order; one writer task owns stdout, so lines

@@ -1,6 +1,7 @@
 //! `McpUpstreamService`: the bottom of the MCP plane, speaking to one MCP server.
 //!
-//! An [`Upstream`] owns one server: it starts it (a child process over stdio), learns which
+//! An [`Upstream`] owns one server: it starts or connects to it (a child process over stdio,
+//! or Streamable HTTP, legacy HTTP+SSE or WebSocket — see [`Transport`]), learns which
 //! protocol generation it speaks (`server/discover` for 2026-07-28 servers, the `initialize`
 //! handshake for 2024-11-05 … 2025-11-25 ones), discovers its tools (following
 //! `nextCursor`), and keeps it alive, restarting with exponential backoff when it dies.
@@ -29,7 +30,8 @@
 //! ```
 //!
 //! Design notes: transports only frame bytes and manage their connection
-//! (`stdio.rs`); everything protocol-level — id matching, the pending-call table,
+//! (`stdio.rs`, `streamable_http.rs`, `sse.rs`, `websocket.rs`, behind one `link::Link`);
+//! everything protocol-level — id matching, the pending-call table,
 //! cancellation on drop, the handshake, discovery — lives once in `connection.rs` and
 //! `supervisor.rs`, so later transports reuse it unchanged.
 
