@@ -309,8 +309,28 @@ async fn run_once(shared: &Arc<Shared>) -> Exit {
     *shared.conn.write().expect("conn lock poisoned") = Some(conn.clone());
     shared.set_state(State::Ready, None);
 
+    // 2026-07-28 servers announce list changes only on a `subscriptions/listen` stream,
+    // which stays open (a request that is never answered) for the life of the connection.
+    let mut listen = None;
+    if conn.generation().is_some_and(Generation::is_stateless) {
+        let params = raw(&serde_json::json!({"notifications": {
+            "toolsListChanged": true, "resourcesListChanged": true, "promptsListChanged": true,
+        }}));
+        match conn.send_request("subscriptions/listen", Some(&params), None) {
+            Ok(pending) => listen = Some(pending),
+            Err(e) => tracing::debug!(server = %cfg.id, error = %e, "subscriptions/listen not sent"),
+        }
+    }
+
     loop {
         tokio::select! {
+            r = async { (&mut listen.as_mut().expect("guarded by the select condition").0).await }, if listen.is_some() => {
+                // The server ended (or refused) the subscription; list changes will go unnoticed.
+                tracing::debug!(server = %cfg.id, outcome = ?r.map(|r| r.map(|_| ())), "subscriptions/listen ended");
+                if let Some((_, mut guard)) = listen.take() {
+                    guard.disarm();
+                }
+            }
             ev = events.recv() => match ev {
                 Some(Event::ToolsListChanged) => match list_tools(&conn, cfg).await {
                     Ok(tools) => {
