@@ -22,7 +22,8 @@
 //! answer their own name), `--delay-ms N` (before every tools/call), `--startup-delay-ms N`
 //! (before reading stdin), `--crash-after N` (exit 1 after answering N tools/call),
 //! `--garbage-on-start`, `--exit-on-stdin-close` (the default), `--drain-ms N` (on stdin EOF,
-//! wait up to N ms for in-flight requests, then exit 0; default 1000), `--ttl-ms N` (`ttlMs` of
+//! wait up to N ms for in-flight requests, then exit 0; default 1000), `--strict-listen` (list
+//! changes reach only `subscriptions/listen` streams, as on a strict 2026-07-28 server), `--ttl-ms N` (`ttlMs` of
 //! stateless list/discover results; default 0).
 //!
 //! Tools: see `BUILTIN_TOOLS`. Dynamic tools added by `add_tool` keep their exact name.
@@ -50,7 +51,7 @@ use tokio::task::AbortHandle;
 /// Printed by `--help` and on bad arguments; the module docs explain each option.
 const USAGE: &str = "usage: mcp_test_server [--name NAME] [--prefix P] [--generation G] \
 [--page-size N] [--tools N] [--delay-ms N] [--startup-delay-ms N] [--crash-after N] \
-[--garbage-on-start] [--exit-on-stdin-close] [--drain-ms N] [--ttl-ms N] [--http PORT] \
+[--garbage-on-start] [--strict-listen] [--exit-on-stdin-close] [--drain-ms N] [--ttl-ms N] [--http PORT] \
 [--sse PORT] [--ws PORT] [--http-fault status-500|bad-sse]\n";
 
 /// The stateless protocol revision.
@@ -92,6 +93,8 @@ struct Config {
     garbage_on_start: bool,
     drain_ms: u64,
     ttl_ms: u64,
+    /// Like a strict 2026-07-28 server: list changes go only to `subscriptions/listen` streams.
+    strict_listen: bool,
     http: Option<u16>,
     sse: Option<u16>,
     ws: Option<u16>,
@@ -164,6 +167,7 @@ fn parse_args() -> Result<Config, String> {
                 }
             }
             "--garbage-on-start" => cfg.garbage_on_start = true,
+            "--strict-listen" => cfg.strict_listen = true,
             "--exit-on-stdin-close" => {}
             "--help" | "-h" => return Err(String::new()),
             other => return Err(format!("unknown argument: {other}")),
@@ -612,7 +616,7 @@ impl Server {
     /// Announces a change of the tool list (see the module docs for who gets what).
     fn tools_changed(&self) {
         let streams: Vec<(Value, Peer)> = lock(&self.subscriptions).values().cloned().collect();
-        if streams.is_empty() || self.legacy_seen.load(Ordering::SeqCst) {
+        if (streams.is_empty() && !self.cfg.strict_listen) || self.legacy_seen.load(Ordering::SeqCst) {
             let listeners: Vec<Peer> = lock(&self.listeners).clone();
             for peer in listeners {
                 peer.notify("notifications/tools/list_changed", Value::Null);

@@ -559,3 +559,29 @@ async fn real_peers_over_network_transports() {
     assert_eq!((status, text(&v)), (200, "5"), "{v}");
     gw.stop().await;
 }
+
+/// A strict 2026-07-28 server announces list changes only on `subscriptions/listen`
+/// streams; the gateway keeps one open, so a tool added at run time becomes callable.
+#[tokio::test]
+async fn stateless_list_changes_arrive_through_subscriptions_listen() {
+    let yaml = format!(
+        "servers:\n{}",
+        test_server_yaml("t", &["--generation", "stateless", "--strict-listen"], "")
+    );
+    let gw = TestGateway::start(config(&yaml)).await;
+    let s = wait_healthy(&gw, "t", Duration::from_secs(10)).await;
+    assert_eq!(s["protocolVersion"], "2026-07-28", "{s}");
+    let (status, v, _) = call(&gw, "add_tool", json!({"name": "late_tool"})).await;
+    assert_eq!(status, 200, "{v}");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let (status, v, _) = call(&gw, "late_tool", json!({})).await;
+        if status == 200 {
+            assert_eq!(text(&v), "dynamic late_tool");
+            break;
+        }
+        assert!(Instant::now() < deadline, "late_tool never became callable: {status} {v}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    gw.stop().await;
+}

@@ -26,15 +26,16 @@ pub fn test_server() -> PathBuf {
                 .unwrap()
                 .join("examples")
                 .join("mcp_test_server");
-            if !path.exists() {
-                let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-                let status = std::process::Command::new(cargo)
-                    .args(["build", "--example", "mcp_test_server"])
-                    .current_dir(root())
-                    .status()
-                    .expect("cargo build --example mcp_test_server");
-                assert!(status.success(), "building the test server failed");
-            }
+            // `cargo test --test x` does not rebuild examples: make sure the binary is
+            // current (a no-op taking a fraction of a second when it is).
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let status = std::process::Command::new(cargo)
+                .args(["build", "--quiet", "--example", "mcp_test_server"])
+                .current_dir(root())
+                .status()
+                .expect("cargo build --example mcp_test_server");
+            assert!(status.success(), "building the test server failed");
+            assert!(path.exists(), "{} missing after the build", path.display());
             path
         })
         .clone()
