@@ -29,8 +29,10 @@ pub fn test_server() -> PathBuf {
             // `cargo test --test x` does not rebuild examples: make sure the binary is
             // current (a no-op taking a fraction of a second when it is).
             let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let release = bin.parent().is_some_and(|d| d.ends_with("release"));
             let status = std::process::Command::new(cargo)
                 .args(["build", "--quiet", "--example", "mcp_test_server"])
+                .args(release.then_some("--release"))
                 .current_dir(root())
                 .status()
                 .expect("cargo build --example mcp_test_server");
