@@ -616,7 +616,9 @@ impl Server {
     /// Announces a change of the tool list (see the module docs for who gets what).
     fn tools_changed(&self) {
         let streams: Vec<(Value, Peer)> = lock(&self.subscriptions).values().cloned().collect();
-        if (streams.is_empty() && !self.cfg.strict_listen) || self.legacy_seen.load(Ordering::SeqCst) {
+        if (streams.is_empty() && !self.cfg.strict_listen)
+            || self.legacy_seen.load(Ordering::SeqCst)
+        {
             let listeners: Vec<Peer> = lock(&self.listeners).clone();
             for peer in listeners {
                 peer.notify("notifications/tools/list_changed", Value::Null);

@@ -580,7 +580,10 @@ async fn stateless_list_changes_arrive_through_subscriptions_listen() {
             assert_eq!(text(&v), "dynamic late_tool");
             break;
         }
-        assert!(Instant::now() < deadline, "late_tool never became callable: {status} {v}");
+        assert!(
+            Instant::now() < deadline,
+            "late_tool never became callable: {status} {v}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     gw.stop().await;

@@ -318,7 +318,9 @@ async fn run_once(shared: &Arc<Shared>) -> Exit {
         }}));
         match conn.send_request("subscriptions/listen", Some(&params), None) {
             Ok(pending) => listen = Some(pending),
-            Err(e) => tracing::debug!(server = %cfg.id, error = %e, "subscriptions/listen not sent"),
+            Err(e) => {
+                tracing::debug!(server = %cfg.id, error = %e, "subscriptions/listen not sent")
+            }
         }
     }
 
