@@ -17,6 +17,7 @@
 
 mod aggregate;
 mod catalog;
+mod mrtr;
 mod session;
 
 use crate::state::AppState;
@@ -58,6 +59,8 @@ pub(crate) struct Endpoint {
     sessions: Sessions,
     exposed: RwLock<Arc<Exposed>>,
     origins: aggregate::Origins,
+    /// 2026-07-28 calls waiting for their client's `inputResponses`, by `requestState`.
+    parked: std::sync::Mutex<std::collections::HashMap<String, mrtr::Parked>>,
 }
 
 impl Endpoint {
@@ -67,6 +70,7 @@ impl Endpoint {
             exposed: RwLock::new(Arc::new(catalog::build(&state, u64::MAX))),
             sessions: Sessions::new(idle),
             origins: aggregate::Origins::default(),
+            parked: std::sync::Mutex::new(std::collections::HashMap::new()),
             state,
         });
         let _ = ep.state.endpoint.set(Arc::downgrade(&ep));
@@ -103,6 +107,7 @@ async fn housekeeping(ep: std::sync::Weak<Endpoint>) {
         tokio::select! {
             _ = tick.tick() => {
                 let Some(ep) = ep.upgrade() else { return };
+                mrtr::expire(&ep.parked);
                 let n = ep.sessions.expire();
                 if n > 0 {
                     tracing::debug!(expired = n, "dropped idle MCP sessions");
@@ -329,10 +334,17 @@ async fn post_mcp(
             // No client notifications are defined for this revision; accept and ignore.
             return StatusCode::ACCEPTED.into_response();
         };
+        let can_ask = envelope
+            .as_ref()
+            .and_then(|e| e.meta.as_ref())
+            .and_then(|m| m.get(protocol::META_CLIENT_CAPABILITIES))
+            .and_then(|c| serde_json::from_str::<Value>(c.get()).ok())
+            .is_some_and(|c| c.get("sampling").is_some() || c.get("elicitation").is_some());
         let ctx = Ctx {
             stateless: true,
             session: None,
             identity,
+            can_ask,
         };
         return answer(&ep, ctx, id, method, msg.params).await;
     }
@@ -379,6 +391,7 @@ async fn post_mcp(
         (Some(id), Some(method)) => {
             let ctx = Ctx {
                 stateless: false,
+                can_ask: session.can_relay(),
                 session: Some(session),
                 identity,
             };
@@ -388,8 +401,12 @@ async fn post_mcp(
             client_notification(&session, method, msg.params);
             StatusCode::ACCEPTED.into_response()
         }
-        // A response to a server→client request; the gateway sends none yet, so nothing waits.
-        (_, None) => StatusCode::ACCEPTED.into_response(),
+        // The client's answer to a request the gateway relayed from an upstream.
+        (Some(id), None) => {
+            deliver_answer(&session, &id, msg.result, msg.error);
+            StatusCode::ACCEPTED.into_response()
+        }
+        (None, None) => StatusCode::ACCEPTED.into_response(),
     }
 }
 
@@ -550,15 +567,21 @@ fn initialize(
     struct Init {
         #[serde(default, rename = "protocolVersion")]
         protocol_version: Option<String>,
+        #[serde(default)]
+        capabilities: Option<Value>,
     }
-    let asked = params
-        .and_then(|p| serde_json::from_str::<Init>(p.get()).ok())
-        .and_then(|i| i.protocol_version);
+    let init = params.and_then(|p| serde_json::from_str::<Init>(p.get()).ok());
+    let caps = init
+        .as_ref()
+        .and_then(|i| i.capabilities.clone())
+        .unwrap_or(Value::Null);
+    let asked = init.and_then(|i| i.protocol_version);
     let version = match asked.as_deref() {
         Some(v) if protocol::is_session_version(v) => v.to_string(),
         _ => protocol::LATEST_SESSION_VERSION.to_string(),
     };
     let session = ep.sessions.create(&version, legacy);
+    session.set_client_capabilities(&caps);
     let result = json!({
         "protocolVersion": version,
         "capabilities": aggregate::capabilities(ep),
@@ -575,6 +598,8 @@ struct Ctx {
     stateless: bool,
     session: Option<Arc<Session>>,
     identity: Option<Arc<mcp_gateway_core::Identity>>,
+    /// The client can answer sampling / elicitation requests relayed from upstreams.
+    can_ask: bool,
 }
 
 /// Answers one request: JSON for simple answers, an SSE stream when progress was asked for
@@ -589,51 +614,127 @@ async fn answer(
     if ctx.stateless && method == "subscriptions/listen" {
         return listen(ep, id, params);
     }
-    let wants_progress =
-        method == "tools/call" && params.is_some_and(|p| p.get().contains("\"progressToken\""));
-    if wants_progress {
+    let relayable = method == "tools/call";
+    let wants_progress = relayable && params.is_some_and(|p| p.get().contains("\"progressToken\""));
+    let retry = ctx.stateless && relayable && mrtr::is_retry(params);
+    if !(wants_progress || retry || (relayable && ctx.can_ask)) {
+        return match dispatch(ep, &ctx, &id, method, params, None).await {
+            Ok(r) => json_response(StatusCode::OK, jsonrpc::result_frame(&id, r.get())),
+            Err(e) => {
+                let status = if ctx.stateless && e.code == jsonrpc::METHOD_NOT_FOUND {
+                    StatusCode::NOT_FOUND
+                } else {
+                    StatusCode::OK
+                };
+                rpc_error(status, Some(&id), e)
+            }
+        };
+    }
+    if ctx.stateless {
+        // Requests from upstreams become `input_required` results (MRTR); progress, when
+        // asked for, streams first.
+        let owner = ctx.identity.as_ref().map(|i| i.subject.clone());
         let (tx, rx) = mpsc::channel(64);
-        let ep = ep.clone();
-        let params = params.map(ToOwned::to_owned);
-        let method = method.to_string();
-        tokio::spawn(async move {
-            let (sink, mut relay) = RelaySink::channel();
-            let call = dispatch(&ep, &ctx, &id, &method, params.as_deref(), Some(sink));
-            tokio::pin!(call);
-            let result = loop {
-                tokio::select! {
-                    r = &mut call => break r,
-                    Some(m) = relay.recv() => {
-                        let frame = jsonrpc::notification_frame(&m.method, m.params.as_deref().map(RawValue::get));
-                        if tx.send(sse_event(&frame)).await.is_err() {
+        let mut notify = move |frame: Vec<u8>| -> bool {
+            !wants_progress || tx.try_send(sse_event(&frame)).is_ok() || !tx.is_closed()
+        };
+        let outcome = if retry {
+            mrtr::resume(ep, owner, params, &mut notify).await
+        } else {
+            let running = mrtr::spawn(ep, ctx, id.clone(), method.to_string(), params.map(ToOwned::to_owned));
+            if wants_progress {
+                // Stream: drive in the background so notifications flow while it runs.
+                let ep = ep.clone();
+                let (ftx, frx) = mpsc::channel(64);
+                tokio::spawn(async move {
+                    let mut notify = |frame: Vec<u8>| ftx.try_send(sse_event(&frame)).is_ok() || !ftx.is_closed();
+                    let frame = match mrtr::drive(&ep, running, owner, &mut notify).await {
+                        mrtr::Outcome::Done(Ok(r)) => jsonrpc::result_frame(&id, r.get()),
+                        mrtr::Outcome::Done(Err(e)) => jsonrpc::error_frame(Some(&id), &e),
+                        mrtr::Outcome::InputRequired(r) => jsonrpc::result_frame(&id, stateless_result(r).get()),
+                    };
+                    let _ = ftx.send(sse_event(&frame)).await;
+                });
+                return sse_response(frx, None);
+            }
+            mrtr::drive(ep, running, owner, &mut notify).await
+        };
+        drop(rx);
+        return match outcome {
+            mrtr::Outcome::Done(Ok(r)) => json_response(StatusCode::OK, jsonrpc::result_frame(&id, r.get())),
+            mrtr::Outcome::Done(Err(e)) => rpc_error(StatusCode::OK, Some(&id), e),
+            mrtr::Outcome::InputRequired(r) => {
+                json_response(StatusCode::OK, jsonrpc::result_frame(&id, stateless_result(r).get()))
+            }
+        };
+    }
+    // Session generation: an SSE answer carries progress and relayed server requests, then
+    // the result.
+    let (tx, rx) = mpsc::channel(64);
+    let ep = ep.clone();
+    let params = params.map(ToOwned::to_owned);
+    let method = method.to_string();
+    tokio::spawn(async move {
+        let (sink, mut relay) = RelaySink::channel();
+        let call = dispatch(&ep, &ctx, &id, &method, params.as_deref(), Some(sink));
+        tokio::pin!(call);
+        let session = ctx.session.clone().expect("session-generation requests have a session");
+        let result = loop {
+            tokio::select! {
+                r = &mut call => break r,
+                Some(m) = relay.recv() => {
+                    if let Some(frame) = relay_frame(&session, ctx.can_ask, m) {
+                        if tx.send(frame).await.is_err() {
                             return; // client went away: dropping `call` cancels upstream
                         }
                     }
                 }
-            };
-            while let Ok(m) = relay.try_recv() {
-                let frame =
-                    jsonrpc::notification_frame(&m.method, m.params.as_deref().map(RawValue::get));
-                let _ = tx.send(sse_event(&frame)).await;
             }
-            let frame = match result {
-                Ok(r) => jsonrpc::result_frame(&id, r.get()),
-                Err(e) => jsonrpc::error_frame(Some(&id), &e),
-            };
-            let _ = tx.send(sse_event(&frame)).await;
-        });
-        return sse_response(rx, None);
-    }
-    match dispatch(ep, &ctx, &id, method, params, None).await {
-        Ok(r) => json_response(StatusCode::OK, jsonrpc::result_frame(&id, r.get())),
-        Err(e) => {
-            let status = if ctx.stateless && e.code == jsonrpc::METHOD_NOT_FOUND {
-                StatusCode::NOT_FOUND
-            } else {
-                StatusCode::OK
-            };
-            rpc_error(status, Some(&id), e)
+        };
+        while let Ok(m) = relay.try_recv() {
+            if let Some(frame) = relay_frame(&session, ctx.can_ask, m) {
+                let _ = tx.send(frame).await;
+            }
         }
+        let frame = match result {
+            Ok(r) => jsonrpc::result_frame(&id, r.get()),
+            Err(e) => jsonrpc::error_frame(Some(&id), &e),
+        };
+        let _ = tx.send(sse_event(&frame)).await;
+    });
+    sse_response(rx, None)
+}
+
+/// The frame for a message an upstream sent during a call: a notification as is, or a
+/// request re-issued under a gateway id whose answer is routed back (when the client can
+/// take it; otherwise the upstream gets an error).
+fn relay_frame(session: &Session, can_ask: bool, m: mcp_gateway_core::relay::ServerMessage) -> Option<Bytes> {
+    let params = m.params.as_deref().map(RawValue::get);
+    match m.reply {
+        None => Some(sse_event(&jsonrpc::notification_frame(&m.method, params))),
+        Some(reply) if can_ask => {
+            let id = session.ask(reply);
+            Some(sse_event(&jsonrpc::request_frame(&RequestId::String(id), &m.method, params)))
+        }
+        Some(reply) => {
+            let _ = reply.send(Err(JsonRpcError::new(
+                jsonrpc::METHOD_NOT_FOUND,
+                format!("the client did not declare support for '{}'", m.method),
+            )));
+            None
+        }
+    }
+}
+
+/// Routes a client's JSON-RPC response to the relayed request it answers.
+fn deliver_answer(session: &Session, id: &RequestId, result: Option<&RawValue>, error: Option<JsonRpcError>) {
+    let answer = match (result, error) {
+        (_, Some(e)) => Err(e),
+        (Some(r), None) => Ok(r.to_owned()),
+        (None, None) => Err(JsonRpcError::new(jsonrpc::INVALID_REQUEST, "response without result or error")),
+    };
+    if !session.answer(id, answer) {
+        tracing::debug!(session = %session.id, id = %id, "answer to no pending relayed request");
     }
 }
 
@@ -750,12 +851,7 @@ fn list_tools(
     let end = (start + PAGE_SIZE).min(visible.len());
     let mut out = String::with_capacity(256 * (end.saturating_sub(start)) + 64);
     out.push_str(r#"{"tools":["#);
-    for (i, t) in exposed
-        .tools
-        .get(start..end)
-        .unwrap_or(&[])
-        .iter()
-        .enumerate()
+    for (i, t) in visible.get(start..end).unwrap_or(&[]).iter().enumerate()
     {
         if i > 0 {
             out.push(',');
@@ -1029,8 +1125,10 @@ async fn post_messages(
         }
     };
     let (Some(id), Some(method)) = (msg.id.clone(), msg.method.as_deref()) else {
-        if let Some(m) = msg.method.as_deref() {
-            client_notification(&session, m, msg.params);
+        match (&msg.id, msg.method.as_deref()) {
+            (_, Some(m)) => client_notification(&session, m, msg.params),
+            (Some(id), None) => deliver_answer(&session, id, msg.result, msg.error),
+            (None, None) => {}
         }
         return StatusCode::ACCEPTED.into_response();
     };
@@ -1041,6 +1139,12 @@ async fn post_messages(
         let frame = if method == "initialize" {
             let (result, fresh) = initialize(&ep, params.as_deref(), true);
             ep.sessions.remove(&fresh.id);
+            let caps = params
+                .as_deref()
+                .and_then(|p| serde_json::from_str::<Value>(p.get()).ok())
+                .and_then(|v| v.get("capabilities").cloned())
+                .unwrap_or(Value::Null);
+            session.set_client_capabilities(&caps);
             if let Ok(v) = serde_json::from_str::<Value>(result.get()) {
                 if let Some(ver) = v["protocolVersion"].as_str() {
                     *session.protocol_version.write().expect("lock") = ver.to_string();
@@ -1050,6 +1154,7 @@ async fn post_messages(
         } else {
             let ctx = Ctx {
                 stateless: false,
+                can_ask: session.can_relay(),
                 session: Some(session.clone()),
                 identity: caller.map(|axum::Extension(i)| i),
             };
@@ -1060,16 +1165,17 @@ async fn post_messages(
                 tokio::select! {
                     r = &mut call => break r,
                     Some(m) = relay.recv() => {
-                        let f = jsonrpc::notification_frame(&m.method, m.params.as_deref().map(RawValue::get));
-                        session.push(sse_event(&f));
+                        if let Some(frame) = relay_frame(&session, ctx.can_ask, m) {
+                            session.push(frame);
+                        }
                     }
                 }
             };
             // Progress sent just before the result may still be queued: it goes first.
             while let Ok(m) = relay.try_recv() {
-                let f =
-                    jsonrpc::notification_frame(&m.method, m.params.as_deref().map(RawValue::get));
-                session.push(sse_event(&f));
+                if let Some(frame) = relay_frame(&session, ctx.can_ask, m) {
+                    session.push(frame);
+                }
             }
             match result {
                 Ok(r) => jsonrpc::result_frame(&id, r.get()),

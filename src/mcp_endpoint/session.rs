@@ -2,7 +2,9 @@
 //! legacy HTTP+SSE transport): ids, negotiated version, open streams, in-flight calls, expiry.
 
 use bytes::Bytes;
-use mcp_gateway_core::RequestId;
+use mcp_gateway_core::relay::Reply;
+use mcp_gateway_core::{JsonRpcError, RequestId};
+use serde_json::value::RawValue;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -22,6 +24,11 @@ pub(crate) struct Session {
     inflight: Mutex<HashMap<RequestId, CancellationToken>>,
     /// True for sessions of the legacy HTTP+SSE transport (answers go on the stream).
     pub(crate) legacy: bool,
+    /// The client declared `sampling` or `elicitation`, so server requests can be relayed.
+    can_relay: std::sync::atomic::AtomicBool,
+    /// Requests relayed to the client, by the id the gateway gave them, awaiting an answer.
+    asked: Mutex<HashMap<String, Reply>>,
+    next_ask: AtomicU64,
 }
 
 impl Session {
@@ -34,6 +41,9 @@ impl Session {
             stream: Mutex::new(None),
             inflight: Mutex::new(HashMap::new()),
             legacy,
+            can_relay: std::sync::atomic::AtomicBool::new(false),
+            asked: Mutex::new(HashMap::new()),
+            next_ask: AtomicU64::new(1),
         }
     }
 
@@ -49,6 +59,43 @@ impl Session {
 
     pub(crate) fn version(&self) -> String {
         self.protocol_version.read().expect("lock").clone()
+    }
+
+    /// Records the capabilities the client declared at `initialize`.
+    pub(crate) fn set_client_capabilities(&self, caps: &serde_json::Value) {
+        let relay = caps.get("sampling").is_some() || caps.get("elicitation").is_some();
+        self.can_relay.store(relay, Ordering::Relaxed);
+    }
+
+    /// True when the client can answer sampling or elicitation requests.
+    pub(crate) fn can_relay(&self) -> bool {
+        self.can_relay.load(Ordering::Relaxed)
+    }
+
+    /// Registers a request relayed to the client; returns the JSON-RPC id to send it with.
+    pub(crate) fn ask(&self, reply: Reply) -> String {
+        let id = format!(
+            "mcp-gateway-{}",
+            self.next_ask.fetch_add(1, Ordering::Relaxed)
+        );
+        self.asked.lock().expect("lock").insert(id.clone(), reply);
+        id
+    }
+
+    /// Delivers the client's answer to a relayed request; false when nothing waits for it.
+    pub(crate) fn answer(
+        &self,
+        id: &RequestId,
+        result: Result<Box<RawValue>, JsonRpcError>,
+    ) -> bool {
+        let key = match id {
+            RequestId::String(s) => s.clone(),
+            RequestId::Number(n) => n.to_string(),
+        };
+        match self.asked.lock().expect("lock").remove(&key) {
+            Some(tx) => tx.send(result).is_ok(),
+            None => false,
+        }
     }
 
     /// Opens the server→client stream, replacing (and so closing) an older one.
@@ -104,6 +151,7 @@ impl Session {
         for (_, t) in self.inflight.lock().expect("lock").drain() {
             t.cancel();
         }
+        self.asked.lock().expect("lock").clear();
     }
 }
 

@@ -24,10 +24,10 @@ pub(crate) enum Event {
     OtherListChanged(&'static str),
 }
 
-/// Where progress for one in-flight call goes, and the token its client chose.
+/// Where server messages for one in-flight call go, and the progress token its client chose.
 struct Relay {
     sink: RelaySink,
-    token: Box<RawValue>,
+    token: Option<Box<RawValue>>,
 }
 
 /// A live connection. Transports push received frames into [`Connection::handle_incoming`]
@@ -36,7 +36,8 @@ pub(crate) struct Connection {
     server: Arc<str>,
     out: mpsc::UnboundedSender<Bytes>,
     pending: Mutex<HashMap<u64, oneshot::Sender<Reply>>>,
-    /// Calls whose progress is relayed, by the token the gateway sent upstream (the call's id).
+    /// Calls whose server messages are relayed to their client, by call id (which is also
+    /// the progress token sent upstream).
     progress: Mutex<HashMap<u64, Relay>>,
     next_id: AtomicU64,
     closed: AtomicBool,
@@ -114,22 +115,12 @@ impl Connection {
         // Progress tokens are per client; upstream they become this call's unique id so two
         // clients choosing the same token never see each other's progress.
         let remapped;
-        let mut has_progress = false;
+        let mut token = None;
         let params = match (relay, params) {
-            (Some(sink), Some(p)) if p.get().contains("\"progressToken\"") => {
+            (Some(_), Some(p)) if p.get().contains("\"progressToken\"") => {
                 match remap_progress_token(p, id)? {
-                    Some((new_params, token)) => {
-                        self.progress
-                            .lock()
-                            .expect("progress table poisoned")
-                            .insert(
-                                id,
-                                Relay {
-                                    sink: sink.clone(),
-                                    token,
-                                },
-                            );
-                        has_progress = true;
+                    Some((new_params, original)) => {
+                        token = Some(original);
                         remapped = new_params;
                         Some(&*remapped)
                     }
@@ -138,6 +129,19 @@ impl Connection {
             }
             (_, p) => p,
         };
+        let has_progress = relay.is_some();
+        if let Some(sink) = relay {
+            self.progress
+                .lock()
+                .expect("progress table poisoned")
+                .insert(
+                    id,
+                    Relay {
+                        sink: sink.clone(),
+                        token,
+                    },
+                );
+        }
         let params = match self.with_meta(params) {
             Ok(p) => p,
             Err(e) => {
@@ -289,7 +293,7 @@ impl Connection {
                 }
             }
             (None, Some(method)) => self.handle_notification(&method, msg.params),
-            (Some(id), Some(method)) => self.handle_server_request(id, &method),
+            (Some(id), Some(method)) => self.handle_server_request(id, &method, msg.params),
             (None, None) => {
                 tracing::warn!(server = %self.server, "message with neither id nor method ignored")
             }
@@ -332,24 +336,80 @@ impl Connection {
             return;
         };
         let progress = self.progress.lock().expect("progress table poisoned");
-        let Some(relay) = progress.get(&id) else {
+        let Some((relay, token)) = progress
+            .get(&id)
+            .and_then(|r| r.token.as_ref().map(|t| (r, t)))
+        else {
             tracing::debug!(server = %self.server, id, "progress for a call that is no longer relayed");
             return;
         };
-        top.insert("progressToken".into(), relay.token.clone());
+        top.insert("progressToken".into(), token.clone());
         let text = serde_json::to_string(&top).expect("map serializes");
         relay.sink.send(ServerMessage {
             method: "notifications/progress".into(),
             params: Some(RawValue::from_string(text).expect("serialized JSON is valid")),
+            reply: None,
         });
     }
 
     /// Answers requests the server sends to its client. The gateway has no roots and cannot
     /// sample or elicit on its own, so it says so rather than leaving the server waiting.
-    fn handle_server_request(&self, id: RequestId, method: &str) {
+    ///
+    /// Sampling and elicitation go to the client of the call in flight that can take them
+    /// (the newest one when several are: stdio gives no way to tell which call a server
+    /// request belongs to); the client's answer is sent back with the server's id.
+    fn handle_server_request(&self, id: RequestId, method: &str, params: Option<&RawValue>) {
+        if matches!(method, "sampling/createMessage" | "elicitation/create") {
+            let target = {
+                let relays = self.progress.lock().expect("progress table poisoned");
+                relays
+                    .iter()
+                    .filter(|(_, r)| !r.sink.is_closed())
+                    .max_by_key(|(call, _)| **call)
+                    .map(|(_, r)| r.sink.clone())
+            };
+            if let Some(sink) = target {
+                let (tx, rx) = oneshot::channel();
+                let delivered = sink.send(ServerMessage {
+                    method: method.to_string(),
+                    params: params.map(ToOwned::to_owned),
+                    reply: Some(tx),
+                });
+                if delivered {
+                    let out = self.out.clone();
+                    let server = self.server.clone();
+                    tokio::spawn(async move {
+                        let frame = match rx.await {
+                            Ok(Ok(result)) => jsonrpc::result_frame(&id, result.get()),
+                            Ok(Err(e)) => jsonrpc::error_frame(Some(&id), &e),
+                            Err(_) => jsonrpc::error_frame(
+                                Some(&id),
+                                &JsonRpcError::new(
+                                    jsonrpc::INTERNAL_ERROR,
+                                    "the client went away before answering",
+                                ),
+                            ),
+                        };
+                        if out.send(Bytes::from(frame)).is_err() {
+                            tracing::debug!(server = %server, "connection closed before a relayed answer");
+                        }
+                    });
+                    return;
+                }
+            }
+        }
         let frame = match method {
             "ping" => jsonrpc::result_frame(&id, "{}"),
             "roots/list" => jsonrpc::result_frame(&id, r#"{"roots":[]}"#),
+            "sampling/createMessage" | "elicitation/create" => jsonrpc::error_frame(
+                Some(&id),
+                &JsonRpcError::new(
+                    jsonrpc::METHOD_NOT_FOUND,
+                    format!(
+                        "no client connected through mcp-gateway can answer '{method}' for this call"
+                    ),
+                ),
+            ),
             _ => jsonrpc::error_frame(
                 Some(&id),
                 &JsonRpcError::new(

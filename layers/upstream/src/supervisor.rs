@@ -475,7 +475,9 @@ async fn handshake(conn: &Arc<Connection>, cfg: &UpstreamConfig) -> Result<Peer,
 
     let params = raw(&serde_json::json!({
         "protocolVersion": protocol::LATEST_SESSION_VERSION,
-        "capabilities": {},
+        // The gateway relays sampling and elicitation to the client whose call asks for
+        // them (roots are not declared: a server would let them replace its own config).
+        "capabilities": {"sampling": {}, "elicitation": {}},
         "clientInfo": {"name": cfg.client_info.0, "version": cfg.client_info.1},
     }));
     let result = timed(cfg, cfg.timeout, conn.request("initialize", Some(&params))).await?;
