@@ -138,7 +138,7 @@ impl Stats {
     }
 }
 
-/// Aggregated numbers of a [`Stats`].
+/// Aggregated numbers of one server, one tool or all calls.
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StatsSnapshot {
