@@ -1,7 +1,7 @@
 //! The REST API (`/api/v1/...`), Prometheus `/metrics` and the liveness / readiness probes.
 //!
 //! Every error is JSON `{"error": {"code", "message"}}` with a fitting HTTP status; the
-//! mapping from [`McpError`] happens once, in [`ApiError`]'s `IntoResponse`.
+//! mapping from [`McpError`] happens once, in the `IntoResponse` of the API error type.
 
 use crate::state::{AppState, status_word};
 use axum::body::Body;

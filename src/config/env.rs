@@ -19,7 +19,7 @@ pub(crate) fn marker(var: &str) -> String {
 }
 
 /// Substitutes variables using `lookup`. Returns the new text and the missing variables
-/// (each replaced by [`marker`]).
+/// (each replaced by a marker naming it).
 pub fn substitute(
     text: &str,
     comments: bool,
