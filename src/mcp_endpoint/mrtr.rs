@@ -12,8 +12,8 @@ use super::{Ctx, Endpoint, dispatch};
 use mcp_gateway_core::jsonrpc::{self, JsonRpcError, RequestId};
 use mcp_gateway_core::relay::{RelaySink, Reply, ServerMessage};
 use serde::Deserialize;
-use serde_json::value::RawValue;
 use serde_json::json;
+use serde_json::value::RawValue;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -57,7 +57,13 @@ pub(crate) enum Outcome {
 }
 
 /// Starts `method` in the background with a relay for its server messages.
-pub(crate) fn spawn(ep: &Arc<Endpoint>, ctx: Ctx, id: RequestId, method: String, params: Option<Box<RawValue>>) -> Running {
+pub(crate) fn spawn(
+    ep: &Arc<Endpoint>,
+    ctx: Ctx,
+    id: RequestId,
+    method: String,
+    params: Option<Box<RawValue>>,
+) -> Running {
     let (sink, relay) = RelaySink::channel();
     let (tx, result) = oneshot::channel();
     let ep = ep.clone();
@@ -128,7 +134,10 @@ fn park(ep: &Endpoint, parked: Parked) -> Box<RawValue> {
     result
 }
 
-fn input_required(asked: &[(String, Reply, String, Option<Box<RawValue>>)], token: &str) -> Box<RawValue> {
+fn input_required(
+    asked: &[(String, Reply, String, Option<Box<RawValue>>)],
+    token: &str,
+) -> Box<RawValue> {
     let mut requests = serde_json::Map::new();
     for (key, _, method, params) in asked {
         let params: serde_json::Value = params
@@ -137,7 +146,8 @@ fn input_required(asked: &[(String, Reply, String, Option<Box<RawValue>>)], toke
             .unwrap_or(json!({}));
         requests.insert(key.clone(), json!({"method": method, "params": params}));
     }
-    let v = json!({"resultType": "input_required", "inputRequests": requests, "requestState": token});
+    let v =
+        json!({"resultType": "input_required", "inputRequests": requests, "requestState": token});
     RawValue::from_string(v.to_string()).expect("serialized JSON is valid")
 }
 
@@ -152,7 +162,9 @@ struct Retry {
 /// True when `params` carry a `requestState` (a retry of a parked call).
 pub(crate) fn is_retry(params: Option<&RawValue>) -> bool {
     params.is_some_and(|p| p.get().contains("\"requestState\""))
-        && params.and_then(|p| serde_json::from_str::<Retry>(p.get()).ok()).is_some()
+        && params
+            .and_then(|p| serde_json::from_str::<Retry>(p.get()).ok())
+            .is_some()
 }
 
 /// Resumes a parked call with the client's answers.
@@ -172,7 +184,10 @@ pub(crate) async fn resume(
     };
     if parked.owner != owner {
         // Not this caller's call: put it back untouched and reveal nothing.
-        ep.parked.lock().expect("lock").insert(retry.request_state, parked);
+        ep.parked
+            .lock()
+            .expect("lock")
+            .insert(retry.request_state, parked);
         return bad("requestState is unknown or expired; call the tool again without it");
     }
     let mut missing = Vec::new();
