@@ -641,17 +641,27 @@ async fn answer(
         let outcome = if retry {
             mrtr::resume(ep, owner, params, &mut notify).await
         } else {
-            let running = mrtr::spawn(ep, ctx, id.clone(), method.to_string(), params.map(ToOwned::to_owned));
+            let running = mrtr::spawn(
+                ep,
+                ctx,
+                id.clone(),
+                method.to_string(),
+                params.map(ToOwned::to_owned),
+            );
             if wants_progress {
                 // Stream: drive in the background so notifications flow while it runs.
                 let ep = ep.clone();
                 let (ftx, frx) = mpsc::channel(64);
                 tokio::spawn(async move {
-                    let mut notify = |frame: Vec<u8>| ftx.try_send(sse_event(&frame)).is_ok() || !ftx.is_closed();
+                    let mut notify = |frame: Vec<u8>| {
+                        ftx.try_send(sse_event(&frame)).is_ok() || !ftx.is_closed()
+                    };
                     let frame = match mrtr::drive(&ep, running, owner, &mut notify).await {
                         mrtr::Outcome::Done(Ok(r)) => jsonrpc::result_frame(&id, r.get()),
                         mrtr::Outcome::Done(Err(e)) => jsonrpc::error_frame(Some(&id), &e),
-                        mrtr::Outcome::InputRequired(r) => jsonrpc::result_frame(&id, stateless_result(r).get()),
+                        mrtr::Outcome::InputRequired(r) => {
+                            jsonrpc::result_frame(&id, stateless_result(r).get())
+                        }
                     };
                     let _ = ftx.send(sse_event(&frame)).await;
                 });
@@ -661,11 +671,14 @@ async fn answer(
         };
         drop(rx);
         return match outcome {
-            mrtr::Outcome::Done(Ok(r)) => json_response(StatusCode::OK, jsonrpc::result_frame(&id, r.get())),
-            mrtr::Outcome::Done(Err(e)) => rpc_error(StatusCode::OK, Some(&id), e),
-            mrtr::Outcome::InputRequired(r) => {
-                json_response(StatusCode::OK, jsonrpc::result_frame(&id, stateless_result(r).get()))
+            mrtr::Outcome::Done(Ok(r)) => {
+                json_response(StatusCode::OK, jsonrpc::result_frame(&id, r.get()))
             }
+            mrtr::Outcome::Done(Err(e)) => rpc_error(StatusCode::OK, Some(&id), e),
+            mrtr::Outcome::InputRequired(r) => json_response(
+                StatusCode::OK,
+                jsonrpc::result_frame(&id, stateless_result(r).get()),
+            ),
         };
     }
     // Session generation: an SSE answer carries progress and relayed server requests, then
@@ -678,7 +691,10 @@ async fn answer(
         let (sink, mut relay) = RelaySink::channel();
         let call = dispatch(&ep, &ctx, &id, &method, params.as_deref(), Some(sink));
         tokio::pin!(call);
-        let session = ctx.session.clone().expect("session-generation requests have a session");
+        let session = ctx
+            .session
+            .clone()
+            .expect("session-generation requests have a session");
         let result = loop {
             tokio::select! {
                 r = &mut call => break r,
@@ -708,13 +724,21 @@ async fn answer(
 /// The frame for a message an upstream sent during a call: a notification as is, or a
 /// request re-issued under a gateway id whose answer is routed back (when the client can
 /// take it; otherwise the upstream gets an error).
-fn relay_frame(session: &Session, can_ask: bool, m: mcp_gateway_core::relay::ServerMessage) -> Option<Bytes> {
+fn relay_frame(
+    session: &Session,
+    can_ask: bool,
+    m: mcp_gateway_core::relay::ServerMessage,
+) -> Option<Bytes> {
     let params = m.params.as_deref().map(RawValue::get);
     match m.reply {
         None => Some(sse_event(&jsonrpc::notification_frame(&m.method, params))),
         Some(reply) if can_ask => {
             let id = session.ask(reply);
-            Some(sse_event(&jsonrpc::request_frame(&RequestId::String(id), &m.method, params)))
+            Some(sse_event(&jsonrpc::request_frame(
+                &RequestId::String(id),
+                &m.method,
+                params,
+            )))
         }
         Some(reply) => {
             let _ = reply.send(Err(JsonRpcError::new(
@@ -727,11 +751,19 @@ fn relay_frame(session: &Session, can_ask: bool, m: mcp_gateway_core::relay::Ser
 }
 
 /// Routes a client's JSON-RPC response to the relayed request it answers.
-fn deliver_answer(session: &Session, id: &RequestId, result: Option<&RawValue>, error: Option<JsonRpcError>) {
+fn deliver_answer(
+    session: &Session,
+    id: &RequestId,
+    result: Option<&RawValue>,
+    error: Option<JsonRpcError>,
+) {
     let answer = match (result, error) {
         (_, Some(e)) => Err(e),
         (Some(r), None) => Ok(r.to_owned()),
-        (None, None) => Err(JsonRpcError::new(jsonrpc::INVALID_REQUEST, "response without result or error")),
+        (None, None) => Err(JsonRpcError::new(
+            jsonrpc::INVALID_REQUEST,
+            "response without result or error",
+        )),
     };
     if !session.answer(id, answer) {
         tracing::debug!(session = %session.id, id = %id, "answer to no pending relayed request");
@@ -851,8 +883,7 @@ fn list_tools(
     let end = (start + PAGE_SIZE).min(visible.len());
     let mut out = String::with_capacity(256 * (end.saturating_sub(start)) + 64);
     out.push_str(r#"{"tools":["#);
-    for (i, t) in visible.get(start..end).unwrap_or(&[]).iter().enumerate()
-    {
+    for (i, t) in visible.get(start..end).unwrap_or(&[]).iter().enumerate() {
         if i > 0 {
             out.push(',');
         }
