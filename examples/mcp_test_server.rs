@@ -24,9 +24,22 @@
 //! `--garbage-on-start`, `--exit-on-stdin-close` (the default), `--drain-ms N` (on stdin EOF,
 //! wait up to N ms for in-flight requests, then exit 0; default 1000), `--strict-listen` (list
 //! changes reach only `subscriptions/listen` streams, as on a strict 2026-07-28 server), `--ttl-ms N` (`ttlMs` of
-//! stateless list/discover results; default 0).
+//! stateless list/discover results; default 0), `--header-tool` (adds the `x-mcp-header` tools
+//! of `HEADER_TOOLS`: `route`, whose annotations are valid, and `bad_number` / `bad_items`,
+//! whose annotations an HTTP client must reject).
+//!
+//! Network-only options: `--require-token T` (every HTTP request, including the WebSocket
+//! upgrade, must carry `Authorization: Bearer T`, else 401), `--ws-no-subprotocol` (the
+//! WebSocket upgrade never selects a subprotocol, even when `mcp` is offered),
+//! `--ws-close-after-ms N` (the first WebSocket connection is closed by the server with a
+//! close frame, code 1001, N ms after it opened).
 //!
 //! Tools: see `BUILTIN_TOOLS`. Dynamic tools added by `add_tool` keep their exact name.
+//!
+//! Over stateless Streamable HTTP a `tools/call` is checked like a real 2026-07-28 server
+//! does: `Mcp-Name` and the `Mcp-Param-*` headers of the tool's `x-mcp-header` parameters
+//! must match the body after Base64-sentinel decoding (400 with -32020 `HeaderMismatch`
+//! otherwise); the `Mcp-Param-*` headers of every call are logged on stderr.
 //!
 //! Generations: the session one (2024-11-05 … 2025-11-25: `initialize`, `ping`) and the
 //! stateless 2026-07-28 one (`server/discover`, `subscriptions/listen`). With `both`, a request
@@ -52,7 +65,8 @@ use tokio::task::AbortHandle;
 const USAGE: &str = "usage: mcp_test_server [--name NAME] [--prefix P] [--generation G] \
 [--page-size N] [--tools N] [--delay-ms N] [--startup-delay-ms N] [--crash-after N] \
 [--garbage-on-start] [--strict-listen] [--exit-on-stdin-close] [--drain-ms N] [--ttl-ms N] [--http PORT] \
-[--sse PORT] [--ws PORT] [--http-fault status-500|bad-sse]\n";
+[--sse PORT] [--ws PORT] [--http-fault status-500|bad-sse] [--header-tool] [--require-token T] \
+[--ws-no-subprotocol] [--ws-close-after-ms N]\n";
 
 /// The stateless protocol revision.
 const STATELESS_VERSION: &str = "2026-07-28";
@@ -99,6 +113,14 @@ struct Config {
     sse: Option<u16>,
     ws: Option<u16>,
     http_fault: Option<HttpFault>,
+    /// Adds the `x-mcp-header` tools.
+    header_tool: bool,
+    /// Bearer token every network request must carry.
+    require_token: Option<String>,
+    /// The WebSocket upgrade selects no subprotocol.
+    ws_no_subprotocol: bool,
+    /// Close the first WebSocket connection this many ms after it opened.
+    ws_close_after_ms: Option<u64>,
 }
 
 /// What the `error` tool does over Streamable HTTP instead of its JSON-RPC error.
@@ -166,6 +188,10 @@ fn parse_args() -> Result<Config, String> {
                     other => return Err(format!("--http-fault: unknown value {other}")),
                 }
             }
+            "--require-token" => cfg.require_token = Some(value()?),
+            "--ws-close-after-ms" => cfg.ws_close_after_ms = Some(num(value()?)?),
+            "--header-tool" => cfg.header_tool = true,
+            "--ws-no-subprotocol" => cfg.ws_no_subprotocol = true,
             "--garbage-on-start" => cfg.garbage_on_start = true,
             "--strict-listen" => cfg.strict_listen = true,
             "--exit-on-stdin-close" => {}
@@ -343,6 +369,42 @@ const BUILTIN_TOOLS: &[(&str, &str, &[Arg])] = &[
     ("add_tool", "Adds tool `name`, sends notifications/tools/list_changed", &[("name", "string")]),
     ("big", "Returns a text of `bytes` 'x' characters", &[("bytes", "integer")]),
 ];
+
+/// The tools added by `--header-tool` (name without prefix, description, `inputSchema`).
+fn header_tools() -> [(&'static str, &'static str, Value); 3] {
+    [
+        (
+            "route",
+            "Answers \"region=<region> limit=<options.limit> confirm=<confirm>\"; the three are mirrored into Mcp-Param-* headers",
+            json!({
+                "type": "object",
+                "properties": {
+                    "region": { "type": "string", "x-mcp-header": "Region" },
+                    "options": { "type": "object", "properties": {
+                        "limit": { "type": "integer", "x-mcp-header": "Limit" },
+                    }},
+                    "confirm": { "type": "boolean", "x-mcp-header": "Confirm" },
+                    "note": { "type": "string" },
+                },
+                "required": ["region"],
+            }),
+        ),
+        (
+            "bad_number",
+            "Invalid: x-mcp-header on a number",
+            json!({ "type": "object", "properties": {
+                "ratio": { "type": "number", "x-mcp-header": "Ratio" },
+            }}),
+        ),
+        (
+            "bad_items",
+            "Invalid: x-mcp-header inside array items",
+            json!({ "type": "object", "properties": {
+                "tags": { "type": "array", "items": { "type": "string", "x-mcp-header": "Tag" } },
+            }}),
+        ),
+    ]
+}
 
 impl Server {
     /// A new server state (no listeners yet).
@@ -563,11 +625,15 @@ impl Server {
             .map(|t| tool(format!("{p}{}", t.0), t.1, t.2));
         let extra = (0..self.cfg.extra_tools).map(|i| format!("{p}tool_{i}"));
         let extra = extra.map(|name| tool(name, "Returns its own name", &[]));
+        let headers = header_tools().into_iter().filter(|_| self.cfg.header_tool);
+        let headers = headers.map(|(name, description, input_schema)| {
+            json!({ "name": format!("{p}{name}"), "description": description, "inputSchema": input_schema })
+        });
         let dynamic = lock(&self.dynamic_tools);
         let dynamic = dynamic
             .iter()
             .map(|n| tool(n.clone(), "Answers \"dynamic <name>\"", &[]));
-        builtin.chain(extra).chain(dynamic).collect()
+        builtin.chain(extra).chain(headers).chain(dynamic).collect()
     }
 
     /// `tools/list`, paginated by `--page-size`; the cursor is the stringified offset.
@@ -718,6 +784,20 @@ impl Server {
                 let bytes = arg(&args, "bytes", Value::as_u64)?;
                 Ok(text_result("x".repeat(bytes as usize)))
             }
+            "route" | "bad_number" | "bad_items" if self.cfg.header_tool => {
+                let show = |v: Option<&Value>| {
+                    v.map_or("-".to_string(), |v| match v {
+                        Value::String(s) => s.clone(),
+                        other => other.to_string(),
+                    })
+                };
+                Ok(text_result(format!(
+                    "region={} limit={} confirm={}",
+                    show(args.get("region")),
+                    show(args.pointer("/options/limit")),
+                    show(args.get("confirm")),
+                )))
+            }
             other => {
                 let extra = other
                     .strip_prefix("tool_")
@@ -837,6 +917,17 @@ mod net {
         sessions: Mutex<HashMap<String, u64>>,
         /// Legacy SSE connections by the number in their endpoint URL.
         sse: Mutex<HashMap<u64, Peer>>,
+        /// Set once `--ws-close-after-ms` has picked its connection.
+        ws_close_armed: AtomicBool,
+    }
+
+    /// `app` behind the `--require-token` check, with its state.
+    fn guarded(app: Router<Arc<Net>>, net: &Arc<Net>) -> Router {
+        app.layer(axum::middleware::from_fn_with_state(
+            net.clone(),
+            require_token,
+        ))
+        .with_state(net.clone())
     }
 
     /// Binds every requested listener and serves until killed.
@@ -850,26 +941,56 @@ mod net {
             srv: Server::new(cfg),
             sessions: Mutex::default(),
             sse: Mutex::default(),
+            ws_close_armed: AtomicBool::new(false),
         });
         let mut servers = Vec::new();
         if let Some(port) = http {
             let app = Router::new().route("/mcp", post(mcp_post).get(mcp_get).delete(mcp_delete));
-            servers.push(listen(port, "http", "/mcp", app.with_state(net.clone())).await);
+            servers.push(listen(port, "http", "/mcp", guarded(app, &net)).await);
         }
         if let Some(port) = sse {
             let app = Router::new()
                 .route("/sse", get(sse_get))
                 .route("/messages", post(sse_post));
-            servers.push(listen(port, "sse", "/sse", app.with_state(net.clone())).await);
+            servers.push(listen(port, "sse", "/sse", guarded(app, &net)).await);
         }
         if let Some(port) = ws {
             let app = Router::new().route("/ws", get(ws_get));
-            servers.push(listen(port, "ws", "/ws", app.with_state(net.clone())).await);
+            servers.push(listen(port, "ws", "/ws", guarded(app, &net)).await);
         }
         eprintln!("mcp-test-server {name} ready");
         for s in servers {
             let _ = s.await;
         }
+    }
+
+    /// `--require-token`: 401 for any request without `Authorization: Bearer <token>`.
+    async fn require_token(
+        State(net): State<Arc<Net>>,
+        req: axum::extract::Request,
+        next: axum::middleware::Next,
+    ) -> Response {
+        if let Some(token) = &net.srv.cfg.require_token {
+            let sent = req
+                .headers()
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok());
+            if sent != Some(format!("Bearer {token}").as_str()) {
+                eprintln!(
+                    "mcp-test-server: 401 for {} {} (authorization {:?})",
+                    req.method(),
+                    req.uri().path(),
+                    sent
+                );
+                return (
+                    StatusCode::UNAUTHORIZED,
+                    [(header::WWW_AUTHENTICATE, "Bearer")],
+                    "missing or wrong bearer token",
+                )
+                    .into_response();
+            }
+        }
+        next.run(req).await
     }
 
     /// Binds 127.0.0.1:`port`, prints the URL, and serves `app` in a task.
@@ -1009,8 +1130,88 @@ mod net {
         r
     }
 
+    /// A header value with the Base64 sentinel (`=?base64?…?=`) decoded; `None` when the
+    /// header has invalid characters or undecodable Base64.
+    fn decoded(value: &HeaderValue) -> Option<String> {
+        let text = value.to_str().ok()?;
+        match text
+            .strip_prefix("=?base64?")
+            .and_then(|t| t.strip_suffix("?="))
+        {
+            Some(b64) => {
+                use base64::Engine;
+                let bytes = base64::engine::general_purpose::STANDARD.decode(b64).ok()?;
+                String::from_utf8(bytes).ok()
+            }
+            None => Some(text.to_string()),
+        }
+    }
+
+    /// The `x-mcp-header` parameters of a schema: (header name, property path), following
+    /// `properties` chains only.
+    fn annotated(schema: &Value, path: &mut Vec<String>, out: &mut Vec<(String, Vec<String>)>) {
+        if let Some(name) = schema.get("x-mcp-header").and_then(Value::as_str) {
+            out.push((name.to_string(), path.clone()));
+        }
+        for (key, sub) in schema
+            .get("properties")
+            .and_then(Value::as_object)
+            .into_iter()
+            .flatten()
+        {
+            path.push(key.clone());
+            annotated(sub, path, out);
+            path.pop();
+        }
+    }
+
+    /// Checks the `Mcp-Param-*` headers of a `tools/call` against its arguments.
+    fn param_mismatch(srv: &Server, headers: &HeaderMap, params: &Value) -> Option<String> {
+        let name = params.get("name").and_then(Value::as_str)?;
+        let tools = srv.all_tools();
+        let schema = tools
+            .iter()
+            .find(|t| t["name"] == name)
+            .map(|t| &t["inputSchema"])?;
+        let mut params_of = Vec::new();
+        annotated(schema, &mut Vec::new(), &mut params_of);
+        let args = params.get("arguments").cloned().unwrap_or(Value::Null);
+        for (param, path) in params_of {
+            let value = path.iter().try_fold(&args, |v, k| v.get(k));
+            let header = format!("mcp-param-{}", param.to_ascii_lowercase());
+            let sent = headers.get(&header);
+            let (value, sent) = match (value, sent) {
+                (None | Some(Value::Null), _) => continue,
+                (Some(v), None) => {
+                    return Some(format!("{header} is missing but the body has {v}"));
+                }
+                (Some(v), Some(h)) => match decoded(h) {
+                    Some(text) => (v, text),
+                    None => return Some(format!("{header} has invalid characters")),
+                },
+            };
+            let matches = match value {
+                Value::String(s) => *s == sent,
+                Value::Bool(b) => sent == b.to_string(),
+                Value::Number(n) => sent.parse::<f64>().ok() == n.as_f64(),
+                _ => false,
+            };
+            if !matches {
+                return Some(format!(
+                    "{header} value {sent:?} does not match body value {value}"
+                ));
+            }
+        }
+        None
+    }
+
     /// The 2026-07-28 request-metadata check a server must make (`HeaderMismatch`).
-    fn header_mismatch(headers: &HeaderMap, method: &str, params: &Value) -> Option<String> {
+    fn header_mismatch(
+        srv: &Server,
+        headers: &HeaderMap,
+        method: &str,
+        params: &Value,
+    ) -> Option<String> {
         let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
         let version = params
             .pointer("/_meta")
@@ -1033,12 +1234,25 @@ mod net {
             "resources/read" => params.get("uri").and_then(Value::as_str),
             _ => return None,
         };
-        (get("mcp-name") != name).then(|| {
-            format!(
+        let sent = headers.get("mcp-name").and_then(decoded);
+        if sent.as_deref() != name {
+            return Some(format!(
                 "Mcp-Name header {:?} does not match {name:?}",
                 get("mcp-name")
-            )
-        })
+            ));
+        }
+        if method == "tools/call" {
+            for (k, v) in headers {
+                if k.as_str().starts_with("mcp-param-") {
+                    eprintln!(
+                        "mcp-test-server: header {k}: {}",
+                        String::from_utf8_lossy(v.as_bytes())
+                    );
+                }
+            }
+            return param_mismatch(srv, headers, params);
+        }
+        None
     }
 
     /// `POST /mcp`: one message per request; JSON answer when the response comes first,
@@ -1059,7 +1273,7 @@ mod net {
                 .is_some();
         let mut new_session = None;
         let conn = if modern && srv.cfg.generation != Generation::Session {
-            if let Some(why) = header_mismatch(&headers, method, &params) {
+            if let Some(why) = header_mismatch(srv, &headers, method, &params) {
                 let e = err(-32020, format!("Header mismatch: {why}"));
                 return json_response(
                     StatusCode::BAD_REQUEST,
@@ -1212,11 +1426,24 @@ mod net {
         (StatusCode::ACCEPTED, "Accepted").into_response()
     }
 
-    /// `GET /ws`: upgrade, offering subprotocol `mcp`.
-    async fn ws_get(State(net): State<Arc<Net>>, upgrade: WebSocketUpgrade) -> Response {
-        upgrade
-            .protocols(["mcp"])
-            .on_upgrade(move |socket| ws_conn(net, socket))
+    /// `GET /ws`: upgrade, selecting subprotocol `mcp` when offered (unless
+    /// `--ws-no-subprotocol`).
+    async fn ws_get(
+        State(net): State<Arc<Net>>,
+        headers: HeaderMap,
+        upgrade: WebSocketUpgrade,
+    ) -> Response {
+        let offered = headers
+            .get(header::SEC_WEBSOCKET_PROTOCOL)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        eprintln!("mcp-test-server: websocket upgrade offering subprotocols [{offered}]");
+        let upgrade = if net.srv.cfg.ws_no_subprotocol {
+            upgrade
+        } else {
+            upgrade.protocols(["mcp"])
+        };
+        upgrade.on_upgrade(move |socket| ws_conn(net, socket))
     }
 
     /// One WebSocket client: one JSON-RPC message per text frame each way.
@@ -1227,8 +1454,29 @@ mod net {
             out: tx,
         };
         net.srv.listen_on(peer.clone());
+        let close_after = net
+            .srv
+            .cfg
+            .ws_close_after_ms
+            .filter(|_| !net.ws_close_armed.swap(true, Ordering::SeqCst));
+        let close_at = async {
+            match close_after {
+                Some(ms) => tokio::time::sleep(Duration::from_millis(ms)).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::pin!(close_at);
         loop {
             tokio::select! {
+                () = &mut close_at => {
+                    eprintln!("mcp-test-server: closing the websocket on purpose");
+                    let frame = axum::extract::ws::CloseFrame {
+                        code: 1001,
+                        reason: "going away on purpose".into(),
+                    };
+                    let _ = socket.send(Message::Close(Some(frame))).await;
+                    break;
+                }
                 msg = socket.recv() => match msg {
                     Some(Ok(Message::Text(t))) => net.srv.on_line(t.as_str(), &peer),
                     Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,

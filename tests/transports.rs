@@ -1,13 +1,17 @@
-//! The network upstream transports end to end: the project's test server over Streamable HTTP
-//! (session and stateless generations), legacy HTTP+SSE and WebSocket, each driven through
-//! the gateway's REST API with the same checks — discovery with pagination, calls, concurrent
-//! calls, a timeout that cancels upstream, the server killed mid-call (an error, never a hang)
-//! and recovery when it comes back on the same port — plus the faults specific to each wire.
+//! The upstream transports end to end: the project's test server over Streamable HTTP
+//! (session and stateless generations), legacy HTTP+SSE, WebSocket and stdio, each driven
+//! through the gateway's REST API with the same checks — discovery with pagination, calls,
+//! concurrent calls, a timeout that cancels upstream, the server killed mid-call (an error,
+//! never a hang) and recovery when it comes back — plus what is specific to each wire:
+//! `x-mcp-header` mirroring, configured headers, WebSocket close frames and subprotocol
+//! fallback, progress relayed from an HTTP upstream to an MCP client of the gateway.
 
 mod common;
+use base64::Engine;
 use common::*;
+use mcp_gateway::config::{Config, Format};
 use serde_json::{Value, json};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -24,6 +28,8 @@ enum Wire {
     Sse,
     /// WebSocket; the server speaks both generations, so the gateway picks the stateless one.
     Ws,
+    /// A child process of the gateway; both generations, so the stateless one is picked.
+    Stdio,
 }
 
 impl Wire {
@@ -32,6 +38,7 @@ impl Wire {
             Wire::Http | Wire::HttpStateless => "--http",
             Wire::Sse => "--sse",
             Wire::Ws => "--ws",
+            Wire::Stdio => unreachable!("stdio servers are started by the gateway"),
         }
     }
 
@@ -40,6 +47,7 @@ impl Wire {
             Wire::Http | Wire::HttpStateless => "streamable-http",
             Wire::Sse => "sse",
             Wire::Ws => "websocket",
+            Wire::Stdio => "stdio",
         }
     }
 
@@ -47,20 +55,22 @@ impl Wire {
         match self {
             Wire::Http | Wire::Sse => "session",
             Wire::HttpStateless => "stateless",
-            Wire::Ws => "both",
+            Wire::Ws | Wire::Stdio => "both",
         }
     }
 
     fn stateless(self) -> bool {
-        matches!(self, Wire::HttpStateless | Wire::Ws)
+        matches!(self, Wire::HttpStateless | Wire::Ws | Wire::Stdio)
     }
 }
 
-/// A test server listening on 127.0.0.1, restartable on the same port.
+/// A test server listening on 127.0.0.1, restartable on the same port — or, for
+/// [`Wire::Stdio`], the command line the gateway runs (and restarts by itself).
 struct NetServer {
     wire: Wire,
     args: Vec<String>,
-    child: Child,
+    /// `None` for stdio: the gateway owns that process.
+    child: Option<Child>,
     url: String,
     port: u16,
     stderr: PathBuf,
@@ -73,6 +83,24 @@ impl NetServer {
         let stderr = dir.path().join("stderr.log");
         let mut args: Vec<String> = vec!["--generation".into(), wire.generation().into()];
         args.extend(extra.iter().map(|s| s.to_string()));
+        if let Wire::Stdio = wire {
+            // A name unique to this test, to find the process the gateway started.
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos();
+            let name = format!("stdio-suite-{}-{nanos}", std::process::id());
+            args.extend(["--name".to_string(), name]);
+            return NetServer {
+                wire,
+                args,
+                child: None,
+                url: String::new(),
+                port: 0,
+                stderr,
+                _dir: dir,
+            };
+        }
         let (child, url) = spawn_server(wire, &args, 0, &stderr).await;
         let port = url
             .rsplit_once(':')
@@ -82,7 +110,7 @@ impl NetServer {
         NetServer {
             wire,
             args,
-            child,
+            child: Some(child),
             url,
             port,
             stderr,
@@ -90,15 +118,34 @@ impl NetServer {
         }
     }
 
+    /// Kills the server (for stdio, the process the gateway started, found by its name).
     async fn kill(&mut self) {
-        let _ = self.child.kill().await;
+        match &mut self.child {
+            Some(child) => {
+                let _ = child.kill().await;
+            }
+            None => {
+                let name = self.args.last().expect("--name NAME").clone();
+                let pids = pgrep(&name);
+                assert!(!pids.is_empty(), "no process named {name}");
+                for pid in pids {
+                    let _ = std::process::Command::new("kill")
+                        .args(["-KILL", &pid.to_string()])
+                        .status();
+                }
+            }
+        }
     }
 
+    /// Starts the server again on the same port; for stdio the gateway restarts it itself.
     async fn restart(&mut self) {
+        if self.child.is_none() {
+            return;
+        }
         self.kill().await;
         let (child, url) = spawn_server(self.wire, &self.args, self.port, &self.stderr).await;
         assert_eq!(url, self.url, "restarted on the same port");
-        self.child = child;
+        self.child = Some(child);
     }
 
     fn stderr(&self) -> String {
@@ -107,6 +154,11 @@ impl NetServer {
 
     /// YAML entry pointing the gateway at this server.
     fn yaml(&self, id: &str, timeout_ms: u64) -> String {
+        if let Wire::Stdio = self.wire {
+            let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
+            let extra = format!("    timeout: {timeout_ms}\n    maxConcurrency: 50\n");
+            return test_server_yaml(id, &args, &extra);
+        }
         format!(
             "  - id: {id}\n    transport: {}\n    url: {:?}\n    timeout: {timeout_ms}\n    maxConcurrency: 50\n",
             self.wire.transport(),
@@ -268,9 +320,11 @@ async fn core_suite(wire: Wire) {
         "error after {took:?}: {v}"
     );
 
-    // While it is down calls fail fast; once it is back the gateway recovers by itself.
+    // While it is down calls fail fast; once it is back the gateway recovers by itself. (A
+    // stdio server is restarted by the gateway after a short backoff, so it may be back.)
     let (status, v, took) = call(&gw, "echo", json!({"text": "down"})).await;
-    assert!(status == 502 || status == 503, "{status} {v}");
+    let back = matches!(wire, Wire::Stdio) && status == 200;
+    assert!(status == 502 || status == 503 || back, "{status} {v}");
     assert!(took < Duration::from_millis(2000), "{took:?}");
     srv.restart().await;
     let deadline = Instant::now() + Duration::from_secs(15);
@@ -308,6 +362,11 @@ async fn legacy_sse_server() {
 #[tokio::test]
 async fn websocket_server() {
     core_suite(Wire::Ws).await;
+}
+
+#[tokio::test]
+async fn stdio_server() {
+    core_suite(Wire::Stdio).await;
 }
 
 /// A server that restarted forgets the session: the next call gets 404, the gateway
@@ -587,4 +646,327 @@ async fn stateless_list_changes_arrive_through_subscriptions_listen() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     gw.stop().await;
+}
+
+/// Parses a YAML config like [`config`], with `${VAR}` looked up in `env` instead of the
+/// process environment (tests must not set environment variables).
+fn config_with_env(yaml: &str, env: &[(&str, &str)]) -> Config {
+    let mut cfg = Config::parse(yaml, Format::Yaml, Path::new("test.yml"), |k| {
+        env.iter()
+            .find(|(name, _)| *name == k)
+            .map(|(_, v)| v.to_string())
+    })
+    .unwrap_or_else(|e| panic!("test config invalid: {e}"));
+    cfg.port = 0;
+    cfg.host = "127.0.0.1".into();
+    cfg
+}
+
+/// Waits until `check` holds for the entry of server `id`, or fails after `limit`.
+async fn wait_entry(
+    gw: &TestGateway,
+    id: &str,
+    limit: Duration,
+    check: impl Fn(&Value) -> bool,
+) -> Value {
+    let deadline = Instant::now() + limit;
+    loop {
+        let s = entry(gw, id).await;
+        if check(&s) {
+            return s;
+        }
+        assert!(Instant::now() < deadline, "{id}: condition never met: {s}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Waits until the server's stderr contains `needle`.
+async fn wait_stderr(srv: &NetServer, needle: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let log = srv.stderr();
+        if log.contains(needle) {
+            return log;
+        }
+        assert!(Instant::now() < deadline, "{needle:?} never logged:\n{log}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A stateless Streamable HTTP server whose tool annotates parameters with `x-mcp-header`
+/// gets them mirrored into `Mcp-Param-*` headers (Base64 sentinel for non-ASCII values and
+/// for values that look like the sentinel, omitted when absent or null); the server checks
+/// every header against the body like a real 2026-07-28 server. Tools whose annotations
+/// are invalid are left out of the catalog.
+#[tokio::test]
+async fn stateless_http_mirrors_x_mcp_header_parameters_and_drops_invalid_tools() {
+    let srv = NetServer::start(Wire::HttpStateless, &["--header-tool"]).await;
+    let gw = TestGateway::start(config(&format!("servers:\n{}", srv.yaml("t", 5000)))).await;
+    let s = wait_healthy(&gw, "t", Duration::from_secs(10)).await;
+    // 12 built-ins + `route`; `bad_number` and `bad_items` are excluded.
+    assert_eq!(s["toolCount"], 13, "{s}");
+    let (status, v) = gw.get("/api/v1/tools?server=t").await;
+    assert_eq!(status, 200, "{v}");
+    let names: Vec<&str> = v["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t["name"].as_str())
+        .collect();
+    assert!(names.contains(&"route"), "{names:?}");
+    assert!(!names.iter().any(|n| n.starts_with("bad_")), "{names:?}");
+    let (status, v, _) = call(&gw, "bad_number", json!({"ratio": 0.5})).await;
+    assert_ne!(status, 200, "an excluded tool must not be callable: {v}");
+
+    // The server really checks: a call without the mirrored headers is refused.
+    let meta = json!({
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities": {},
+        "io.modelcontextprotocol/clientInfo": {"name": "t", "version": "1"},
+    });
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
+        "name": "route", "arguments": {"region": "us-west1"}, "_meta": meta}});
+    let res = gw
+        .http
+        .post(&srv.url)
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2026-07-28")
+        .header("mcp-method", "tools/call")
+        .header("mcp-name", "route")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    let v: Value = res.json().await.unwrap();
+    assert_eq!(v["error"]["code"], -32020, "{v}");
+
+    // Through the gateway every form of value passes that check.
+    let b64 = |s: &str| {
+        format!(
+            "=?base64?{}?=",
+            base64::engine::general_purpose::STANDARD.encode(s)
+        )
+    };
+    let cases = [
+        (
+            json!({"region": "us-west1", "options": {"limit": 5}, "confirm": true}),
+            "region=us-west1 limit=5 confirm=true",
+            vec![
+                "header mcp-param-region: us-west1".to_string(),
+                "header mcp-param-limit: 5".into(),
+                "header mcp-param-confirm: true".into(),
+            ],
+        ),
+        (
+            json!({"region": "Zürich 東京", "options": {"limit": -7}, "confirm": false}),
+            "region=Zürich 東京 limit=-7 confirm=false",
+            vec![
+                format!("header mcp-param-region: {}", b64("Zürich 東京")),
+                "header mcp-param-limit: -7".into(),
+                "header mcp-param-confirm: false".into(),
+            ],
+        ),
+        (
+            json!({"region": "=?base64?literal?=", "options": {"limit": null}, "note": " x "}),
+            "region==?base64?literal?= limit=null confirm=-",
+            vec![format!(
+                "header mcp-param-region: {}",
+                b64("=?base64?literal?=")
+            )],
+        ),
+    ];
+    for (args, want, headers) in cases {
+        let before = srv.stderr().len();
+        let (status, v, _) = call(&gw, "route", args.clone()).await;
+        assert_eq!((status, text(&v)), (200, want), "{args}: {v}");
+        let log = srv.stderr()[before..].to_string();
+        for h in &headers {
+            assert!(log.contains(h.as_str()), "{args}: {h:?} not sent:\n{log}");
+        }
+        let sent = log.matches("header mcp-param-").count();
+        assert_eq!(
+            sent,
+            headers.len(),
+            "{args}: absent/null values send no header:\n{log}"
+        );
+    }
+    gw.stop().await;
+}
+
+/// Configured `headers` (here `Authorization: Bearer ${TOKEN}`) go with every request of
+/// every network transport: POSTs, the GET streams, the session DELETE and the WebSocket
+/// upgrade. A server configured with the wrong token is shown down with the 401.
+#[tokio::test]
+async fn configured_headers_reach_the_upstream_on_every_network_transport() {
+    for wire in [Wire::Http, Wire::HttpStateless, Wire::Sse, Wire::Ws] {
+        let srv = NetServer::start(wire, &["--require-token", "s3cret"]).await;
+        let with_token = |id: &str, var: &str| {
+            format!(
+                "{}    headers:\n      Authorization: \"Bearer ${{{var}}}\"\n",
+                srv.yaml(id, 3000)
+            )
+        };
+        let yaml = format!(
+            "servers:\n{}{}",
+            with_token("t", "UPSTREAM_TOKEN"),
+            with_token("bad", "WRONG_TOKEN")
+        );
+        let cfg = config_with_env(
+            &yaml,
+            &[("UPSTREAM_TOKEN", "s3cret"), ("WRONG_TOKEN", "nope")],
+        );
+        let gw = TestGateway::start(cfg).await;
+        wait_healthy(&gw, "t", Duration::from_secs(10)).await;
+        let (status, v, _) = call(&gw, "echo", json!({"text": "authorized"})).await;
+        assert_eq!((status, text(&v)), (200, "authorized"), "{wire:?}: {v}");
+        // A list change travels on the server-to-client channel (GET stream, listen
+        // stream, event stream or socket), which must carry the token as well.
+        let (status, v, _) = call(&gw, "add_tool", json!({"name": "after_auth"})).await;
+        assert_eq!(status, 200, "{wire:?}: {v}");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while call(&gw, "after_auth", json!({})).await.0 != 200 {
+            assert!(
+                Instant::now() < deadline,
+                "{wire:?}: the list change never arrived"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+
+        let s = wait_entry(&gw, "bad", Duration::from_secs(10), |s| {
+            s["error"].as_str().is_some_and(|e| e.contains("401"))
+        })
+        .await;
+        assert_ne!(s["status"], "healthy", "{wire:?}: {s}");
+        gw.stop().await;
+        // Every 401 the server gave went to the wrongly configured entry.
+        let log = srv.stderr();
+        let refused: Vec<&str> = log.lines().filter(|l| l.contains(": 401 for ")).collect();
+        assert!(!refused.is_empty(), "{wire:?}: {log}");
+        assert!(
+            refused.iter().all(|l| l.contains("Bearer nope")),
+            "{wire:?}: a request went without the configured header:\n{log}"
+        );
+    }
+}
+
+/// A WebSocket server that closes the connection with a close frame (not a crash): calls in
+/// flight fail at once with the close code, and the gateway reconnects by itself.
+#[tokio::test]
+async fn websocket_close_frame_fails_calls_fast_and_reconnects() {
+    let srv = NetServer::start(Wire::Ws, &["--ws-close-after-ms", "1500"]).await;
+    let gw = TestGateway::start(config(&format!("servers:\n{}", srv.yaml("t", 20_000)))).await;
+    wait_healthy(&gw, "t", Duration::from_secs(10)).await;
+    let (status, v, took) = call(&gw, "sleep", json!({"ms": 10_000})).await;
+    assert_eq!(status, 502, "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("closed the websocket (code 1001")),
+        "{v}"
+    );
+    assert!(took < Duration::from_secs(3), "failed after {took:?}");
+    assert!(srv.stderr().contains("closing the websocket on purpose"));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, v, _) = call(&gw, "echo", json!({"text": "again"})).await;
+        if status == 200 {
+            assert_eq!(text(&v), "again");
+            break;
+        }
+        assert!(Instant::now() < deadline, "never reconnected: {status} {v}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let s = wait_healthy(&gw, "t", Duration::from_secs(5)).await;
+    assert!(s["restarts"].as_u64().unwrap() >= 1, "{s}");
+    gw.stop().await;
+}
+
+/// A WebSocket server that accepts the upgrade without selecting the offered `mcp`
+/// subprotocol: the gateway repeats the upgrade without the offer and works normally.
+#[tokio::test]
+async fn websocket_without_subprotocol_falls_back() {
+    let srv = NetServer::start(Wire::Ws, &["--ws-no-subprotocol"]).await;
+    let gw = TestGateway::start(config(&format!("servers:\n{}", srv.yaml("t", 5000)))).await;
+    let s = wait_healthy(&gw, "t", Duration::from_secs(10)).await;
+    assert_eq!(s["toolCount"], 12, "{s}");
+    let (status, v, _) = call(&gw, "echo", json!({"text": "no subprotocol"})).await;
+    assert_eq!((status, text(&v)), (200, "no subprotocol"), "{v}");
+    let log = wait_stderr(&srv, "offering subprotocols []").await;
+    let first = log
+        .find("offering subprotocols [mcp]")
+        .expect("`mcp` offered first");
+    assert!(
+        first < log.find("offering subprotocols []").unwrap(),
+        "{log}"
+    );
+    assert_eq!(entry(&gw, "t").await["restarts"], 0);
+    gw.stop().await;
+}
+
+/// Progress from an HTTP upstream (notifications on its event-stream answer) reaches an MCP
+/// client of the gateway's `/mcp` endpoint with the client's own token, then the result.
+#[tokio::test]
+async fn progress_from_an_http_upstream_reaches_the_mcp_client() {
+    for wire in [Wire::Http, Wire::HttpStateless] {
+        let srv = NetServer::start(wire, &[]).await;
+        let gw = TestGateway::start(config(&format!("servers:\n{}", srv.yaml("t", 5000)))).await;
+        wait_healthy(&gw, "t", Duration::from_secs(10)).await;
+        let body = json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {
+            "name": "t__progress",
+            "arguments": {"steps": 3},
+            "_meta": {
+                "progressToken": "client-token",
+                "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                "io.modelcontextprotocol/clientCapabilities": {},
+                "io.modelcontextprotocol/clientInfo": {"name": "progress-test", "version": "1"},
+            },
+        }});
+        let res = gw
+            .http
+            .post(gw.url("/mcp"))
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-protocol-version", "2026-07-28")
+            .header("mcp-method", "tools/call")
+            .header("mcp-name", "t__progress")
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200, "{wire:?}");
+        let ctype = res.headers()["content-type"].to_str().unwrap().to_string();
+        assert!(ctype.starts_with("text/event-stream"), "{wire:?}: {ctype}");
+        let text = res.text().await.unwrap();
+        let messages: Vec<Value> = text
+            .split("\n\n")
+            .filter_map(|ev| {
+                let data: Vec<&str> = ev
+                    .lines()
+                    .filter_map(|l| l.strip_prefix("data:"))
+                    .map(str::trim_start)
+                    .collect();
+                (!data.is_empty()).then(|| serde_json::from_str(&data.join("\n")).unwrap())
+            })
+            .collect();
+        let (last, progress) = messages.split_last().expect("messages");
+        let steps: Vec<u64> = progress
+            .iter()
+            .map(|p| {
+                assert_eq!(p["method"], "notifications/progress", "{wire:?}: {p}");
+                assert_eq!(
+                    p["params"]["progressToken"], "client-token",
+                    "{wire:?}: {p}"
+                );
+                p["params"]["progress"].as_u64().unwrap()
+            })
+            .collect();
+        assert_eq!(steps, [1, 2, 3], "{wire:?}: {text}");
+        assert_eq!(last["id"], 7, "{wire:?}: {last}");
+        assert_eq!(
+            last["result"]["content"][0]["text"], "progress done (3 steps)",
+            "{wire:?}: {last}"
+        );
+        gw.stop().await;
+    }
 }

@@ -1,6 +1,7 @@
 //! One live connection to an upstream: the pending-call table, id matching, cancellation,
 //! and the `_meta` a 2026-07-28 server needs on every request. Transport-independent.
 
+use crate::param_headers::ParamTable;
 use bytes::Bytes;
 use mcp_gateway_core::McpError;
 use mcp_gateway_core::jsonrpc::{self, JsonRpcError, Message, RequestId};
@@ -9,7 +10,7 @@ use mcp_gateway_core::relay::{RelaySink, ServerMessage};
 use serde_json::value::RawValue;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use tokio::sync::{mpsc, oneshot};
 
 /// What a pending call eventually receives.
@@ -45,6 +46,9 @@ pub(crate) struct Connection {
     /// Members of the `_meta` object added to every request of a stateless server.
     stateless_meta: OnceLock<String>,
     events: mpsc::UnboundedSender<Event>,
+    /// `x-mcp-header` parameters by tool, set by the supervisor from the tool list and read
+    /// by the Streamable HTTP transport for `tools/call`.
+    param_headers: RwLock<Arc<ParamTable>>,
 }
 
 impl std::fmt::Debug for Connection {
@@ -72,7 +76,21 @@ impl Connection {
             generation: OnceLock::new(),
             stateless_meta: OnceLock::new(),
             events,
+            param_headers: RwLock::default(),
         }
+    }
+
+    /// The `x-mcp-header` parameters of the current tool list.
+    pub(crate) fn param_headers(&self) -> Arc<ParamTable> {
+        self.param_headers
+            .read()
+            .expect("param table poisoned")
+            .clone()
+    }
+
+    /// Replaces the `x-mcp-header` parameters (after every `tools/list`).
+    pub(crate) fn set_param_headers(&self, table: ParamTable) {
+        *self.param_headers.write().expect("param table poisoned") = Arc::new(table);
     }
 
     pub(crate) fn server(&self) -> &Arc<str> {

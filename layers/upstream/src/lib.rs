@@ -38,6 +38,7 @@
 mod config;
 mod connection;
 mod link;
+mod param_headers;
 mod service;
 mod sse;
 mod sse_parse;

@@ -10,7 +10,10 @@
 //!   on every later request; for a stateless server (learned by the supervisor's
 //!   `server/discover` probe) no session but `MCP-Protocol-Version`, `Mcp-Method` and
 //!   `Mcp-Name` (`params.name` of `tools/call` and `prompts/get`, `params.uri` of
-//!   `resources/read`; Base64-sentinel encoded when not header-safe).
+//!   `resources/read`; Base64-sentinel encoded when not header-safe), plus on `tools/call`
+//!   an `Mcp-Param-{Name}` header per `x-mcp-header` parameter of the tool (the table the
+//!   supervisor builds from the tool list, see `param_headers.rs`). A `HeaderMismatch`
+//!   (-32020) answer to a `tools/call` fails that call and makes the supervisor re-list tools.
 //! - **Concurrency.** Requests run as independent POSTs on a pooled client, so many calls are
 //!   in flight at once. Notifications and our answers to server requests are sent in order.
 //! - **Errors never hang a call.** A POST that fails, an HTTP error status, a malformed
@@ -36,13 +39,14 @@
 use crate::config::{HttpConfig, UpstreamConfig};
 use crate::connection::{Connection, Event};
 use crate::link::{self, Link, NetLink, Opened};
+use crate::param_headers::{self, header_safe};
 use crate::sse_parse::{error_chain, read_events};
 use bytes::Bytes;
 use mcp_gateway_core::McpError;
 use mcp_gateway_core::jsonrpc::{self, JsonRpcError, Message, RequestId};
 use mcp_gateway_core::protocol::{self, Generation};
 use reqwest::StatusCode;
-use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderValue};
+use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use std::borrow::Cow;
@@ -110,6 +114,9 @@ struct Head {
     method: Option<String>,
     /// `Mcp-Name` source (stateless servers only).
     name: Option<String>,
+    /// `Mcp-Param-*` headers of a `tools/call` whose tool has `x-mcp-header` annotations
+    /// (stateless servers only).
+    params: Vec<(HeaderName, HeaderValue)>,
     /// `params.requestId` of a `notifications/cancelled`.
     cancels: Option<u64>,
 }
@@ -122,10 +129,13 @@ struct NameParams<'a> {
     uri: Option<Cow<'a, str>>,
     #[serde(default, rename = "requestId")]
     request_id: Option<RequestId>,
+    #[serde(default, borrow)]
+    arguments: Option<&'a RawValue>,
 }
 
 impl Head {
-    fn parse(frame: &[u8], stateless: bool) -> Head {
+    /// What the headers of `frame` need; `conn` knows the tools' `x-mcp-header` parameters.
+    fn parse(frame: &[u8], stateless: bool, conn: &Connection) -> Head {
         let Ok(msg) = serde_json::from_slice::<Message<'_>>(frame) else {
             return Head::default();
         };
@@ -152,6 +162,12 @@ impl Head {
                 };
                 if let Some(RequestId::Number(n)) = p.request_id {
                     head.cancels = u64::try_from(n).ok();
+                }
+                if let (Some("tools/call"), Some(name)) = (head.method.as_deref(), &head.name) {
+                    let table = conn.param_headers();
+                    if let Some(annotated) = table.get(name.as_str()) {
+                        head.params = param_headers::render(p.arguments, annotated);
+                    }
                 }
             }
         }
@@ -201,7 +217,7 @@ impl Http {
                 }
                 frame = out.recv() => {
                     let Some(frame) = frame else { break None };
-                    let head = Head::parse(&frame, self.stateless());
+                    let head = Head::parse(&frame, self.stateless(), &self.conn);
                     if let Some(target) = head.cancels {
                         // Dropping the POST closes its response stream: for a stateless
                         // server that *is* the cancellation, and it never gets the notification.
@@ -248,6 +264,13 @@ impl Http {
     ) -> u64 {
         let id = head.request_id.expect("only requests are spawned as calls");
         if let Err(e) = self.exchange(&frame, &head, &fatal).await {
+            if matches!(&e, McpError::Rpc { error, .. } if error.code == jsonrpc::HEADER_MISMATCH)
+                && head.method() == "tools/call"
+            {
+                // The tool's `x-mcp-header` annotations may have changed: re-list, so the
+                // next call sends what the server now expects.
+                self.conn.emit(Event::ToolsListChanged);
+            }
             self.conn.fail(id, e);
         } else if self.conn.is_pending(id) {
             self.conn.fail(
@@ -414,6 +437,9 @@ impl Http {
             }
             if let Some(n) = &head.name {
                 rb = rb.header(NAME_HEADER, header_safe(n));
+            }
+            for (name, value) in &head.params {
+                rb = rb.header(name, value);
             }
             rb
         };
@@ -645,45 +671,6 @@ async fn first_response(response: reqwest::Response) -> Result<String, String> {
     }
 }
 
-/// A header value for `Mcp-Name`: as is when it is plain visible ASCII, otherwise (or when it
-/// looks like the sentinel itself) `=?base64?…?=` of its UTF-8 bytes, as 2026-07-28 requires.
-fn header_safe(v: &str) -> HeaderValue {
-    let looks_encoded = v.starts_with("=?base64?") && v.ends_with("?=");
-    let plain = !v.is_empty()
-        && v.bytes().all(|b| (0x20..=0x7e).contains(&b))
-        && !v.starts_with(' ')
-        && !v.ends_with(' ')
-        && !looks_encoded;
-    let text = if plain {
-        Cow::Borrowed(v)
-    } else {
-        Cow::Owned(format!("=?base64?{}?=", base64(v.as_bytes())))
-    };
-    HeaderValue::from_str(&text).expect("visible ASCII is a valid header value")
-}
-
-/// Standard Base64 with padding (RFC 4648 §4).
-fn base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
 /// The first 200 characters of a body, on one line.
 fn snippet(body: &[u8]) -> String {
     let s = String::from_utf8_lossy(&body[..body.len().min(200)]);
@@ -703,47 +690,63 @@ mod tests {
     use super::*;
 
     #[test]
-    fn encodes_unsafe_names_with_the_base64_sentinel() {
-        assert_eq!(header_safe("get_weather"), "get_weather");
-        assert_eq!(
-            header_safe("Hello, 世界"),
-            "=?base64?SGVsbG8sIOS4lueVjA==?="
-        );
-        assert_eq!(header_safe(" padded "), "=?base64?IHBhZGRlZCA=?=");
-        assert_eq!(header_safe("line1\nline2"), "=?base64?bGluZTEKbGluZTI=?=");
-        assert_eq!(
-            header_safe("=?base64?literal?="),
-            "=?base64?PT9iYXNlNjQ/bGl0ZXJhbD89?="
-        );
-        assert_eq!(base64(b"ab"), "YWI=");
-        assert_eq!(base64(b""), "");
-    }
-
-    #[test]
     fn reads_what_the_headers_need_from_a_frame() {
+        let (conn, _out, _events) = link::new_connection(&Arc::from("t"));
         let call = br#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"echo","arguments":{"name":"no"}}}"#;
-        let h = Head::parse(call, true);
+        let h = Head::parse(call, true, &conn);
         assert_eq!(
             (h.request_id, h.method.as_deref(), h.name.as_deref()),
             (Some(7), Some("tools/call"), Some("echo"))
         );
         assert_eq!(
-            Head::parse(call, false).name,
+            Head::parse(call, false, &conn).name,
             None,
             "session servers get no Mcp-Name"
         );
         let read =
             br#"{"jsonrpc":"2.0","id":8,"method":"resources/read","params":{"uri":"file:///a"}}"#;
-        assert_eq!(Head::parse(read, true).name.as_deref(), Some("file:///a"));
+        assert_eq!(
+            Head::parse(read, true, &conn).name.as_deref(),
+            Some("file:///a")
+        );
         let cancel =
             br#"{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":7}}"#;
-        let h = Head::parse(cancel, true);
+        let h = Head::parse(cancel, true, &conn);
         assert_eq!((h.request_id, h.cancels), (None, Some(7)));
         let answer = br#"{"jsonrpc":"2.0","id":3,"result":{}}"#;
         assert_eq!(
-            Head::parse(answer, true).request_id,
+            Head::parse(answer, true, &conn).request_id,
             None,
             "our answers are not calls"
         );
+        assert!(h.params.is_empty());
+    }
+
+    #[test]
+    fn mirrors_annotated_arguments_of_known_tools_only() {
+        let (conn, _out, _events) = link::new_connection(&Arc::from("t"));
+        let tool = RawValue::from_string(
+            serde_json::json!({"name": "sql", "inputSchema": {"type": "object", "properties": {
+                "region": {"type": "string", "x-mcp-header": "Region"},
+            }}})
+            .to_string(),
+        )
+        .unwrap();
+        let mut table = param_headers::ParamTable::new();
+        table.insert(
+            "sql".into(),
+            param_headers::tool_headers(&tool).unwrap().into(),
+        );
+        conn.set_param_headers(table);
+        let call = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"sql","arguments":{"region":"eu-1","q":"x"}}}"#;
+        let h = Head::parse(call, true, &conn);
+        assert_eq!(h.params.len(), 1);
+        assert_eq!(
+            (h.params[0].0.as_str(), h.params[0].1.to_str().unwrap()),
+            ("mcp-param-region", "eu-1")
+        );
+        assert!(Head::parse(call, false, &conn).params.is_empty());
+        let other = br#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"echo","arguments":{"region":"eu-1"}}}"#;
+        assert!(Head::parse(other, true, &conn).params.is_empty());
     }
 }

@@ -1,8 +1,9 @@
 //! Runs one upstream: start, handshake, discovery, watch, restart with backoff.
 
-use crate::config::UpstreamConfig;
+use crate::config::{Transport, UpstreamConfig};
 use crate::connection::{Connection, Event};
 use crate::link;
+use crate::param_headers::{self, ParamTable};
 use crate::service::McpUpstreamService;
 use mcp_gateway_core::McpError;
 use mcp_gateway_core::jsonrpc;
@@ -561,13 +562,42 @@ async fn list_tools(conn: &Arc<Connection>, cfg: &UpstreamConfig) -> Result<Vec<
                 }
                 cursor = Some(c);
             }
-            _ => return Ok(tools),
+            _ => return Ok(check_param_headers(conn, cfg, tools)),
         }
     }
     Err(McpError::Upstream {
         server: cfg.id.clone(),
         reason: format!("tools/list returned more than {MAX_PAGES} pages"),
     })
+}
+
+/// For a stateless (2026-07-28) Streamable HTTP server: leaves out, with a warning, every
+/// tool whose `x-mcp-header` annotations are invalid (the spec's rule for HTTP clients), and
+/// gives the connection the `Mcp-Param-*` headers of the others. Other transports and
+/// generations have no such headers, so their tools pass unchecked.
+fn check_param_headers(conn: &Connection, cfg: &UpstreamConfig, tools: Vec<Tool>) -> Vec<Tool> {
+    let http = matches!(cfg.transport, Transport::StreamableHttp(_));
+    if !http || !conn.generation().is_some_and(Generation::is_stateless) {
+        return tools;
+    }
+    let mut table = ParamTable::new();
+    let kept = tools
+        .into_iter()
+        .filter(|t| match param_headers::tool_headers(&t.raw) {
+            Ok(headers) => {
+                if !headers.is_empty() {
+                    table.insert(t.name.as_str().into(), headers.into());
+                }
+                true
+            }
+            Err(reason) => {
+                tracing::warn!(server = %cfg.id, tool = %t.name, %reason, "excluding a tool with an invalid x-mcp-header annotation");
+                false
+            }
+        })
+        .collect();
+    conn.set_param_headers(table);
+    kept
 }
 
 fn raw(v: &serde_json::Value) -> Box<RawValue> {
