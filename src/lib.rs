@@ -20,14 +20,19 @@
 
 pub mod api;
 pub mod config;
+mod limits;
 mod mcp_endpoint;
+mod security;
 mod state;
 
 pub use config::{Config, ConfigError, ConfigErrors};
+pub use mcp_gateway_auth as auth;
 pub use mcp_gateway_core as core;
 pub use mcp_gateway_metrics as metrics;
+pub use mcp_gateway_rate_limit as rate_limit;
 pub use mcp_gateway_router as router;
 pub use mcp_gateway_upstream as upstream;
+pub use security::is_loopback;
 pub use state::{McpService, ServerReport, StartOutcome};
 
 use state::AppState;
@@ -52,6 +57,8 @@ struct Inner {
     config: Config,
     state: OnceLock<Arc<AppState>>,
     endpoint: OnceLock<Arc<mcp_endpoint::Endpoint>>,
+    auth: security::AuthSetup,
+    rate_limit: OnceLock<limits::Limiter>,
     http_stop: CancellationToken,
     http_task: Mutex<Option<JoinHandle<()>>>,
 }
@@ -97,27 +104,21 @@ impl Gateway {
     /// [`Gateway::connect`] or [`Gateway::router`]).
     pub fn new(config: Config) -> Result<Self, ConfigErrors> {
         config.validate(std::path::Path::new("<config>"))?;
-        if config.auth.strategy != config::AuthStrategy::None {
-            // Running with auth configured but not enforced would expose every tool.
-            return Err(ConfigErrors(vec![ConfigError {
+        let auth = security::setup(&config).map_err(|(path, message)| {
+            ConfigErrors(vec![ConfigError {
                 file: "<config>".into(),
-                path: Some("auth.strategy".into()),
+                path: Some(path),
                 line: None,
-                message: "authentication is not enforced by this version of mcp-gateway; \
-                          refusing to start unprotected (use strategy: none behind your own proxy)"
-                    .into(),
-            }]));
-        }
-        if config.rate_limit.is_some() {
-            tracing::warn!(
-                "rateLimit is configured but not enforced by this version of mcp-gateway"
-            );
-        }
+                message,
+            }])
+        })?;
         Ok(Self {
             inner: Arc::new(Inner {
                 config,
                 state: OnceLock::new(),
                 endpoint: OnceLock::new(),
+                auth,
+                rate_limit: OnceLock::new(),
                 http_stop: CancellationToken::new(),
                 http_task: Mutex::new(None),
             }),
@@ -154,7 +155,34 @@ impl Gateway {
             .endpoint
             .get_or_init(|| mcp_endpoint::Endpoint::new(state.clone()))
             .clone();
-        let mut router = api::routes(state).merge(mcp_endpoint::routes(endpoint));
+        let (api, mcp) = (api::routes(state.clone()), mcp_endpoint::routes(endpoint));
+        // Rate limiting sits inside any auth layer added below, so it can key on the
+        // caller's identity; REST and MCP share one budget but answer in their own format.
+        let mut router = match &cfg.rate_limit {
+            Some(rl) => {
+                let limiter = self
+                    .inner
+                    .rate_limit
+                    .get_or_init(|| limits::layer(rl, state.recorder.clone()))
+                    .clone();
+                api.layer(limiter.clone())
+                    .merge(mcp.layer(limiter.error_format(rate_limit::ErrorFormat::JsonRpc)))
+            }
+            None => api.merge(mcp),
+        };
+        // Authentication covers everything but the probes and the OAuth metadata.
+        if let Some(layer) = self.inner.auth.layer() {
+            let recorder = state.recorder.clone();
+            router =
+                router.layer(layer.on_failure(move |e| recorder.count_auth_failure(e.reason())));
+        }
+        let mut open = api::probes(state.clone());
+        if let Some(m) = &self.inner.auth.metadata {
+            for path in m.well_known_paths() {
+                open = open.route_service(&path, m.service());
+            }
+        }
+        router = router.merge(open);
         if !cfg.cors_origins.is_empty() {
             let origins: Vec<http::HeaderValue> = cfg
                 .cors_origins
@@ -171,7 +199,8 @@ impl Gateway {
         router.layer(tower_http::trace::TraceLayer::new_for_http())
     }
 
-    /// The MCP-plane service (metrics → router → upstreams), for front ends of your own.
+    /// The MCP-plane service (metrics → access control → router → upstreams), for front ends
+    /// of your own.
     pub fn mcp_service(&self) -> McpService {
         self.state().mcp.clone()
     }
@@ -196,6 +225,8 @@ impl Gateway {
         let app = self.router();
         let stop = self.inner.http_stop.clone();
         let task = tokio::spawn(async move {
+            // Peer addresses key anonymous callers' rate limits.
+            let app = app.into_make_service_with_connect_info::<SocketAddr>();
             let serve = axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned());
             if let Err(e) = serve.await {
                 tracing::error!(error = %e, "HTTP server failed");

@@ -2,7 +2,7 @@
 
 use clap::{Parser, Subcommand};
 use mcp_gateway::Gateway;
-use mcp_gateway::config::{Config, DEFAULT_CONFIG_YAML, LogFormat};
+use mcp_gateway::config::{AuthStrategy, Config, DEFAULT_CONFIG_YAML, LogFormat};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -135,6 +135,14 @@ fn init_logging(cfg: &Config) {
 }
 
 async fn start(cfg: Config) -> ExitCode {
+    if cfg.auth.strategy == AuthStrategy::None && !mcp_gateway::is_loopback(&cfg.host) {
+        eprintln!(
+            "WARNING: auth.strategy is none and the gateway listens on {}, not loopback: anyone \
+             who can reach this address can call every tool. Set auth.strategy (api-key, jwt or \
+             oauth) or bind host: 127.0.0.1.",
+            cfg.host
+        );
+    }
     let gateway = match Gateway::new(cfg) {
         Ok(g) => g,
         Err(errs) => {

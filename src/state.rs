@@ -1,6 +1,8 @@
 //! The running gateway's shared state: upstreams, the MCP-plane service stack, metrics.
 
 use crate::config::{Config, ServerConfig, TransportKind};
+use mcp_gateway_auth::{AccessControl, AccessControlLayer, AccessPolicy, Resolved};
+use mcp_gateway_core::{McpError, ToolPolicy};
 use mcp_gateway_metrics::{McpMetrics, McpMetricsLayer, Recorder};
 use mcp_gateway_router::ToolRouter;
 use mcp_gateway_upstream::{
@@ -13,9 +15,10 @@ use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 use tower::Layer;
 
-/// The MCP-plane stack every front end calls: metrics around the router around the
-/// per-server upstream stacks.
-pub type McpService = McpMetrics<ToolRouter<UpstreamStack>>;
+/// The MCP-plane stack every front end calls: metrics around access control around the
+/// router around the per-server upstream stacks. Access control sits inside the metrics so
+/// refused calls are counted (outcome `forbidden`) and logged with the caller.
+pub type McpService = McpMetrics<AccessControl<ToolRouter<UpstreamStack>>>;
 
 /// One configured server and, when it runs, its upstream.
 pub(crate) struct ServerSlot {
@@ -151,7 +154,14 @@ impl AppState {
         } else {
             0
         });
-        let mcp = McpMetricsLayer::new(recorder.clone()).layer(router.clone());
+        let policy = crate::security::policy(&config).map(|p| Arc::new(p) as Arc<dyn ToolPolicy>);
+        let access = AccessControlLayer::new(
+            policy
+                .clone()
+                .unwrap_or_else(|| Arc::new(AccessPolicy::allow_by_default())),
+        )
+        .resolver(resolver(router.clone()));
+        let mcp = McpMetricsLayer::new(recorder.clone()).layer(access.layer(router.clone()));
         let state = Arc::new(AppState {
             config,
             servers,
@@ -161,7 +171,7 @@ impl AppState {
             started: Instant::now(),
             started_at: SystemTime::now(),
             stop: CancellationToken::new(),
-            policy: None,
+            policy,
             endpoint: std::sync::OnceLock::new(),
             catalog_epoch: AtomicU64::new(0),
             tool_changes: broadcast::channel(16).0,
@@ -212,6 +222,23 @@ impl AppState {
             .filter_map(|s| s.upstream.as_ref())
             .map(|u| u.shutdown());
         futures::future::join_all(stops).await;
+    }
+}
+
+/// Resolves tool names the way the router will, so access rules see the real target.
+fn resolver(
+    router: ToolRouter<UpstreamStack>,
+) -> impl Fn(&str, Option<&str>) -> Resolved + Send + Sync + 'static {
+    move |name, server| match router.resolve_tool(name, server) {
+        Ok(route) => Resolved::Tool {
+            server: route.server.clone(),
+            tool: route.rename.unwrap_or_else(|| name.to_string()),
+        },
+        Err(McpError::AmbiguousTool { servers, .. }) => Resolved::Ambiguous {
+            servers: servers.into_iter().map(Arc::from).collect(),
+            tool: name.to_string(),
+        },
+        Err(_) => Resolved::Unknown,
     }
 }
 

@@ -21,7 +21,7 @@ use tower::ServiceExt;
 
 type AppRef = Arc<AppState>;
 
-/// Builds the REST routes over the shared state.
+/// Builds the REST routes over the shared state (everything but the probes).
 pub(crate) fn routes(state: AppRef) -> Router {
     Router::new()
         .route("/api/v1/health", get(health))
@@ -32,9 +32,16 @@ pub(crate) fn routes(state: AppRef) -> Router {
         .route("/api/v1/metrics", get(metrics))
         .route("/api/v1/requests", get(requests))
         .route("/metrics", get(prometheus))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state)
+}
+
+/// The liveness / readiness probes, which stay open when authentication is on.
+pub(crate) fn probes(state: AppRef) -> Router {
+    Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
-        .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
 }

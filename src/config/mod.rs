@@ -37,9 +37,13 @@ pub struct Config {
     /// Who may call the gateway.
     #[serde(default)]
     pub auth: AuthConfig,
-    /// Tool-level access rules by role.
+    /// Tool-level access rules by role, subject or API key name.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub access: Vec<AccessRule>,
+    /// What happens to a tool no access rule allows: `allow` or `deny`. Unset: `allow`
+    /// when there are no `access` rules, `deny` as soon as there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_access: Option<DefaultAccess>,
     /// Request budget per caller.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_limit: Option<RateLimitConfig>,
@@ -100,6 +104,7 @@ impl Default for Config {
             log_format: LogFormat::default(),
             auth: AuthConfig::default(),
             access: Vec::new(),
+            default_access: None,
             rate_limit: None,
             monitor: MonitorConfig::default(),
             cors_origins: Vec::new(),
@@ -178,6 +183,33 @@ pub struct AuthConfig {
     /// JWT validation (strategies `jwt` and `oauth`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jwt: Option<JwtConfig>,
+    /// OAuth 2.1 resource-server metadata (strategy `oauth`; RFC 9728).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oauth: Option<OauthConfig>,
+}
+
+/// The gateway as an OAuth 2.1 protected resource (RFC 9728).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct OauthConfig {
+    /// The URL clients use for this gateway (e.g. `https://gw.example.com`); tokens must
+    /// carry it as their audience unless `jwt.audience` says otherwise.
+    pub resource: String,
+    /// Issuer URLs of the authorization servers that issue tokens for it.
+    pub authorization_servers: Vec<String>,
+    /// Scopes clients may request (advertised in the metadata).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scopes_supported: Vec<String>,
+}
+
+/// The decision for tools no access rule allows.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum DefaultAccess {
+    /// Allowed unless denied.
+    Allow,
+    /// Denied unless allowed.
+    Deny,
 }
 
 /// How callers authenticate.
@@ -245,20 +277,60 @@ pub struct JwtConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub audience: Option<String>,
     /// Clock skew allowed for `exp` / `nbf`, in seconds.
-    #[serde(default)]
+    #[serde(default = "default_leeway")]
     pub leeway: u64,
-    /// Claim holding the caller's roles.
+    /// Claim(s) holding the caller's roles: one name or a list, dotted paths allowed
+    /// (`realm_access.roles`); a string value is split on spaces (OAuth `scope`). Default:
+    /// `roles`, `scope`, `scp`.
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "one_or_many"
+    )]
+    pub roles_claim: Vec<String>,
+    /// Claim naming the caller's tenant.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub roles_claim: Option<String>,
+    pub tenant_claim: Option<String>,
+    /// Shortest time between two JWKS fetches, in seconds (unknown `kid`s trigger a fetch).
+    #[serde(default = "default_jwks_min_refresh")]
+    pub jwks_min_refresh: u64,
 }
 
-/// One access rule: callers with any of `roles` may call tools matching `allow`
-/// unless they match `deny`.
+fn default_leeway() -> u64 {
+    30
+}
+fn default_jwks_min_refresh() -> u64 {
+    30
+}
+
+fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(s) => vec![s],
+        OneOrMany::Many(v) => v,
+    })
+}
+
+/// One access rule: callers with any of `roles` (or one of `subjects`, or using one of the
+/// API keys named in `keys`) may call tools matching `allow` unless a `deny` of any rule that
+/// applies to them matches.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AccessRule {
-    /// Roles the rule applies to.
+    /// Roles the rule applies to (`"*"`: every caller, anonymous ones included).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub roles: Vec<String>,
+    /// Subjects (token `sub`, API key name) the rule applies to.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub subjects: Vec<String>,
+    /// Names of API keys the rule applies to (plain keys are named `key-1`, `key-2`, ...).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub keys: Vec<String>,
     /// Glob patterns of allowed qualified tool names (`server__tool`).
     #[serde(default)]
     pub allow: Vec<String>,
@@ -282,13 +354,54 @@ pub struct RateLimitConfig {
     /// `memory` (this process) or `redis` (shared by replicas).
     #[serde(default)]
     pub backend: RateLimitBackend,
-    /// Redis URL for the `redis` backend.
+    /// Redis URL for the `redis` backend (`redis://host:port/db`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub redis_url: Option<String>,
+    /// What happens while Redis is unreachable: `open` admits requests uncounted, `closed`
+    /// rejects them with 503. Either way the fallback is counted in the metrics.
+    #[serde(default)]
+    pub fail_mode: RateLimitFailMode,
+    /// Memory backend: the estimator is sized for this many callers active per window
+    /// (64 bytes each, rounded up to a power of two; fixed whatever the number of keys).
+    /// Keep it about 4× the callers you expect, or some may be limited early.
+    #[serde(default = "default_max_keys")]
+    pub max_keys: usize,
+    /// Callers with a budget of their own, by `subject` (API key name or token `sub`) or
+    /// by `role` (the largest matching role limit wins; a subject entry beats any role).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub overrides: Vec<RateLimitOverride>,
 }
 
 fn default_window() -> u64 {
     60
+}
+fn default_max_keys() -> usize {
+    65_536
+}
+
+/// A caller with its own rate limit.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RateLimitOverride {
+    /// The caller's subject: the API key's name or the token's `sub`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    /// A role; every caller holding it gets its own budget of `limit`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+    /// Requests allowed per window.
+    pub limit: u64,
+}
+
+/// Behaviour of the `redis` backend while Redis is unreachable.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum RateLimitFailMode {
+    /// Admit requests uncounted (availability first).
+    #[default]
+    Open,
+    /// Reject requests with 503 and `Retry-After: 1` (protection first).
+    Closed,
 }
 
 /// Where rate-limit counters live.
@@ -772,6 +885,23 @@ impl Config {
                     "backend redis needs a redisUrl".into(),
                 );
             }
+            if let Some(u) = &r.redis_url {
+                if let Err(why) = mcp_gateway_rate_limit::check_redis_url(u) {
+                    e("rateLimit.redisUrl".into(), why.to_string());
+                }
+            }
+            if r.max_keys == 0 {
+                e("rateLimit.maxKeys".into(), "must be at least 1".into());
+            }
+            for (i, o) in r.overrides.iter().enumerate() {
+                let p = format!("rateLimit.overrides[{i}]");
+                if o.subject.is_some() == o.role.is_some() {
+                    e(p.clone(), "give exactly one of subject or role".into());
+                }
+                if o.limit == 0 {
+                    e(format!("{p}.limit"), "must be at least 1".into());
+                }
+            }
         }
         if self.session_idle_timeout == 0 {
             e(
@@ -782,6 +912,22 @@ impl Config {
         if self.monitor.request_log_size == 0 {
             e("monitor.requestLogSize".into(), "must be at least 1".into());
         }
+        // Auth settings are checked by building them (keys, algorithms, PEM files, URLs).
+        let auth_flagged = errors
+            .iter()
+            .any(|x| x.path.as_deref().is_some_and(|p| p.starts_with("auth")));
+        let mut more = crate::security::check_access(self);
+        if !auth_flagged {
+            if let Err(x) = crate::security::setup(self) {
+                more.push(x);
+            }
+        }
+        errors.extend(more.into_iter().map(|(path, message)| ConfigError {
+            file: file.to_path_buf(),
+            path: Some(path),
+            line: None,
+            message,
+        }));
         if errors.is_empty() {
             Ok(())
         } else {

@@ -148,3 +148,31 @@ fn api_key_shapes() {
     let e = one_error(parse("auth:\n  strategy: api-key\n", Format::Yaml));
     assert_eq!(e.path.as_deref(), Some("auth.apiKeys"));
 }
+
+#[test]
+fn rate_limit_options() {
+    let c = parse(
+        "rateLimit:\n  limit: 10\n  backend: redis\n  redisUrl: redis://127.0.0.1:6379/0\n  failMode: closed\n  maxKeys: 1000\n  overrides:\n    - { subject: ci, limit: 100 }\n    - { role: admin, limit: 50 }\n",
+        Format::Yaml,
+    )
+    .unwrap();
+    let r = c.rate_limit.unwrap();
+    assert_eq!(r.fail_mode, RateLimitFailMode::Closed);
+    assert_eq!((r.window_seconds, r.max_keys, r.per_key), (60, 1000, true));
+    assert_eq!(r.overrides[1].role.as_deref(), Some("admin"));
+    let e = one_error(parse(
+        "rateLimit: { limit: 1, overrides: [{ subject: a, role: b, limit: 2 }] }\n",
+        Format::Yaml,
+    ));
+    assert_eq!(e.path.as_deref(), Some("rateLimit.overrides[0]"));
+    let e = one_error(parse(
+        "rateLimit: { limit: 1, backend: redis, redisUrl: \"http://x\" }\n",
+        Format::Yaml,
+    ));
+    assert_eq!(e.path.as_deref(), Some("rateLimit.redisUrl"));
+    let e = one_error(parse(
+        "rateLimit: { limit: 1, failMode: maybe }\n",
+        Format::Yaml,
+    ));
+    assert_eq!(e.path.as_deref(), Some("rateLimit.failMode"));
+}

@@ -185,3 +185,62 @@ pub fn pgrep(pattern: &str) -> Vec<u32> {
         .filter(|&p| p != me)
         .collect()
 }
+
+/// A throwaway `redis-server` on a loopback port (no persistence), killed on drop.
+/// `redis-server` comes from Debian, installed by `scripts/install-peers.sh`.
+pub struct RedisServer {
+    child: Option<std::process::Child>,
+    pub port: u16,
+}
+
+impl RedisServer {
+    /// Starts one on a free port.
+    pub fn start() -> RedisServer {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        Self::start_on(port)
+    }
+
+    /// Starts one on `port` and waits until it accepts connections.
+    pub fn start_on(port: u16) -> RedisServer {
+        let child = std::process::Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server is missing: run scripts/install-peers.sh");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "redis-server did not start on port {port}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        RedisServer {
+            child: Some(child),
+            port,
+        }
+    }
+
+    /// `redis://127.0.0.1:<port>/`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    /// Kills the server (SIGKILL) and waits for it to exit.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}

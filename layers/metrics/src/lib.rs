@@ -31,7 +31,9 @@ mod recorder;
 pub use histogram::Histogram;
 pub use layer::{CallInfo, McpMetrics, McpMetricsLayer, ResponseFuture};
 pub use log::{LogEntry, LogQuery, RequestLog};
-pub use recorder::{Outcome, Recorder, Snapshot, StatsSnapshot, ToolSnapshot};
+pub use recorder::{
+    Outcome, RateLimitCounts, RateLimitDecision, Recorder, Snapshot, StatsSnapshot, ToolSnapshot,
+};
 
 /// Formats a time as RFC 3339 UTC with milliseconds (`2026-11-25T21:29:07.123Z`).
 pub fn rfc3339(t: std::time::SystemTime) -> String {

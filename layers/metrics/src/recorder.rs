@@ -85,6 +85,33 @@ impl Outcome {
     }
 }
 
+/// One rate-limiter decision, for [`Recorder::record_rate_limit`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RateLimitDecision {
+    /// Admitted and counted.
+    Allowed,
+    /// Rejected: over budget.
+    Limited,
+    /// Shared backend unreachable; admitted uncounted (fail open).
+    FallbackOpen,
+    /// Shared backend unreachable; rejected (fail closed).
+    FallbackClosed,
+}
+
+/// Rate-limiter decisions so far.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RateLimitCounts {
+    /// Requests admitted by the limiter.
+    pub allowed: u64,
+    /// Requests rejected for being over budget.
+    pub limited: u64,
+    /// Requests admitted uncounted because the shared backend was unreachable.
+    pub fallback_open: u64,
+    /// Requests rejected because the shared backend was unreachable.
+    pub fallback_closed: u64,
+}
+
 /// Counters for one (server, tool) pair or a total.
 #[derive(Default, Debug)]
 struct Stats {
@@ -194,6 +221,10 @@ pub struct Snapshot {
     pub servers: std::collections::BTreeMap<String, StatsSnapshot>,
     /// Per server and tool.
     pub tools: Vec<ToolSnapshot>,
+    /// Rate-limiter decisions (HTTP plane).
+    pub rate_limit: RateLimitCounts,
+    /// Requests refused by authentication, by reason (`missing_credentials`, ...).
+    pub auth_failures: std::collections::BTreeMap<&'static str, u64>,
 }
 
 type ToolMap = HashMap<Box<str>, Arc<Stats>>;
@@ -205,6 +236,8 @@ struct Inner {
     total: Stats,
     servers: RwLock<ServerMap>,
     log: RequestLog,
+    rate_limit: [AtomicU64; 4],
+    auth_failures: RwLock<HashMap<&'static str, AtomicU64>>,
 }
 
 /// Shared metrics store: clone it freely, every clone records into the same numbers.
@@ -222,6 +255,8 @@ impl Recorder {
                 total: Stats::default(),
                 servers: RwLock::new(HashMap::new()),
                 log: RequestLog::new(log_capacity),
+                rate_limit: Default::default(),
+                auth_failures: RwLock::new(HashMap::new()),
             }),
         }
     }
@@ -257,6 +292,57 @@ impl Recorder {
             .entry(Box::from(tool))
             .or_default()
             .record(outcome, elapsed);
+    }
+
+    /// Counts one rate-limiter decision.
+    pub fn record_rate_limit(&self, decision: RateLimitDecision) {
+        self.inner.rate_limit[decision as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Rate-limiter decisions so far.
+    pub fn rate_limit_counts(&self) -> RateLimitCounts {
+        let n = |d: RateLimitDecision| self.inner.rate_limit[d as usize].load(Ordering::Relaxed);
+        RateLimitCounts {
+            allowed: n(RateLimitDecision::Allowed),
+            limited: n(RateLimitDecision::Limited),
+            fallback_open: n(RateLimitDecision::FallbackOpen),
+            fallback_closed: n(RateLimitDecision::FallbackClosed),
+        }
+    }
+
+    /// Counts one request refused by authentication, labelled by `reason`.
+    pub fn count_auth_failure(&self, reason: &'static str) {
+        {
+            let map = self
+                .inner
+                .auth_failures
+                .read()
+                .expect("metrics lock poisoned");
+            if let Some(n) = map.get(reason) {
+                n.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+        }
+        let mut map = self
+            .inner
+            .auth_failures
+            .write()
+            .expect("metrics lock poisoned");
+        map.entry(reason)
+            .or_default()
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Requests refused by authentication so far, by reason.
+    pub fn auth_failures(&self) -> std::collections::BTreeMap<&'static str, u64> {
+        let map = self
+            .inner
+            .auth_failures
+            .read()
+            .expect("metrics lock poisoned");
+        map.iter()
+            .map(|(k, v)| (*k, v.load(Ordering::Relaxed)))
+            .collect()
     }
 
     /// The request log.
@@ -295,6 +381,8 @@ impl Recorder {
             total: self.inner.total.snapshot(),
             servers,
             tools,
+            rate_limit: self.rate_limit_counts(),
+            auth_failures: self.auth_failures(),
         }
     }
 
@@ -357,6 +445,37 @@ impl Recorder {
                 "mcp_gateway_tool_call_duration_seconds_count{{{labels}}} {n}"
             );
         }
+        let failures = self.auth_failures();
+        if !failures.is_empty() {
+            out.push_str(
+                "# HELP mcp_gateway_auth_failures_total Requests refused by authentication, by reason.\n",
+            );
+            out.push_str("# TYPE mcp_gateway_auth_failures_total counter\n");
+            for (reason, n) in failures {
+                let _ = writeln!(
+                    out,
+                    "mcp_gateway_auth_failures_total{{reason=\"{}\"}} {n}",
+                    escape(reason)
+                );
+            }
+        }
+        let rl = self.rate_limit_counts();
+        out.push_str(
+            "# HELP mcp_gateway_rate_limit_decisions_total Rate-limiter decisions by result.\n",
+        );
+        out.push_str("# TYPE mcp_gateway_rate_limit_decisions_total counter\n");
+        let _ = writeln!(
+            out,
+            "mcp_gateway_rate_limit_decisions_total{{result=\"allowed\"}} {}\nmcp_gateway_rate_limit_decisions_total{{result=\"limited\"}} {}",
+            rl.allowed, rl.limited
+        );
+        out.push_str("# HELP mcp_gateway_rate_limit_fallbacks_total Requests decided by the fail mode while the shared rate-limit backend was unreachable.\n");
+        out.push_str("# TYPE mcp_gateway_rate_limit_fallbacks_total counter\n");
+        let _ = writeln!(
+            out,
+            "mcp_gateway_rate_limit_fallbacks_total{{mode=\"open\"}} {}\nmcp_gateway_rate_limit_fallbacks_total{{mode=\"closed\"}} {}",
+            rl.fallback_open, rl.fallback_closed
+        );
         out
     }
 
@@ -401,5 +520,19 @@ mod tests {
         assert!(p.contains(
             r#"mcp_gateway_tool_call_duration_seconds_count{server="gh",tool="issue"} 1"#
         ));
+        r.record_rate_limit(RateLimitDecision::Limited);
+        r.record_rate_limit(RateLimitDecision::FallbackOpen);
+        assert_eq!(r.snapshot().rate_limit.limited, 1);
+        let p = r.prometheus();
+        assert!(p.contains("mcp_gateway_rate_limit_decisions_total{result=\"limited\"} 1\n"));
+        assert!(p.contains("mcp_gateway_rate_limit_fallbacks_total{mode=\"open\"} 1\n"));
+        r.count_auth_failure("token_expired");
+        r.count_auth_failure("token_expired");
+        r.count_auth_failure("missing_credentials");
+        assert_eq!(r.snapshot().auth_failures["token_expired"], 2);
+        assert!(
+            r.prometheus()
+                .contains(r#"mcp_gateway_auth_failures_total{reason="token_expired"} 2"#)
+        );
     }
 }

@@ -1,0 +1,109 @@
+//! Glob patterns over qualified tool names: `*` matches any run of characters (including
+//! none and including `__`), `?` exactly one; everything else matches itself.
+
+/// A compiled glob pattern.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Glob {
+    pattern: Box<str>,
+}
+
+impl Glob {
+    /// Compiles `pattern`.
+    pub fn new(pattern: impl Into<Box<str>>) -> Self {
+        Self {
+            pattern: pattern.into(),
+        }
+    }
+
+    /// The pattern text.
+    pub fn as_str(&self) -> &str {
+        &self.pattern
+    }
+
+    /// True when the whole of `text` matches.
+    pub fn matches(&self, text: &str) -> bool {
+        matches_chars(self.pattern.as_bytes(), text.as_bytes())
+    }
+
+    /// True when `server__tool` matches, without building that string.
+    pub fn matches_qualified(&self, server: &str, tool: &str) -> bool {
+        if server.is_empty() {
+            return self.matches(tool);
+        }
+        let parts: [&[u8]; 3] = [server.as_bytes(), b"__", tool.as_bytes()];
+        let text = Joined(parts);
+        wildcard(self.pattern.as_bytes(), &text)
+    }
+}
+
+fn matches_chars(p: &[u8], t: &[u8]) -> bool {
+    wildcard(p, &Joined([t, b"", b""]))
+}
+
+/// Three byte slices seen as one.
+struct Joined<'a>([&'a [u8]; 3]);
+
+impl Joined<'_> {
+    fn len(&self) -> usize {
+        self.0.iter().map(|p| p.len()).sum()
+    }
+    fn at(&self, mut i: usize) -> u8 {
+        for p in self.0 {
+            if i < p.len() {
+                return p[i];
+            }
+            i -= p.len();
+        }
+        unreachable!("index checked by the caller")
+    }
+}
+
+/// Iterative wildcard match with single-star backtracking: O(|p|·|t|) worst case, no
+/// recursion. `?` matches one byte (names are ASCII in practice).
+fn wildcard(p: &[u8], t: &Joined<'_>) -> bool {
+    let n = t.len();
+    let (mut pi, mut ti) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while ti < n {
+        if pi < p.len() && (p[pi] == b'?' || (p[pi] != b'*' && p[pi] == t.at(ti))) {
+            pi += 1;
+            ti += 1;
+        } else if pi < p.len() && p[pi] == b'*' {
+            star = Some((pi, ti));
+            pi += 1;
+        } else if let Some((sp, st)) = star {
+            pi = sp + 1;
+            ti = st + 1;
+            star = Some((sp, st + 1));
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|c| *c == b'*')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn matches_globs() {
+        let g = |p: &str, s: &str, t: &str| Glob::new(p).matches_qualified(s, t);
+        assert!(g("*", "fs", "read"));
+        assert!(g("fs__*", "fs", "read"));
+        assert!(g("fs__read_*", "fs", "read_file"));
+        assert!(!g("fs__read_*", "fs", "write_file"));
+        assert!(g("*__write_*", "gh", "write_x"));
+        assert!(!g("*__write_*", "gh", "rewrite_x"));
+        assert!(g("f?__read", "fs", "read"));
+        assert!(!g("fs__read", "fs", "read2"));
+        assert!(!g("fs", "fs", "read"));
+        assert!(g("*read*", "fs", "x_read_y"));
+        assert!(g("github__*", "github", "create_issue"));
+        assert!(!g("github__*", "githubx", "create_issue"));
+        assert!(g("echo", "", "echo"));
+        assert!(Glob::new("a*b*c").matches("aXXbYYc"));
+        assert!(!Glob::new("a*b*c").matches("aXXbYY"));
+        assert!(Glob::new("").matches(""));
+    }
+}

@@ -1,0 +1,51 @@
+//! Tool-level access control on the MCP plane: [`AccessControlLayer`] refuses a `tools/call`
+//! of a tool the caller may not use, and [`AccessPolicy`] decides from [`AccessRule`]s.
+//!
+//! The decision is made on the request body's method and tool name (never on the
+//! `Mcp-Method` / `Mcp-Name` headers, which the front end checks against the body first).
+//! A [`ResolveTool`] turns the name asked for (bare, qualified `server__tool`, or with an
+//! explicit server) into the server and tool that would answer, so a rule about
+//! `github__create_issue` holds however the tool is named in the call. A refusal is
+//! [`McpError::Forbidden`](mcp_gateway_core::McpError::Forbidden) with a fixed message, so it tells no
+//! more than an unknown tool would (no server, rule or role). The same policy
+//! filters tool lists: the gateway hands it to its REST API and MCP endpoint as a
+//! [`ToolPolicy`](mcp_gateway_core::ToolPolicy).
+//!
+//! ```
+//! use mcp_gateway_auth::{AccessControlLayer, AccessPolicy, AccessRule, Identity};
+//! use mcp_gateway_core::{McpError, McpRequest, McpResponse};
+//! use std::sync::Arc;
+//! use tower::{service_fn, ServiceBuilder, ServiceExt};
+//! # #[tokio::main(flavor = "current_thread")] async fn main() {
+//! let policy = AccessPolicy::deny_by_default()
+//!     .rule(AccessRule::new().roles(["reader"]).allow(["fs__read_*"]));
+//! let svc = ServiceBuilder::new()
+//!     .layer(AccessControlLayer::new(Arc::new(policy)))
+//!     .service(service_fn(|_req: McpRequest| async {
+//!         let result = serde_json::value::RawValue::from_string("{}".into()).unwrap();
+//!         Ok::<_, McpError>(McpResponse::new(result))
+//!     }));
+//! let reader = Arc::new(Identity { subject: "r".into(), roles: vec!["reader".into()], ..Default::default() });
+//!
+//! let mut ok = McpRequest::call_tool("fs__read_file", None);
+//! ok.identity = Some(reader.clone());
+//! assert!(svc.clone().oneshot(ok).await.is_ok());
+//!
+//! let mut no = McpRequest::call_tool("fs__write_file", None);
+//! no.identity = Some(reader);
+//! let err = svc.oneshot(no).await.unwrap_err();
+//! assert_eq!(err.http_status(), 403);
+//! # }
+//! ```
+
+mod future;
+pub(crate) mod glob;
+mod layer;
+mod policy;
+mod service;
+
+pub use future::ResponseFuture;
+pub use glob::Glob;
+pub use layer::AccessControlLayer;
+pub use policy::{AccessPolicy, AccessRule};
+pub use service::{AccessControl, QualifiedNames, ResolveTool, Resolved};

@@ -1,0 +1,190 @@
+//! [`AccessPolicy`]: the [`ToolPolicy`] built from access rules.
+
+use super::glob::Glob;
+use mcp_gateway_core::{Identity, ToolPolicy};
+
+/// One access rule: whom it applies to (roles, subjects, API key names; `"*"` as a role
+/// means everyone, anonymous callers included) and which qualified tool names
+/// (`<server>__<tool>`, globs) it allows and denies.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[must_use]
+pub struct AccessRule {
+    roles: Vec<String>,
+    subjects: Vec<String>,
+    keys: Vec<String>,
+    allow: Vec<Glob>,
+    deny: Vec<Glob>,
+}
+
+fn strings<I: IntoIterator<Item = S>, S: Into<String>>(i: I) -> Vec<String> {
+    i.into_iter().map(Into::into).collect()
+}
+
+fn globs<I: IntoIterator<Item = S>, S: Into<String>>(i: I) -> Vec<Glob> {
+    i.into_iter().map(|s| Glob::new(s.into())).collect()
+}
+
+impl AccessRule {
+    /// A rule that applies to nobody until roles, subjects or keys are added.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A rule for every caller, anonymous ones included.
+    pub fn everyone() -> Self {
+        Self::new().roles(["*"])
+    }
+
+    /// Applies to callers holding any of `roles` (`"*"`: everyone).
+    pub fn roles<I: IntoIterator<Item = S>, S: Into<String>>(mut self, roles: I) -> Self {
+        self.roles.extend(strings(roles));
+        self
+    }
+
+    /// Applies to callers whose subject is one of `subjects`.
+    pub fn subjects<I: IntoIterator<Item = S>, S: Into<String>>(mut self, subjects: I) -> Self {
+        self.subjects.extend(strings(subjects));
+        self
+    }
+
+    /// Applies to callers that used one of the API keys named `keys`.
+    pub fn keys<I: IntoIterator<Item = S>, S: Into<String>>(mut self, keys: I) -> Self {
+        self.keys.extend(strings(keys));
+        self
+    }
+
+    /// Allows tools matching any of `patterns`.
+    pub fn allow<I: IntoIterator<Item = S>, S: Into<String>>(mut self, patterns: I) -> Self {
+        self.allow.extend(globs(patterns));
+        self
+    }
+
+    /// Denies tools matching any of `patterns`; a deny in any applicable rule wins.
+    pub fn deny<I: IntoIterator<Item = S>, S: Into<String>>(mut self, patterns: I) -> Self {
+        self.deny.extend(globs(patterns));
+        self
+    }
+
+    /// True when the rule applies to `identity` (`None`: anonymous).
+    pub fn applies_to(&self, identity: Option<&Identity>) -> bool {
+        if self.roles.iter().any(|r| r == "*") {
+            return true;
+        }
+        let Some(id) = identity else {
+            return false;
+        };
+        id.roles.iter().any(|r| self.roles.contains(r))
+            || self.subjects.contains(&id.subject)
+            || id.key_name.as_ref().is_some_and(|k| self.keys.contains(k))
+    }
+}
+
+/// Tool-level access control from [`AccessRule`]s: deny wins; otherwise a tool is allowed
+/// when an applicable rule allows it, else the default decides.
+///
+/// ```
+/// use mcp_gateway_auth::{AccessPolicy, AccessRule, Identity, ToolPolicy};
+///
+/// let policy = AccessPolicy::deny_by_default()
+///     .rule(AccessRule::new().roles(["reader"]).allow(["filesystem__read_*"]).deny(["*__write_*"]))
+///     .rule(AccessRule::new().roles(["admin"]).allow(["*"]));
+/// let reader = Identity { subject: "r".into(), roles: vec!["reader".into()], ..Default::default() };
+/// assert!(policy.allows(Some(&reader), "filesystem", "read_file"));
+/// assert!(!policy.allows(Some(&reader), "github", "create_issue"));
+/// assert!(!policy.allows(None, "filesystem", "read_file"));
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[must_use]
+pub struct AccessPolicy {
+    rules: Vec<AccessRule>,
+    default_allow: bool,
+}
+
+impl AccessPolicy {
+    /// A policy whose default is to allow (`true`) or deny (`false`).
+    pub fn new(default_allow: bool) -> Self {
+        Self {
+            rules: Vec::new(),
+            default_allow,
+        }
+    }
+
+    /// Denies whatever no rule allows.
+    pub fn deny_by_default() -> Self {
+        Self::new(false)
+    }
+
+    /// Allows whatever no rule denies.
+    pub fn allow_by_default() -> Self {
+        Self::new(true)
+    }
+
+    /// Adds a rule.
+    pub fn rule(mut self, rule: AccessRule) -> Self {
+        self.rules.push(rule);
+        self
+    }
+
+    /// The rules, in order.
+    pub fn rules(&self) -> &[AccessRule] {
+        &self.rules
+    }
+}
+
+impl ToolPolicy for AccessPolicy {
+    fn allows(&self, identity: Option<&Identity>, server: &str, tool: &str) -> bool {
+        let mut allowed = false;
+        for r in self.rules.iter().filter(|r| r.applies_to(identity)) {
+            if r.deny.iter().any(|g| g.matches_qualified(server, tool)) {
+                return false;
+            }
+            allowed = allowed || r.allow.iter().any(|g| g.matches_qualified(server, tool));
+        }
+        allowed || self.default_allow
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn who(subject: &str, roles: &[&str], key: Option<&str>) -> Identity {
+        Identity {
+            subject: subject.into(),
+            roles: roles.iter().map(|r| r.to_string()).collect(),
+            key_name: key.map(str::to_string),
+            ..Identity::default()
+        }
+    }
+
+    #[test]
+    fn deny_wins_and_defaults_apply() {
+        let p = AccessPolicy::deny_by_default()
+            .rule(
+                AccessRule::new()
+                    .roles(["reader"])
+                    .allow(["fs__*"])
+                    .deny(["*__write_*"]),
+            )
+            .rule(AccessRule::new().roles(["writer"]).allow(["fs__write_*"]))
+            .rule(AccessRule::new().subjects(["alice"]).allow(["gh__*"]))
+            .rule(AccessRule::new().keys(["ci"]).allow(["gh__status"]))
+            .rule(AccessRule::everyone().allow(["public__*"]));
+        let reader = who("bob", &["reader"], None);
+        let both = who("carol", &["reader", "writer"], None);
+        assert!(p.allows(Some(&reader), "fs", "read_file"));
+        assert!(!p.allows(Some(&reader), "fs", "write_file"));
+        // deny in the reader rule wins over the writer rule's allow
+        assert!(!p.allows(Some(&both), "fs", "write_file"));
+        assert!(p.allows(Some(&who("alice", &[], None)), "gh", "issue"));
+        assert!(p.allows(Some(&who("k", &[], Some("ci"))), "gh", "status"));
+        assert!(!p.allows(Some(&who("k", &[], Some("ci"))), "gh", "issue"));
+        assert!(p.allows(None, "public", "x"));
+        assert!(!p.allows(None, "fs", "read_file"));
+        let open = AccessPolicy::allow_by_default()
+            .rule(AccessRule::new().roles(["intern"]).deny(["*__delete_*"]));
+        assert!(open.allows(None, "fs", "delete_all"));
+        assert!(!open.allows(Some(&who("i", &["intern"], None)), "fs", "delete_all"));
+        assert!(open.allows(Some(&who("i", &["intern"], None)), "fs", "read"));
+    }
+}

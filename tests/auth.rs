@@ -1,0 +1,370 @@
+//! Authentication and tool-level access control through the whole gateway: two API keys
+//! with different roles see different tool lists and are refused each other's tools over
+//! REST and the MCP endpoint; missing / bad credentials get 401 with a challenge; probes
+//! stay open; the OAuth mode serves RFC 9728 metadata and checks the token's audience.
+
+mod common;
+use common::*;
+use mcp_gateway::auth::hash_key;
+use mcp_gateway::auth::jsonwebtoken::{
+    Algorithm, EncodingKey, Header, encode, get_current_timestamp,
+};
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+
+const STATELESS: &str = "2026-07-28";
+
+fn rbac_config() -> mcp_gateway::Config {
+    config(&format!(
+        "auth:\n  strategy: api-key\n  apiKeys:\n    - {{ name: alpha, key: alpha-key, roles: [reader] }}\n    - {{ name: beta, keyHash: \"{}\", roles: [writer] }}\naccess:\n  - {{ roles: [reader], allow: [\"ts__echo\"] }}\n  - {{ roles: [writer], allow: [\"ts__add\"] }}\nservers:\n{}",
+        hash_key("beta-key"),
+        test_server_yaml("ts", &[], "")
+    ))
+}
+
+/// `method path` with headers; (status, headers, body as JSON or text).
+async fn request(
+    gw: &TestGateway,
+    method: reqwest::Method,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<Value>,
+) -> (u16, reqwest::header::HeaderMap, Value) {
+    let mut req = gw.http.request(method, gw.url(path));
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    if let Some(b) = body {
+        req = req
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .body(b.to_string());
+    }
+    let res = req.send().await.expect("HTTP request");
+    let status = res.status().as_u16();
+    let headers = res.headers().clone();
+    let text = res.text().await.unwrap();
+    // An SSE answer: the last `data:` line carries the JSON-RPC response.
+    let json_text = text
+        .lines()
+        .rev()
+        .find_map(|l| l.strip_prefix("data:"))
+        .map(str::trim)
+        .unwrap_or(&text)
+        .to_string();
+    let v = serde_json::from_str(&json_text).unwrap_or(Value::String(text));
+    (status, headers, v)
+}
+
+/// A 2026-07-28 MCP request (one POST, no session) as `key`.
+async fn mcp(gw: &TestGateway, key: &str, id: i64, method: &str, params: Value) -> (u16, Value) {
+    let mut params = params;
+    params["_meta"] = json!({
+        "io.modelcontextprotocol/protocolVersion": STATELESS,
+        "io.modelcontextprotocol/clientCapabilities": {},
+        "io.modelcontextprotocol/clientInfo": {"name": "auth-test", "version": "1.0.0"},
+    });
+    let name = params["name"].as_str().map(str::to_string);
+    let bearer = format!("Bearer {key}");
+    let mut headers = vec![
+        ("authorization", bearer.as_str()),
+        ("mcp-protocol-version", STATELESS),
+        ("mcp-method", method),
+    ];
+    if let Some(n) = &name {
+        headers.push(("mcp-name", n));
+    }
+    let body = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
+    let (status, _, v) = request(gw, reqwest::Method::POST, "/mcp", &headers, Some(body)).await;
+    (status, v)
+}
+
+async fn rest_tools(gw: &TestGateway, key: &str) -> Vec<String> {
+    let (status, _, v) = request(
+        gw,
+        reqwest::Method::GET,
+        "/api/v1/tools",
+        &[("x-api-key", key)],
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    let mut names: Vec<String> = v["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap().to_string())
+        .collect();
+    names.sort();
+    names
+}
+
+async fn rest_call(gw: &TestGateway, key: &str, tool: &str, args: Value) -> (u16, Value) {
+    let (status, _, v) = request(
+        gw,
+        reqwest::Method::POST,
+        "/api/v1/tools/call",
+        &[("authorization", &format!("Bearer {key}"))],
+        Some(json!({"tool": tool, "arguments": args})),
+    )
+    .await;
+    (status, v)
+}
+
+fn challenge(h: &reqwest::header::HeaderMap) -> &str {
+    h.get("www-authenticate")
+        .expect("a WWW-Authenticate challenge")
+        .to_str()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn two_keys_see_and_call_different_tools() {
+    let gw = TestGateway::start(rbac_config()).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while rest_tools(&gw, "alpha-key").await.is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "test server never listed its tools"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // REST lists
+    assert_eq!(rest_tools(&gw, "alpha-key").await, ["echo"]);
+    assert_eq!(rest_tools(&gw, "beta-key").await, ["add"]);
+
+    // REST calls: own tool works, the other's is 403
+    let (s, v) = rest_call(&gw, "alpha-key", "ts__echo", json!({"text": "hi"})).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(text(&v), "hi");
+    let (s, v) = rest_call(&gw, "alpha-key", "ts__add", json!({"a": 1, "b": 2})).await;
+    assert_eq!(s, 403, "{v}");
+    assert_eq!(v["error"]["code"], "forbidden");
+    let (s, v) = rest_call(&gw, "beta-key", "add", json!({"a": 1, "b": 2})).await;
+    assert_eq!(s, 200, "{v}");
+    let (s, v) = rest_call(&gw, "beta-key", "echo", json!({"text": "x"})).await;
+    assert_eq!(
+        s, 403,
+        "bare names are checked against the server that would answer: {v}"
+    );
+    let msg = v["error"]["message"].as_str().unwrap();
+    assert!(!msg.contains("reader") && !msg.contains("writer"), "{msg}");
+
+    // MCP tools/list per caller
+    let names = |v: &Value| -> Vec<String> {
+        v["result"]["tools"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no tools in {v}"))
+            .iter()
+            .map(|t| t["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let (s, v) = mcp(&gw, "alpha-key", 1, "tools/list", json!({})).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(names(&v), ["ts__echo"]);
+    let (_, v) = mcp(&gw, "beta-key", 2, "tools/list", json!({})).await;
+    assert_eq!(names(&v), ["ts__add"]);
+
+    // MCP tools/call: allowed, forbidden, unknown
+    let (_, v) = mcp(
+        &gw,
+        "alpha-key",
+        3,
+        "tools/call",
+        json!({"name": "ts__echo", "arguments": {"text": "yo"}}),
+    )
+    .await;
+    assert_eq!(v["result"]["content"][0]["text"], "yo", "{v}");
+    let (_, v) = mcp(
+        &gw,
+        "alpha-key",
+        4,
+        "tools/call",
+        json!({"name": "ts__add", "arguments": {"a": 1, "b": 2}}),
+    )
+    .await;
+    let err = &v["error"];
+    assert!(err["code"].is_i64(), "{v}");
+    assert_eq!(
+        err["message"],
+        "forbidden: this tool is not available to this caller"
+    );
+    let (_, v) = mcp(
+        &gw,
+        "beta-key",
+        5,
+        "tools/call",
+        json!({"name": "ts__echo", "arguments": {"text": "x"}}),
+    )
+    .await;
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("not available"),
+        "{v}"
+    );
+
+    // Refusals are counted and logged under the key's name, never the key.
+    let (_, _, m) = request(
+        &gw,
+        reqwest::Method::GET,
+        "/api/v1/metrics",
+        &[("x-api-key", "alpha-key")],
+        None,
+    )
+    .await;
+    assert!(
+        m["total"]["outcomes"]["forbidden"].as_u64().unwrap() >= 4,
+        "{m}"
+    );
+    let (_, _, log) = request(
+        &gw,
+        reqwest::Method::GET,
+        "/api/v1/requests",
+        &[("x-api-key", "beta-key")],
+        None,
+    )
+    .await;
+    let text = log.to_string();
+    assert!(
+        text.contains("\"alpha\"") && text.contains("\"beta\""),
+        "{text}"
+    );
+    assert!(
+        !text.contains("alpha-key") && !text.contains("beta-key"),
+        "{text}"
+    );
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn missing_and_bad_credentials_get_401_with_a_challenge() {
+    let gw = TestGateway::start(rbac_config()).await;
+    // Probes stay open.
+    for p in ["/healthz", "/readyz"] {
+        let (s, _, _) = request(&gw, reqwest::Method::GET, p, &[], None).await;
+        assert!(s == 200 || s == 503, "{p}: {s}");
+        assert_ne!(s, 401, "{p}");
+    }
+    // REST: missing, wrong key, wrong scheme
+    let (s, h, v) = request(&gw, reqwest::Method::GET, "/api/v1/tools", &[], None).await;
+    assert_eq!(s, 401, "{v}");
+    assert_eq!(v["error"]["code"], "missing_credentials");
+    assert_eq!(challenge(&h), "Bearer realm=\"mcp-gateway\"");
+    let (s, h, v) = request(
+        &gw,
+        reqwest::Method::GET,
+        "/api/v1/servers",
+        &[("x-api-key", "nope")],
+        None,
+    )
+    .await;
+    assert_eq!(s, 401, "{v}");
+    assert_eq!(v["error"]["code"], "invalid_api_key");
+    assert!(challenge(&h).contains("error=\"invalid_token\""));
+    let (s, _, _) = request(
+        &gw,
+        reqwest::Method::POST,
+        "/api/v1/tools/call",
+        &[("authorization", "Basic YWxwaGEta2V5")],
+        Some(json!({"tool": "ts__echo"})),
+    )
+    .await;
+    assert_eq!(s, 401);
+    // Unknown paths do not reveal themselves to strangers.
+    let (s, _, _) = request(&gw, reqwest::Method::GET, "/nope", &[], None).await;
+    assert_eq!(s, 401);
+    // MCP endpoint
+    let (s, _) = mcp(&gw, "wrong-key", 1, "tools/list", json!({})).await;
+    assert_eq!(s, 401);
+    let (s, h, v) = request(
+        &gw,
+        reqwest::Method::POST,
+        "/mcp",
+        &[],
+        Some(json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"})),
+    )
+    .await;
+    assert_eq!(s, 401, "{v}");
+    assert!(challenge(&h).starts_with("Bearer "));
+    let (s, _, _) = request(&gw, reqwest::Method::GET, "/sse", &[], None).await;
+    assert_eq!(s, 401);
+    // Counted by reason.
+    let (_, _, m) = request(
+        &gw,
+        reqwest::Method::GET,
+        "/api/v1/metrics",
+        &[("x-api-key", "beta-key")],
+        None,
+    )
+    .await;
+    let f = &m["authFailures"];
+    assert!(f["missing_credentials"].as_u64().unwrap() >= 3, "{m}");
+    assert!(f["invalid_api_key"].as_u64().unwrap() >= 3, "{m}");
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn oauth_mode_serves_metadata_and_checks_audience() {
+    let cfg = config(&format!(
+        "auth:\n  strategy: oauth\n  jwt: {{ secret: s3cret, algorithms: [HS256], issuer: 'https://idp.test' }}\n  oauth:\n    resource: 'https://gw.test/mcp'\n    authorizationServers: ['https://idp.test']\n    scopesSupported: [tools]\naccess:\n  - {{ roles: [tools], allow: ['ts__*'] }}\nservers:\n{}",
+        test_server_yaml("ts", &[], "")
+    ));
+    let gw = TestGateway::start(cfg).await;
+    for p in [
+        "/.well-known/oauth-protected-resource/mcp",
+        "/.well-known/oauth-protected-resource",
+    ] {
+        let (s, _, v) = request(&gw, reqwest::Method::GET, p, &[], None).await;
+        assert_eq!(s, 200, "{p}: {v}");
+        assert_eq!(v["resource"], "https://gw.test/mcp");
+        assert_eq!(v["authorization_servers"][0], "https://idp.test");
+    }
+    let (s, h, _) = request(&gw, reqwest::Method::GET, "/api/v1/tools", &[], None).await;
+    assert_eq!(s, 401);
+    assert_eq!(
+        challenge(&h),
+        "Bearer resource_metadata=\"https://gw.test/.well-known/oauth-protected-resource/mcp\""
+    );
+    let token = |aud: &str| {
+        let claims = json!({
+            "sub": "svc", "iss": "https://idp.test", "aud": aud,
+            "exp": get_current_timestamp() + 60, "scope": "tools",
+        });
+        encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &EncodingKey::from_secret(b"s3cret"),
+        )
+        .unwrap()
+    };
+    let (s, _, v) = request(
+        &gw,
+        reqwest::Method::GET,
+        "/api/v1/tools",
+        &[(
+            "authorization",
+            &format!("Bearer {}", token("https://gw.test/mcp")),
+        )],
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    let (s, h, v) = request(
+        &gw,
+        reqwest::Method::GET,
+        "/api/v1/tools",
+        &[(
+            "authorization",
+            &format!("Bearer {}", token("https://other.test")),
+        )],
+        None,
+    )
+    .await;
+    assert_eq!(s, 401, "{v}");
+    assert_eq!(v["error"]["code"], "invalid_audience");
+    assert!(challenge(&h).contains("error=\"invalid_token\""));
+    gw.stop().await;
+}
