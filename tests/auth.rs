@@ -368,3 +368,79 @@ async fn oauth_mode_serves_metadata_and_checks_audience() {
     assert!(challenge(&h).contains("error=\"invalid_token\""));
     gw.stop().await;
 }
+
+/// A session belongs to the caller that opened it: another key holding the session id
+/// gets the same 404 as for an unknown session and cannot read, use or end it.
+#[tokio::test]
+async fn sessions_belong_to_the_caller_that_opened_them() {
+    let gw = TestGateway::start(rbac_config()).await;
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize",
+        "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}});
+    let (status, h, v) = request(
+        &gw,
+        reqwest::Method::POST,
+        "/mcp",
+        &[("authorization", "Bearer alpha-key")],
+        Some(init),
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    let sid = h["mcp-session-id"].to_str().unwrap().to_string();
+    let list = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"});
+    let (status, _, v) = request(
+        &gw,
+        reqwest::Method::POST,
+        "/mcp",
+        &[
+            ("authorization", "Bearer alpha-key"),
+            ("mcp-session-id", &sid),
+        ],
+        Some(list.clone()),
+    )
+    .await;
+    assert_eq!(status, 200, "the owner uses its session: {v}");
+    let (status, _, v) = request(
+        &gw,
+        reqwest::Method::POST,
+        "/mcp",
+        &[("x-api-key", "beta-key"), ("mcp-session-id", &sid)],
+        Some(list),
+    )
+    .await;
+    assert_eq!(status, 404, "another caller sees an unknown session: {v}");
+    let (status, _, _) = request(
+        &gw,
+        reqwest::Method::GET,
+        "/mcp",
+        &[
+            ("x-api-key", "beta-key"),
+            ("mcp-session-id", &sid),
+            ("accept", "text/event-stream"),
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(status, 404, "no stream for another caller");
+    let (status, _, _) = request(
+        &gw,
+        reqwest::Method::DELETE,
+        "/mcp",
+        &[("x-api-key", "beta-key"), ("mcp-session-id", &sid)],
+        None,
+    )
+    .await;
+    assert_eq!(status, 404, "another caller cannot end it");
+    let (status, _, _) = request(
+        &gw,
+        reqwest::Method::DELETE,
+        "/mcp",
+        &[
+            ("authorization", "Bearer alpha-key"),
+            ("mcp-session-id", &sid),
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(status, 204, "the owner ends it");
+    gw.stop().await;
+}

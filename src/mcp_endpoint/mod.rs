@@ -361,14 +361,16 @@ async fn post_mcp(
                 ),
             );
         };
-        let (result, session) = initialize(&ep, msg.params, false);
+        let owner = identity.as_ref().map(|i| i.subject.clone());
+        let (result, session) = initialize(&ep, msg.params, false, owner);
         let mut res = json_response(StatusCode::OK, jsonrpc::result_frame(&id, result.get()));
         if let Ok(v) = HeaderValue::from_str(&session.id) {
             res.headers_mut().insert("mcp-session-id", v);
         }
         return res;
     }
-    let session = match session_of(&ep, &headers, msg.id.as_ref()) {
+    let owner = identity.as_ref().map(|i| i.subject.clone());
+    let session = match session_of(&ep, &headers, msg.id.as_ref(), owner.as_deref()) {
         Ok(s) => s,
         Err(resp) => return resp.into_response(),
     };
@@ -414,6 +416,7 @@ fn session_of(
     ep: &Endpoint,
     headers: &HeaderMap,
     id: Option<&RequestId>,
+    owner: Option<&str>,
 ) -> Result<Arc<Session>, Reject> {
     let Some(sid) = header_str(headers, "mcp-session-id") else {
         return Err(Reject(
@@ -425,7 +428,7 @@ fn session_of(
             ),
         ));
     };
-    ep.sessions.get(sid).ok_or_else(|| {
+    ep.sessions.get(sid, owner).ok_or_else(|| {
         Reject(
             StatusCode::NOT_FOUND,
             id.cloned(),
@@ -562,6 +565,7 @@ fn initialize(
     ep: &Endpoint,
     params: Option<&RawValue>,
     legacy: bool,
+    owner: Option<String>,
 ) -> (Box<RawValue>, Arc<Session>) {
     #[derive(Deserialize)]
     struct Init {
@@ -580,7 +584,7 @@ fn initialize(
         Some(v) if protocol::is_session_version(v) => v.to_string(),
         _ => protocol::LATEST_SESSION_VERSION.to_string(),
     };
-    let session = ep.sessions.create(&version, legacy);
+    let session = ep.sessions.create(&version, legacy, owner);
     session.set_client_capabilities(&caps);
     let result = json!({
         "protocolVersion": version,
@@ -1010,7 +1014,12 @@ fn listen(ep: &Arc<Endpoint>, id: RequestId, params: Option<&RawValue>) -> Respo
 // ---------------------------------------------------------------------------------------
 // GET / DELETE /mcp (session generation)
 
-async fn get_mcp(State(ep): State<Arc<Endpoint>>, headers: HeaderMap) -> Response {
+async fn get_mcp(
+    State(ep): State<Arc<Endpoint>>,
+    caller: crate::api::Caller,
+    headers: HeaderMap,
+) -> Response {
+    let owner = caller.map(|axum::Extension(i)| i.subject.clone());
     if !origin_allowed(&ep.state, &headers) {
         return forbidden_origin();
     }
@@ -1037,7 +1046,7 @@ async fn get_mcp(State(ep): State<Arc<Endpoint>>, headers: HeaderMap) -> Respons
             ),
         );
     }
-    let session = match session_of(&ep, &headers, None) {
+    let session = match session_of(&ep, &headers, None, owner.as_deref()) {
         Ok(s) => s,
         Err(r) => return r.into_response(),
     };
@@ -1070,7 +1079,12 @@ fn keepalive_stream(session: &Arc<Session>, first: Vec<Bytes>) -> mpsc::Receiver
     rx
 }
 
-async fn delete_mcp(State(ep): State<Arc<Endpoint>>, headers: HeaderMap) -> Response {
+async fn delete_mcp(
+    State(ep): State<Arc<Endpoint>>,
+    caller: crate::api::Caller,
+    headers: HeaderMap,
+) -> Response {
+    let owner = caller.map(|axum::Extension(i)| i.subject.clone());
     if !origin_allowed(&ep.state, &headers) {
         return forbidden_origin();
     }
@@ -1080,7 +1094,9 @@ async fn delete_mcp(State(ep): State<Arc<Endpoint>>, headers: HeaderMap) -> Resp
             None,
             JsonRpcError::new(jsonrpc::INVALID_REQUEST, "missing Mcp-Session-Id header"),
         ),
-        Some(id) if ep.sessions.remove(id) => StatusCode::NO_CONTENT.into_response(),
+        Some(id) if ep.sessions.remove(id, owner.as_deref()) => {
+            StatusCode::NO_CONTENT.into_response()
+        }
         Some(_) => rpc_error(
             StatusCode::NOT_FOUND,
             None,
@@ -1094,13 +1110,15 @@ async fn delete_mcp(State(ep): State<Arc<Endpoint>>, headers: HeaderMap) -> Resp
 
 async fn get_sse(
     State(ep): State<Arc<Endpoint>>,
+    caller: crate::api::Caller,
     OriginalUri(uri): OriginalUri,
     headers: HeaderMap,
 ) -> Response {
     if !origin_allowed(&ep.state, &headers) {
         return forbidden_origin();
     }
-    let session = ep.sessions.create("2024-11-05", true);
+    let owner = caller.map(|axum::Extension(i)| i.subject.clone());
+    let session = ep.sessions.create("2024-11-05", true, owner);
     // Relative to wherever the gateway is mounted (it may be nested in another app).
     let base = uri.path().strip_suffix("sse").unwrap_or("/");
     let endpoint = format!(
@@ -1130,7 +1148,10 @@ async fn post_messages(
     let Some(session) = q
         .session_id
         .as_deref()
-        .and_then(|id| ep.sessions.get(id))
+        .and_then(|id| {
+            ep.sessions
+                .get(id, caller.as_ref().map(|e| e.0.subject.as_str()))
+        })
         .filter(|s| s.legacy)
     else {
         return rpc_error(
@@ -1168,8 +1189,8 @@ async fn post_messages(
     // The answer travels on the SSE stream; the POST is only acknowledged.
     tokio::spawn(async move {
         let frame = if method == "initialize" {
-            let (result, fresh) = initialize(&ep, params.as_deref(), true);
-            ep.sessions.remove(&fresh.id);
+            let (result, fresh) = initialize(&ep, params.as_deref(), true, None);
+            ep.sessions.remove(&fresh.id, None);
             let caps = params
                 .as_deref()
                 .and_then(|p| serde_json::from_str::<Value>(p.get()).ok())

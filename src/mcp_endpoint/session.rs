@@ -24,6 +24,8 @@ pub(crate) struct Session {
     inflight: Mutex<HashMap<RequestId, CancellationToken>>,
     /// True for sessions of the legacy HTTP+SSE transport (answers go on the stream).
     pub(crate) legacy: bool,
+    /// Subject of the caller that opened the session; only that caller may use it.
+    owner: Option<String>,
     /// The client declared `sampling` or `elicitation`, so server requests can be relayed.
     can_relay: std::sync::atomic::AtomicBool,
     /// Requests relayed to the client, by the id the gateway gave them, awaiting an answer.
@@ -32,7 +34,7 @@ pub(crate) struct Session {
 }
 
 impl Session {
-    fn new(id: String, version: &str, legacy: bool) -> Self {
+    fn new(id: String, version: &str, legacy: bool, owner: Option<String>) -> Self {
         Self {
             id,
             protocol_version: RwLock::new(version.to_string()),
@@ -41,6 +43,7 @@ impl Session {
             stream: Mutex::new(None),
             inflight: Mutex::new(HashMap::new()),
             legacy,
+            owner,
             can_relay: std::sync::atomic::AtomicBool::new(false),
             asked: Mutex::new(HashMap::new()),
             next_ask: AtomicU64::new(1),
@@ -170,32 +173,46 @@ impl Sessions {
     }
 
     /// Creates a session with a fresh unguessable id.
-    pub(crate) fn create(&self, version: &str, legacy: bool) -> Arc<Session> {
+    pub(crate) fn create(
+        &self,
+        version: &str,
+        legacy: bool,
+        owner: Option<String>,
+    ) -> Arc<Session> {
         let mut bytes = [0u8; 16];
         getrandom::fill(&mut bytes).expect("the OS random source works");
         let id: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-        let s = Arc::new(Session::new(id.clone(), version, legacy));
+        let s = Arc::new(Session::new(id.clone(), version, legacy, owner));
         s.touch();
         self.map.write().expect("lock").insert(id, s.clone());
         s
     }
 
-    pub(crate) fn get(&self, id: &str) -> Option<Arc<Session>> {
-        let s = self.map.read().expect("lock").get(id).cloned();
+    /// The session `id` if it exists and belongs to `owner` (another caller's session is
+    /// reported as unknown, revealing nothing).
+    pub(crate) fn get(&self, id: &str, owner: Option<&str>) -> Option<Arc<Session>> {
+        let s = self
+            .map
+            .read()
+            .expect("lock")
+            .get(id)
+            .filter(|s| s.owner.as_deref() == owner)
+            .cloned();
         if let Some(s) = &s {
             s.touch();
         }
         s
     }
 
-    pub(crate) fn remove(&self, id: &str) -> bool {
-        match self.map.write().expect("lock").remove(id) {
-            Some(s) => {
-                s.close();
-                true
-            }
-            None => false,
+    pub(crate) fn remove(&self, id: &str, owner: Option<&str>) -> bool {
+        let mut map = self.map.write().expect("lock");
+        if map.get(id).is_none_or(|s| s.owner.as_deref() != owner) {
+            return false;
         }
+        if let Some(s) = map.remove(id) {
+            s.close();
+        }
+        true
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -231,16 +248,19 @@ mod tests {
     #[test]
     fn creates_finds_cancels_and_expires() {
         let sessions = Sessions::new(Duration::from_millis(0));
-        let s = sessions.create("2025-11-25", false);
+        let s = sessions.create("2025-11-25", false, Some("alice".into()));
         assert_eq!(s.id.len(), 32);
-        assert!(sessions.get(&s.id).is_some());
+        assert!(sessions.get(&s.id, Some("alice")).is_some());
+        assert!(sessions.get(&s.id, Some("mallory")).is_none());
+        assert!(sessions.get(&s.id, None).is_none());
+        assert!(!sessions.remove(&s.id, Some("mallory")));
         let t = s.begin(&RequestId::Number(1));
         assert!(s.cancel(&RequestId::Number(1)));
         assert!(t.is_cancelled());
         assert!(!s.cancel(&RequestId::Number(1)));
         std::thread::sleep(Duration::from_millis(2));
         assert_eq!(sessions.expire(), 1);
-        assert!(sessions.get(&s.id).is_none());
+        assert!(sessions.get(&s.id, Some("alice")).is_none());
         assert_eq!(sessions.len(), 0);
     }
 }
