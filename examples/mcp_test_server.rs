@@ -1039,10 +1039,10 @@ mod net {
 
     impl Drop for CancelOnDrop {
         fn drop(&mut self) {
-            if let Some(key) = self.key.take() {
-                if self.srv.abort(&key) {
-                    self.srv.cancelled.fetch_add(1, Ordering::SeqCst);
-                }
+            if let Some(key) = self.key.take()
+                && self.srv.abort(&key)
+            {
+                self.srv.cancelled.fetch_add(1, Ordering::SeqCst);
             }
         }
     }

@@ -243,6 +243,9 @@ impl Gateway {
     /// `shutdownTimeout`), then terminate every upstream process.
     pub async fn stop(&self) {
         self.inner.http_stop.cancel();
+        if let Some(ep) = self.inner.endpoint.get() {
+            ep.close_streams();
+        }
         let task = self.inner.http_task.lock().expect("lock").take();
         if let Some(mut task) = task {
             let limit = Duration::from_millis(self.inner.config.shutdown_timeout);

@@ -57,10 +57,10 @@ pub(crate) fn layer(cfg: &RateLimitConfig, recorder: Recorder) -> Limiter {
                 Event::FallbackClosed => RateLimitDecision::FallbackClosed,
             })
         });
-    if cfg.backend == RateLimitBackend::Redis {
-        if let Some(url) = &cfg.redis_url {
-            builder = builder.redis(url.clone());
-        }
+    if cfg.backend == RateLimitBackend::Redis
+        && let Some(url) = &cfg.redis_url
+    {
+        builder = builder.redis(url.clone());
     }
     let keys = IdentityOrIp::new(cfg.per_key).overrides(overrides);
     builder

@@ -194,10 +194,10 @@ fn server_json(st: &AppState, slot: &crate::state::ServerSlot) -> Value {
             if let Some(info) = &s.server_info {
                 v["serverInfo"] = serde_json::from_str(info.get()).unwrap_or(Value::Null);
             }
-            if s.state != mcp_gateway_upstream::State::Ready {
-                if let Some(r) = s.reason {
-                    v["error"] = json!(r);
-                }
+            if s.state != mcp_gateway_upstream::State::Ready
+                && let Some(r) = s.reason
+            {
+                v["error"] = json!(r);
             }
         }
         None => {
@@ -286,10 +286,10 @@ async fn list_tools(
         server: m.remove("server"),
         tag: m.remove("tag"),
     };
-    if let Some(s) = &f.server {
-        if st.slot(s).is_none() {
-            return Err(McpError::UnknownServer(s.clone()).into());
-        }
+    if let Some(s) = &f.server
+        && st.slot(s).is_none()
+    {
+        return Err(McpError::UnknownServer(s.clone()).into());
     }
     let tools: Vec<Value> = st
         .servers
@@ -363,14 +363,15 @@ async fn call_tool(
             format!(r#"{e}; expected {{"tool": "<name>", "server": "<id>" (optional), "arguments": {{...}}}}"#),
         )
     })?;
-    if let Some(a) = body.arguments {
-        if !a.get().trim_start().starts_with('{') && a.get().trim() != "null" {
-            return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_request",
-                "\"arguments\" must be a JSON object",
-            ));
-        }
+    if let Some(a) = body.arguments
+        && !a.get().trim_start().starts_with('{')
+        && a.get().trim() != "null"
+    {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "\"arguments\" must be a JSON object",
+        ));
     }
     let args = body.arguments.filter(|a| a.get().trim() != "null");
     let mut req = McpRequest::call_tool(&body.tool, args);

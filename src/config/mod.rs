@@ -815,17 +815,16 @@ impl Config {
             if s.max_concurrency == 0 {
                 e(p("maxConcurrency"), "must be at least 1".into());
             }
-            if let Some(tp) = &s.tool_prefix {
-                if tp.len() > 32
+            if let Some(tp) = &s.tool_prefix
+                && (tp.len() > 32
                     || !tp
                         .chars()
-                        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-                {
-                    e(
-                        p("toolPrefix"),
-                        format!("{tp:?} must be at most 32 letters, digits, '-' or '_'"),
-                    );
-                }
+                        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'))
+            {
+                e(
+                    p("toolPrefix"),
+                    format!("{tp:?} must be at most 32 letters, digits, '-' or '_'"),
+                );
             }
         }
         match self.auth.strategy {
@@ -885,10 +884,10 @@ impl Config {
                     "backend redis needs a redisUrl".into(),
                 );
             }
-            if let Some(u) = &r.redis_url {
-                if let Err(why) = mcp_gateway_rate_limit::check_redis_url(u) {
-                    e("rateLimit.redisUrl".into(), why.to_string());
-                }
+            if let Some(u) = &r.redis_url
+                && let Err(why) = mcp_gateway_rate_limit::check_redis_url(u)
+            {
+                e("rateLimit.redisUrl".into(), why.to_string());
             }
             if r.max_keys == 0 {
                 e("rateLimit.maxKeys".into(), "must be at least 1".into());
@@ -917,10 +916,8 @@ impl Config {
             .iter()
             .any(|x| x.path.as_deref().is_some_and(|p| p.starts_with("auth")));
         let mut more = crate::security::check_access(self);
-        if !auth_flagged {
-            if let Err(x) = crate::security::setup(self) {
-                more.push(x);
-            }
+        if !auth_flagged && let Err(x) = crate::security::setup(self) {
+            more.push(x);
         }
         errors.extend(more.into_iter().map(|(path, message)| ConfigError {
             file: file.to_path_buf(),

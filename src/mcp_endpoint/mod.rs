@@ -59,6 +59,8 @@ pub(crate) struct Endpoint {
     sessions: Sessions,
     exposed: RwLock<Arc<Exposed>>,
     origins: aggregate::Origins,
+    /// Fired at shutdown: long-lived streams end so the server can drain.
+    shutdown: tokio_util::sync::CancellationToken,
     /// 2026-07-28 calls waiting for their client's `inputResponses`, by `requestState`.
     parked: std::sync::Mutex<std::collections::HashMap<String, mrtr::Parked>>,
 }
@@ -71,11 +73,21 @@ impl Endpoint {
             sessions: Sessions::new(idle),
             origins: aggregate::Origins::default(),
             parked: std::sync::Mutex::new(std::collections::HashMap::new()),
+            shutdown: tokio_util::sync::CancellationToken::new(),
             state,
         });
         let _ = ep.state.endpoint.set(Arc::downgrade(&ep));
         tokio::spawn(housekeeping(Arc::downgrade(&ep)));
         ep
+    }
+
+    /// Ends every long-lived stream (session GET streams, legacy SSE streams,
+    /// `subscriptions/listen`) so a graceful shutdown is not held up by idle listeners.
+    pub(crate) fn close_streams(&self) {
+        self.shutdown.cancel();
+        for s in self.sessions.all() {
+            s.end_stream();
+        }
     }
 
     /// Number of live downstream sessions.
@@ -374,20 +386,20 @@ async fn post_mcp(
         Ok(s) => s,
         Err(resp) => return resp.into_response(),
     };
-    if let Some(v) = header_version {
-        if !protocol::is_session_version(v) {
-            return rpc_error(
-                StatusCode::BAD_REQUEST,
-                msg.id.as_ref(),
-                JsonRpcError::new(
-                    jsonrpc::INVALID_REQUEST,
-                    format!(
-                        "unsupported MCP-Protocol-Version {v:?}; this session speaks {}",
-                        session.version()
-                    ),
+    if let Some(v) = header_version
+        && !protocol::is_session_version(v)
+    {
+        return rpc_error(
+            StatusCode::BAD_REQUEST,
+            msg.id.as_ref(),
+            JsonRpcError::new(
+                jsonrpc::INVALID_REQUEST,
+                format!(
+                    "unsupported MCP-Protocol-Version {v:?}; this session speaks {}",
+                    session.version()
                 ),
-            );
-        }
+            ),
+        );
     }
     match (msg.id, method) {
         (Some(id), Some(method)) => {
@@ -447,10 +459,10 @@ fn client_notification(session: &Session, method: &str, params: Option<&RawValue
             #[serde(rename = "requestId")]
             request_id: RequestId,
         }
-        if let Some(c) = params.and_then(|p| serde_json::from_str::<Cancelled>(p.get()).ok()) {
-            if session.cancel(&c.request_id) {
-                tracing::debug!(session = %session.id, id = %c.request_id, "client cancelled a call");
-            }
+        if let Some(c) = params.and_then(|p| serde_json::from_str::<Cancelled>(p.get()).ok())
+            && session.cancel(&c.request_id)
+        {
+            tracing::debug!(session = %session.id, id = %c.request_id, "client cancelled a call");
         }
     }
 }
@@ -703,11 +715,10 @@ async fn answer(
             tokio::select! {
                 r = &mut call => break r,
                 Some(m) = relay.recv() => {
-                    if let Some(frame) = relay_frame(&session, ctx.can_ask, m) {
-                        if tx.send(frame).await.is_err() {
+                    if let Some(frame) = relay_frame(&session, ctx.can_ask, m)
+                        && tx.send(frame).await.is_err() {
                             return; // client went away: dropping `call` cancels upstream
                         }
-                    }
                 }
             }
         };
@@ -986,6 +997,7 @@ fn listen(ep: &Arc<Endpoint>, id: RequestId, params: Option<&RawValue>) -> Respo
     );
     let (tx, rx) = mpsc::channel(16);
     let mut changes = ep.state.subscribe_tool_changes();
+    let shutdown = ep.shutdown.clone();
     tokio::spawn(async move {
         if tx.send(sse_event(&ack)).await.is_err() {
             return;
@@ -1005,6 +1017,7 @@ fn listen(ep: &Arc<Endpoint>, id: RequestId, params: Option<&RawValue>) -> Respo
                 },
                 _ = tick.tick() => if tx.send(Bytes::from_static(b":\n\n")).await.is_err() { return },
                 _ = tx.closed() => return,
+                _ = shutdown.cancelled() => return,
             }
         }
     });
@@ -1197,10 +1210,10 @@ async fn post_messages(
                 .and_then(|v| v.get("capabilities").cloned())
                 .unwrap_or(Value::Null);
             session.set_client_capabilities(&caps);
-            if let Ok(v) = serde_json::from_str::<Value>(result.get()) {
-                if let Some(ver) = v["protocolVersion"].as_str() {
-                    *session.protocol_version.write().expect("lock") = ver.to_string();
-                }
+            if let Ok(v) = serde_json::from_str::<Value>(result.get())
+                && let Some(ver) = v["protocolVersion"].as_str()
+            {
+                *session.protocol_version.write().expect("lock") = ver.to_string();
             }
             jsonrpc::result_frame(&id, result.get())
         } else {

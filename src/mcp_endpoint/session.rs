@@ -149,6 +149,11 @@ impl Session {
         }
     }
 
+    /// Ends the server→client stream, if one is open (in-flight calls carry on).
+    pub(crate) fn end_stream(&self) {
+        *self.stream.lock().expect("lock") = None;
+    }
+
     fn close(&self) {
         *self.stream.lock().expect("lock") = None;
         for (_, t) in self.inflight.lock().expect("lock").drain() {
@@ -198,6 +203,16 @@ impl Sessions {
             .get(id)
             .filter(|s| s.owner.as_deref() == owner)
             .cloned();
+        // Expiry is enforced here too, not only by the periodic sweep, so an idle session
+        // is gone the moment its timeout passes.
+        if let Some(expired) = s
+            .as_ref()
+            .filter(|s| s.idle_for() >= self.idle && !s.has_stream())
+        {
+            let id = expired.id.clone();
+            self.remove(&id, owner);
+            return None;
+        }
         if let Some(s) = &s {
             s.touch();
         }

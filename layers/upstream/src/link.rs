@@ -98,10 +98,10 @@ impl NetLink {
 
     async fn terminate(&mut self, grace: Duration) -> String {
         self.stop.cancel();
-        if let Some(mut task) = self.task.take() {
-            if tokio::time::timeout(grace, &mut task).await.is_err() {
-                task.abort();
-            }
+        if let Some(mut task) = self.task.take()
+            && tokio::time::timeout(grace, &mut task).await.is_err()
+        {
+            task.abort();
         }
         "disconnected by the gateway".into()
     }

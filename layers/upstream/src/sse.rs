@@ -124,10 +124,10 @@ impl Sse {
     ) {
         let conn = self.conn.clone();
         let mut reader = tokio::spawn(read_events_with(stream, parser, move |ev: SseEvent| {
-            if ev.event == "message" {
-                if let Err(e) = conn.handle_incoming(ev.data.as_bytes()) {
-                    tracing::warn!(server = %conn.server(), error = %e, "malformed message on the event stream");
-                }
+            if ev.event == "message"
+                && let Err(e) = conn.handle_incoming(ev.data.as_bytes())
+            {
+                tracing::warn!(server = %conn.server(), error = %e, "malformed message on the event stream");
             }
         }));
         let mut calls = JoinSet::new();

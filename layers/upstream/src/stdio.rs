@@ -191,12 +191,10 @@ impl StdioLink {
             .child
             .id()
             .and_then(|p| rustix::process::Pid::from_raw(p as i32))
+            && let Err(e) = rustix::process::kill_process_group(pid, sig)
+            && e != rustix::io::Errno::SRCH
         {
-            if let Err(e) = rustix::process::kill_process_group(pid, sig) {
-                if e != rustix::io::Errno::SRCH {
-                    tracing::debug!(server = %self.server, error = %e, "signalling the process group failed");
-                }
-            }
+            tracing::debug!(server = %self.server, error = %e, "signalling the process group failed");
         }
     }
 }

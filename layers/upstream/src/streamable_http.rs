@@ -154,20 +154,20 @@ impl Head {
             Some("notifications/cancelled") => true,
             _ => false,
         };
-        if let (true, Some(p)) = (wants, msg.params) {
-            if let Ok(p) = serde_json::from_str::<NameParams<'_>>(p.get()) {
-                head.name = match head.method.as_deref() {
-                    Some("resources/read") => p.uri.map(Cow::into_owned),
-                    _ => p.name.map(Cow::into_owned),
-                };
-                if let Some(RequestId::Number(n)) = p.request_id {
-                    head.cancels = u64::try_from(n).ok();
-                }
-                if let (Some("tools/call"), Some(name)) = (head.method.as_deref(), &head.name) {
-                    let table = conn.param_headers();
-                    if let Some(annotated) = table.get(name.as_str()) {
-                        head.params = param_headers::render(p.arguments, annotated);
-                    }
+        if let (true, Some(p)) = (wants, msg.params)
+            && let Ok(p) = serde_json::from_str::<NameParams<'_>>(p.get())
+        {
+            head.name = match head.method.as_deref() {
+                Some("resources/read") => p.uri.map(Cow::into_owned),
+                _ => p.name.map(Cow::into_owned),
+            };
+            if let Some(RequestId::Number(n)) = p.request_id {
+                head.cancels = u64::try_from(n).ok();
+            }
+            if let (Some("tools/call"), Some(name)) = (head.method.as_deref(), &head.name) {
+                let table = conn.param_headers();
+                if let Some(annotated) = table.get(name.as_str()) {
+                    head.params = param_headers::render(p.arguments, annotated);
                 }
             }
         }
@@ -388,11 +388,10 @@ impl Http {
                 {
                     delay = Duration::from_secs(1);
                     let ended = read_events(r, MAX_EVENT, |ev| {
-                        if ev.event == "message" {
-                            if let Err(e) = self.conn.handle_incoming(ev.data.as_bytes()) {
+                        if ev.event == "message"
+                            && let Err(e) = self.conn.handle_incoming(ev.data.as_bytes()) {
                                 tracing::warn!(server = %self.conn.server(), error = %e, "malformed message on the GET stream");
                             }
-                        }
                     })
                     .await;
                     tracing::debug!(server = %self.conn.server(), ?ended, "the GET stream ended; reopening");
@@ -464,12 +463,11 @@ impl Http {
         if ctype.starts_with("text/event-stream") {
             let mut malformed = None;
             let ended = read_events(response, MAX_EVENT, |ev| {
-                if ev.event == "message" {
-                    if let Err(e) = self.conn.handle_incoming(ev.data.as_bytes()) {
+                if ev.event == "message"
+                    && let Err(e) = self.conn.handle_incoming(ev.data.as_bytes()) {
                         tracing::warn!(server = %self.conn.server(), error = %e, "malformed message in an event stream");
                         malformed = Some(format!("malformed message in the event stream: {e}"));
                     }
-                }
             })
             .await;
             let unanswered = head.request_id.is_some_and(|id| self.conn.is_pending(id));
