@@ -262,7 +262,7 @@ mod tests {
 
     #[test]
     fn creates_finds_cancels_and_expires() {
-        let sessions = Sessions::new(Duration::from_millis(0));
+        let sessions = Sessions::new(Duration::from_secs(60));
         let s = sessions.create("2025-11-25", false, Some("alice".into()));
         assert_eq!(s.id.len(), 32);
         assert!(sessions.get(&s.id, Some("alice")).is_some());
@@ -273,9 +273,18 @@ mod tests {
         assert!(s.cancel(&RequestId::Number(1)));
         assert!(t.is_cancelled());
         assert!(!s.cancel(&RequestId::Number(1)));
-        std::thread::sleep(Duration::from_millis(2));
-        assert_eq!(sessions.expire(), 1);
-        assert!(sessions.get(&s.id, Some("alice")).is_none());
-        assert_eq!(sessions.len(), 0);
+        assert_eq!(sessions.expire(), 0, "not idle long enough");
+
+        // The periodic sweep drops idle sessions...
+        let quick = Sessions::new(Duration::from_millis(1));
+        quick.create("2025-11-25", false, None);
+        std::thread::sleep(Duration::from_millis(5));
+        assert_eq!(quick.expire(), 1);
+        assert_eq!(quick.len(), 0);
+        // ...and so does a lookup, without waiting for the sweep.
+        let lazy = quick.create("2025-11-25", false, None);
+        std::thread::sleep(Duration::from_millis(5));
+        assert!(quick.get(&lazy.id, None).is_none());
+        assert_eq!(quick.len(), 0);
     }
 }
