@@ -90,9 +90,13 @@ impl Catalog {
     }
 
     fn server_has(&self, idx: usize, name: &str) -> Option<bool> {
-        self.per_server[idx]
-            .as_ref()
-            .map(|names| names.iter().any(|n| &**n == name))
+        // One hash probe, not a scan of the server's tools: qualified names stay O(1).
+        self.per_server[idx].as_ref()?;
+        Some(
+            self.by_name
+                .get(name)
+                .is_some_and(|servers| servers.contains(&idx)),
+        )
     }
 }
 
