@@ -19,6 +19,7 @@
 //! ```
 
 pub mod api;
+mod cluster;
 pub mod config;
 mod limits;
 mod mcp_endpoint;
@@ -195,6 +196,15 @@ impl Gateway {
                     .allow_methods([http::Method::GET, http::Method::POST, http::Method::DELETE])
                     .allow_headers(tower_http::cors::Any),
             );
+        }
+        if state.cluster.enabled
+            && let Ok(name) = http::HeaderValue::from_str(&state.cluster.replica)
+        {
+            // Behind a load balancer, says which replica answered.
+            router = router.layer(tower_http::set_header::SetResponseHeaderLayer::overriding(
+                http::HeaderName::from_static("x-mcp-gateway-replica"),
+                name,
+            ));
         }
         router.layer(tower_http::trace::TraceLayer::new_for_http())
     }

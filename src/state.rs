@@ -81,6 +81,8 @@ pub(crate) struct AppState {
     pub(crate) policy: Option<Arc<dyn mcp_gateway_core::ToolPolicy>>,
     /// The MCP endpoint, once built (for its session count).
     pub(crate) endpoint: std::sync::OnceLock<std::sync::Weak<crate::mcp_endpoint::Endpoint>>,
+    /// This replica's place among several (sealed sessions, Redis).
+    pub(crate) cluster: Arc<crate::cluster::Cluster>,
     /// Bumped whenever any server's tool list changes.
     catalog_epoch: AtomicU64,
     tool_changes: broadcast::Sender<u64>,
@@ -162,6 +164,7 @@ impl AppState {
         )
         .resolver(resolver(router.clone()));
         let mcp = McpMetricsLayer::new(recorder.clone()).layer(access.layer(router.clone()));
+        let cluster = Arc::new(crate::cluster::Cluster::new(config.cluster.as_ref()));
         let state = Arc::new(AppState {
             config,
             servers,
@@ -173,6 +176,7 @@ impl AppState {
             stop: CancellationToken::new(),
             policy,
             endpoint: std::sync::OnceLock::new(),
+            cluster,
             catalog_epoch: AtomicU64::new(0),
             tool_changes: broadcast::channel(16).0,
         });

@@ -140,6 +140,8 @@ async fn health(State(st): State<AppRef>) -> Json<Value> {
         "uptime": st.started.elapsed().as_secs(),
         "startedAt": mcp_gateway_metrics::rfc3339(st.started_at),
         "mcpSessions": st.mcp_sessions(),
+        "replica": st.cluster.replica,
+        "cluster": cluster_summary(&st),
         "servers": {
             "healthy": healthy,
             "enabled": enabled.len(),
@@ -394,6 +396,17 @@ async fn call_tool(
     Ok(([(header::CONTENT_TYPE, "application/json")], out).into_response())
 }
 
+/// What `/api/v1/health` says about scale-out (`null` when no `cluster:` is configured).
+fn cluster_summary(st: &AppState) -> Value {
+    if !st.cluster.enabled {
+        return Value::Null;
+    }
+    json!({
+        "sealedSessions": st.cluster.seals(),
+        "redis": st.cluster.has_bus(),
+    })
+}
+
 async fn metrics(State(st): State<AppRef>, q: QueryResult, headers: HeaderMap) -> Response {
     let format = match query_params(q, &["format"]) {
         Ok(mut m) => m.remove("format"),
@@ -424,6 +437,7 @@ async fn metrics(State(st): State<AppRef>, q: QueryResult, headers: HeaderMap) -
         "enabled": st.recorder.log().enabled(),
         "entries": st.recorder.log().len(),
     });
+    v["replica"] = json!(st.cluster.replica);
     Json(v).into_response()
 }
 

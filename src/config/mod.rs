@@ -65,6 +65,9 @@ pub struct Config {
     /// Seconds of inactivity after which an MCP session is dropped.
     #[serde(default = "default_session_idle")]
     pub session_idle_timeout: u64,
+    /// Running several replicas behind one load balancer (sealed session ids, Redis).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<ClusterConfig>,
     /// The upstream MCP servers.
     #[serde(default)]
     pub servers: Vec<ServerConfig>,
@@ -112,6 +115,7 @@ impl Default for Config {
             shutdown_timeout: default_shutdown_ms(),
             tool_naming: ToolNaming::default(),
             session_idle_timeout: default_session_idle(),
+            cluster: None,
             servers: Vec::new(),
         }
     }
@@ -413,6 +417,34 @@ pub enum RateLimitBackend {
     Memory,
     /// In Redis, shared by every replica.
     Redis,
+}
+
+/// Scale-out settings: what lets any replica serve any request.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// This replica's name, reported by `/api/v1/health`, `/api/v1/metrics` and the
+    /// `X-MCP-Gateway-Replica` header. Default: the host name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replica: Option<String>,
+    /// Secret (at least 32 characters) that seals session ids: every replica given the same
+    /// key can open a session another replica created. Unset: sessions stay on one replica.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_key: Option<String>,
+    /// Older keys still accepted for opening sessions (key rotation); never used to seal.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub previous_session_keys: Vec<String>,
+    /// Redis shared by the replicas: revoked sessions and messages that must reach the
+    /// replica holding a stream (answers to relayed requests, cancellations).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redis_url: Option<String>,
+    /// Longest life of a sealed session, in seconds, however active it is.
+    #[serde(default = "default_session_max_age")]
+    pub session_max_age: u64,
+}
+
+fn default_session_max_age() -> u64 {
+    86_400
 }
 
 /// Metrics and request log.
@@ -900,6 +932,47 @@ impl Config {
                 if o.limit == 0 {
                     e(format!("{p}.limit"), "must be at least 1".into());
                 }
+            }
+        }
+        if let Some(c) = &self.cluster {
+            if let Some(r) = &c.replica
+                && (r.is_empty()
+                    || !r
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)))
+            {
+                e(
+                    "cluster.replica".into(),
+                    format!("{r:?} must be non-empty letters, digits, '-', '_' or '.'"),
+                );
+            }
+            let keys = c
+                .session_key
+                .iter()
+                .map(|k| ("cluster.sessionKey".to_string(), k));
+            let old = c
+                .previous_session_keys
+                .iter()
+                .enumerate()
+                .map(|(i, k)| (format!("cluster.previousSessionKeys[{i}]"), k));
+            for (path, k) in keys.chain(old) {
+                if k.chars().count() < 32 {
+                    e(
+                        path,
+                        "must be at least 32 characters (e.g. `openssl rand -base64 32`)".into(),
+                    );
+                }
+            }
+            if let Some(u) = &c.redis_url
+                && let Err(why) = mcp_gateway_rate_limit::check_redis_url(u)
+            {
+                e("cluster.redisUrl".into(), why.to_string());
+            }
+            if c.session_max_age == 0 {
+                e(
+                    "cluster.sessionMaxAge".into(),
+                    "must be at least 1 (seconds)".into(),
+                );
             }
         }
         if self.session_idle_timeout == 0 {

@@ -68,16 +68,21 @@ pub(crate) struct Endpoint {
 impl Endpoint {
     pub(crate) fn new(state: Arc<AppState>) -> Arc<Self> {
         let idle = Duration::from_secs(state.config.session_idle_timeout);
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        let bus = state.cluster.subscribe(shutdown.clone());
         let ep = Arc::new(Self {
             exposed: RwLock::new(Arc::new(catalog::build(&state, u64::MAX))),
-            sessions: Sessions::new(idle),
+            sessions: Sessions::new(idle, &state.cluster.replica),
             origins: aggregate::Origins::default(),
             parked: std::sync::Mutex::new(std::collections::HashMap::new()),
-            shutdown: tokio_util::sync::CancellationToken::new(),
+            shutdown,
             state,
         });
         let _ = ep.state.endpoint.set(Arc::downgrade(&ep));
         tokio::spawn(housekeeping(Arc::downgrade(&ep)));
+        if let Some(rx) = bus {
+            tokio::spawn(from_other_replicas(Arc::downgrade(&ep), rx));
+        }
         ep
     }
 
@@ -134,6 +139,77 @@ async fn housekeeping(ep: std::sync::Weak<Endpoint>) {
                 for s in ep.sessions.all() {
                     s.push(frame.clone());
                 }
+            }
+        }
+    }
+}
+
+/// Acts on what other replicas publish: revocations, cancellations and answers for calls
+/// running here, legacy messages for SSE streams held here.
+async fn from_other_replicas(
+    ep: std::sync::Weak<Endpoint>,
+    mut rx: mpsc::Receiver<crate::cluster::BusMessage>,
+) {
+    use crate::cluster::BusMessage;
+    while let Some(m) = rx.recv().await {
+        let Some(ep) = ep.upgrade() else { return };
+        match m {
+            BusMessage::Revoke { session } => {
+                ep.state.cluster.remember_revoked(&session);
+                ep.sessions.remove_tagged(&session);
+            }
+            BusMessage::Resync => {
+                let tags: Vec<String> = ep
+                    .sessions
+                    .all()
+                    .iter()
+                    .filter_map(|s| s.tag.clone())
+                    .collect();
+                for tag in ep.state.cluster.revoked_among(&tags).await {
+                    ep.state.cluster.remember_revoked(&tag);
+                    ep.sessions.remove_tagged(&tag);
+                }
+            }
+            BusMessage::Cancel { session, id } => {
+                if let Some(s) = ep.sessions.by_tag(&session)
+                    && s.cancel(&id)
+                {
+                    tracing::debug!(id = %id, "cancelled a call on behalf of another replica");
+                }
+            }
+            BusMessage::Answer {
+                session,
+                id,
+                result,
+                error,
+            } => {
+                if let Some(s) = ep.sessions.by_tag(&session) {
+                    let answer = match (result, error) {
+                        (_, Some(e)) => Err(e),
+                        (Some(r), None) => Ok(r),
+                        (None, None) => continue,
+                    };
+                    s.answer(&id, answer);
+                }
+            }
+            BusMessage::Message {
+                session,
+                to,
+                identity,
+                body,
+            } => {
+                if to != ep.state.cluster.replica {
+                    continue;
+                }
+                let Some(s) = ep.sessions.by_tag(&session).filter(|s| s.legacy) else {
+                    tracing::debug!("a forwarded legacy message names no stream held here");
+                    continue;
+                };
+                let identity = identity.map(|w| Arc::new(mcp_gateway_core::Identity::from(w)));
+                if s.owner() != identity.as_ref().map(|i| i.subject.as_str()) {
+                    continue;
+                }
+                let _ = legacy_message(ep, s, identity, Bytes::from(body)).await;
             }
         }
     }
@@ -382,7 +458,7 @@ async fn post_mcp(
         return res;
     }
     let owner = identity.as_ref().map(|i| i.subject.clone());
-    let session = match session_of(&ep, &headers, msg.id.as_ref(), owner.as_deref()) {
+    let session = match session_of(&ep, &headers, msg.id.as_ref(), owner.as_deref()).await {
         Ok(s) => s,
         Err(resp) => return resp.into_response(),
     };
@@ -412,19 +488,33 @@ async fn post_mcp(
             answer(&ep, ctx, id, method, msg.params).await
         }
         (None, Some(method)) => {
-            client_notification(&session, method, msg.params);
+            client_notification(&ep, &session, method, msg.params).await;
             StatusCode::ACCEPTED.into_response()
         }
         // The client's answer to a request the gateway relayed from an upstream.
         (Some(id), None) => {
-            deliver_answer(&session, &id, msg.result, msg.error);
+            deliver_answer(&ep, &session, &id, msg.result, msg.error).await;
             StatusCode::ACCEPTED.into_response()
         }
         (None, None) => StatusCode::ACCEPTED.into_response(),
     }
 }
 
-fn session_of(
+/// The session `sid` of `owner`: held here, or adopted from its sealed id.
+async fn find_session(ep: &Endpoint, sid: &str, owner: Option<&str>) -> Option<Arc<Session>> {
+    if let Some(s) = ep.sessions.get(sid, owner) {
+        return Some(s);
+    }
+    let state = ep.state.cluster.adopt(sid, owner).await?;
+    if state.legacy {
+        // A legacy session lives with its SSE stream; only that replica can serve it.
+        return None;
+    }
+    tracing::debug!(replica = %state.replica, "adopted a session opened on another replica");
+    Some(ep.sessions.adopt(sid, &state))
+}
+
+async fn session_of(
     ep: &Endpoint,
     headers: &HeaderMap,
     id: Option<&RequestId>,
@@ -440,7 +530,7 @@ fn session_of(
             ),
         ));
     };
-    ep.sessions.get(sid, owner).ok_or_else(|| {
+    find_session(ep, sid, owner).await.ok_or_else(|| {
         Reject(
             StatusCode::NOT_FOUND,
             id.cloned(),
@@ -452,17 +542,32 @@ fn session_of(
     })
 }
 
-fn client_notification(session: &Session, method: &str, params: Option<&RawValue>) {
+async fn client_notification(
+    ep: &Endpoint,
+    session: &Session,
+    method: &str,
+    params: Option<&RawValue>,
+) {
     if method == "notifications/cancelled" {
         #[derive(Deserialize)]
         struct Cancelled {
             #[serde(rename = "requestId")]
             request_id: RequestId,
         }
-        if let Some(c) = params.and_then(|p| serde_json::from_str::<Cancelled>(p.get()).ok())
-            && session.cancel(&c.request_id)
-        {
-            tracing::debug!(session = %session.id, id = %c.request_id, "client cancelled a call");
+        let Some(c) = params.and_then(|p| serde_json::from_str::<Cancelled>(p.get()).ok()) else {
+            return;
+        };
+        if session.cancel(&c.request_id) {
+            tracing::debug!(id = %c.request_id, "client cancelled a call");
+        } else if let Some(tag) = &session.tag {
+            // The call may be running on the replica that received it.
+            ep.state
+                .cluster
+                .publish(crate::cluster::BusMessage::Cancel {
+                    session: tag.clone(),
+                    id: c.request_id,
+                })
+                .await;
         }
     }
 }
@@ -596,7 +701,14 @@ fn initialize(
         Some(v) if protocol::is_session_version(v) => v.to_string(),
         _ => protocol::LATEST_SESSION_VERSION.to_string(),
     };
-    let session = ep.sessions.create(&version, legacy, owner);
+    let sealed = if legacy {
+        None
+    } else {
+        ep.state
+            .cluster
+            .seal(&version, owner.as_deref(), session::can_relay(&caps), false)
+    };
+    let session = ep.sessions.create(sealed, &version, legacy, owner);
     session.set_client_capabilities(&caps);
     let result = json!({
         "protocolVersion": version,
@@ -766,7 +878,8 @@ fn relay_frame(
 }
 
 /// Routes a client's JSON-RPC response to the relayed request it answers.
-fn deliver_answer(
+async fn deliver_answer(
+    ep: &Endpoint,
     session: &Session,
     id: &RequestId,
     result: Option<&RawValue>,
@@ -780,8 +893,25 @@ fn deliver_answer(
             "response without result or error",
         )),
     };
-    if !session.answer(id, answer) {
-        tracing::debug!(session = %session.id, id = %id, "answer to no pending relayed request");
+    let relayed_elsewhere = matches!(id, RequestId::String(s)
+        if s.starts_with("mcp-gateway-") && !s.starts_with(session.ask_prefix()));
+    if relayed_elsewhere && let Some(tag) = &session.tag {
+        // Another replica relayed that request and waits for this answer.
+        let (result, error) = match answer {
+            Ok(r) => (Some(r), None),
+            Err(e) => (None, Some(e)),
+        };
+        ep.state
+            .cluster
+            .publish(crate::cluster::BusMessage::Answer {
+                session: tag.clone(),
+                id: id.clone(),
+                result,
+                error,
+            })
+            .await;
+    } else if !session.answer(id, answer) {
+        tracing::debug!(id = %id, "answer to no pending relayed request");
     }
 }
 
@@ -1059,7 +1189,7 @@ async fn get_mcp(
             ),
         );
     }
-    let session = match session_of(&ep, &headers, None, owner.as_deref()) {
+    let session = match session_of(&ep, &headers, None, owner.as_deref()).await {
         Ok(s) => s,
         Err(r) => return r.into_response(),
     };
@@ -1101,20 +1231,24 @@ async fn delete_mcp(
     if !origin_allowed(&ep.state, &headers) {
         return forbidden_origin();
     }
-    match header_str(&headers, "mcp-session-id") {
-        None => rpc_error(
+    let Some(id) = header_str(&headers, "mcp-session-id") else {
+        return rpc_error(
             StatusCode::BAD_REQUEST,
             None,
             JsonRpcError::new(jsonrpc::INVALID_REQUEST, "missing Mcp-Session-Id header"),
-        ),
-        Some(id) if ep.sessions.remove(id, owner.as_deref()) => {
-            StatusCode::NO_CONTENT.into_response()
-        }
-        Some(_) => rpc_error(
+        );
+    };
+    let here = ep.sessions.remove(id, owner.as_deref());
+    if here || ep.state.cluster.adopt(id, owner.as_deref()).await.is_some() {
+        // A sealed id must not be adopted again, here or on another replica.
+        ep.state.cluster.revoke(id).await;
+        StatusCode::NO_CONTENT.into_response()
+    } else {
+        rpc_error(
             StatusCode::NOT_FOUND,
             None,
             JsonRpcError::new(jsonrpc::INVALID_REQUEST, "unknown or expired session"),
-        ),
+        )
     }
 }
 
@@ -1131,7 +1265,11 @@ async fn get_sse(
         return forbidden_origin();
     }
     let owner = caller.map(|axum::Extension(i)| i.subject.clone());
-    let session = ep.sessions.create("2024-11-05", true, owner);
+    let sealed = ep
+        .state
+        .cluster
+        .seal("2024-11-05", owner.as_deref(), false, true);
+    let session = ep.sessions.create(sealed, "2024-11-05", true, owner);
     // Relative to wherever the gateway is mounted (it may be nested in another app).
     let base = uri.path().strip_suffix("sse").unwrap_or("/");
     let endpoint = format!(
@@ -1158,24 +1296,75 @@ async fn post_messages(
     if !origin_allowed(&ep.state, &headers) {
         return forbidden_origin();
     }
-    let Some(session) = q
-        .session_id
-        .as_deref()
-        .and_then(|id| {
-            ep.sessions
-                .get(id, caller.as_ref().map(|e| e.0.subject.as_str()))
-        })
-        .filter(|s| s.legacy)
-    else {
-        return rpc_error(
+    let identity = caller.map(|axum::Extension(i)| i);
+    let owner = identity.as_ref().map(|i| i.subject.as_str());
+    let unknown = || {
+        rpc_error(
             StatusCode::NOT_FOUND,
             None,
             JsonRpcError::new(
                 jsonrpc::INVALID_REQUEST,
                 "unknown sessionId: open GET /sse first",
             ),
-        );
+        )
     };
+    let Some(sid) = q.session_id.as_deref() else {
+        return unknown();
+    };
+    if let Some(session) = ep.sessions.get(sid, owner).filter(|s| s.legacy) {
+        return legacy_message(ep, session, identity, body).await;
+    }
+    // The stream may be held by another replica: hand the message over.
+    let elsewhere = ep
+        .state
+        .cluster
+        .peek(sid, owner)
+        .filter(|s| s.legacy && s.replica != ep.state.cluster.replica);
+    let Some(state) = elsewhere else {
+        return unknown();
+    };
+    if serde_json::from_slice::<serde::de::IgnoredAny>(&body).is_err() {
+        return rpc_error(
+            StatusCode::BAD_REQUEST,
+            None,
+            JsonRpcError::new(jsonrpc::PARSE_ERROR, "invalid JSON-RPC message"),
+        );
+    }
+    let Ok(body) = String::from_utf8(body.to_vec()) else {
+        return unknown();
+    };
+    let sent = ep
+        .state
+        .cluster
+        .publish(crate::cluster::BusMessage::Message {
+            session: crate::cluster::tag(sid),
+            to: state.replica,
+            identity: identity.as_deref().map(Into::into),
+            body,
+        })
+        .await;
+    if sent {
+        StatusCode::ACCEPTED.into_response()
+    } else {
+        rpc_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            None,
+            JsonRpcError::new(
+                jsonrpc::INTERNAL_ERROR,
+                "this session's event stream is held by another gateway replica, which cannot be reached now; retry, or reconnect GET /sse",
+            ),
+        )
+    }
+}
+
+/// Handles one legacy `POST /messages` body for a session whose stream is held here: the
+/// answer travels on the SSE stream, the POST is only acknowledged.
+async fn legacy_message(
+    ep: Arc<Endpoint>,
+    session: Arc<Session>,
+    identity: Option<Arc<mcp_gateway_core::Identity>>,
+    body: Bytes,
+) -> Response {
     let msg: Message<'_> = match serde_json::from_slice(&body) {
         Ok(m) => m,
         Err(e) => {
@@ -1191,15 +1380,14 @@ async fn post_messages(
     };
     let (Some(id), Some(method)) = (msg.id.clone(), msg.method.as_deref()) else {
         match (&msg.id, msg.method.as_deref()) {
-            (_, Some(m)) => client_notification(&session, m, msg.params),
-            (Some(id), None) => deliver_answer(&session, id, msg.result, msg.error),
+            (_, Some(m)) => client_notification(&ep, &session, m, msg.params).await,
+            (Some(id), None) => deliver_answer(&ep, &session, id, msg.result, msg.error).await,
             (None, None) => {}
         }
         return StatusCode::ACCEPTED.into_response();
     };
     let method = method.to_string();
     let params = msg.params.map(ToOwned::to_owned);
-    // The answer travels on the SSE stream; the POST is only acknowledged.
     tokio::spawn(async move {
         let frame = if method == "initialize" {
             let (result, fresh) = initialize(&ep, params.as_deref(), true, None);
@@ -1221,7 +1409,7 @@ async fn post_messages(
                 stateless: false,
                 can_ask: session.can_relay(),
                 session: Some(session.clone()),
-                identity: caller.map(|axum::Extension(i)| i),
+                identity,
             };
             let (sink, mut relay) = RelaySink::channel();
             let call = dispatch(&ep, &ctx, &id, &method, params.as_deref(), Some(sink));

@@ -12,6 +12,11 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+/// True when declared client capabilities let the gateway relay server requests.
+pub(crate) fn can_relay(caps: &serde_json::Value) -> bool {
+    caps.get("sampling").is_some() || caps.get("elicitation").is_some()
+}
+
 /// One downstream session.
 pub(crate) struct Session {
     pub(crate) id: String,
@@ -31,11 +36,24 @@ pub(crate) struct Session {
     /// Requests relayed to the client, by the id the gateway gave them, awaiting an answer.
     asked: Mutex<HashMap<String, Reply>>,
     next_ask: AtomicU64,
+    /// Prefix of relayed request ids: names this replica, so ids never collide across
+    /// replicas serving the same session.
+    ask_prefix: Arc<str>,
+    /// Non-reversible name of the id, used between replicas.
+    pub(crate) tag: Option<String>,
 }
 
 impl Session {
-    fn new(id: String, version: &str, legacy: bool, owner: Option<String>) -> Self {
+    fn new(
+        id: String,
+        version: &str,
+        legacy: bool,
+        owner: Option<String>,
+        ask_prefix: Arc<str>,
+    ) -> Self {
         Self {
+            tag: id.starts_with("s1.").then(|| crate::cluster::tag(&id)),
+            ask_prefix,
             id,
             protocol_version: RwLock::new(version.to_string()),
             created: Instant::now(),
@@ -66,8 +84,17 @@ impl Session {
 
     /// Records the capabilities the client declared at `initialize`.
     pub(crate) fn set_client_capabilities(&self, caps: &serde_json::Value) {
-        let relay = caps.get("sampling").is_some() || caps.get("elicitation").is_some();
-        self.can_relay.store(relay, Ordering::Relaxed);
+        self.can_relay.store(can_relay(caps), Ordering::Relaxed);
+    }
+
+    /// Subject of the caller that opened the session.
+    pub(crate) fn owner(&self) -> Option<&str> {
+        self.owner.as_deref()
+    }
+
+    /// Prefix of the ids this replica gives relayed requests.
+    pub(crate) fn ask_prefix(&self) -> &str {
+        &self.ask_prefix
     }
 
     /// True when the client can answer sampling or elicitation requests.
@@ -78,7 +105,8 @@ impl Session {
     /// Registers a request relayed to the client; returns the JSON-RPC id to send it with.
     pub(crate) fn ask(&self, reply: Reply) -> String {
         let id = format!(
-            "mcp-gateway-{}",
+            "{}{}",
+            self.ask_prefix,
             self.next_ask.fetch_add(1, Ordering::Relaxed)
         );
         self.asked.lock().expect("lock").insert(id.clone(), reply);
@@ -167,30 +195,86 @@ impl Session {
 pub(crate) struct Sessions {
     map: RwLock<HashMap<String, Arc<Session>>>,
     idle: Duration,
+    ask_prefix: Arc<str>,
 }
 
 impl Sessions {
-    pub(crate) fn new(idle: Duration) -> Self {
+    /// Sessions dropped after `idle`; relayed requests get ids `mcp-gateway-<replica>-<n>`.
+    pub(crate) fn new(idle: Duration, replica: &str) -> Self {
         Self {
             map: RwLock::new(HashMap::new()),
             idle,
+            ask_prefix: format!("mcp-gateway-{replica}-").into(),
         }
     }
 
-    /// Creates a session with a fresh unguessable id.
+    /// Creates a session; `id` is its sealed id, or `None` for a fresh random one.
     pub(crate) fn create(
         &self,
+        id: Option<String>,
         version: &str,
         legacy: bool,
         owner: Option<String>,
     ) -> Arc<Session> {
-        let mut bytes = [0u8; 16];
-        getrandom::fill(&mut bytes).expect("the OS random source works");
-        let id: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-        let s = Arc::new(Session::new(id.clone(), version, legacy, owner));
+        let id = id.unwrap_or_else(|| {
+            let mut bytes = [0u8; 16];
+            getrandom::fill(&mut bytes).expect("the OS random source works");
+            bytes.iter().map(|b| format!("{b:02x}")).collect()
+        });
+        let s = Arc::new(Session::new(
+            id.clone(),
+            version,
+            legacy,
+            owner,
+            self.ask_prefix.clone(),
+        ));
         s.touch();
         self.map.write().expect("lock").insert(id, s.clone());
         s
+    }
+
+    /// Takes over a session another replica created (or this one forgot), from the state
+    /// sealed in its id; a concurrent adoption of the same id yields the same session.
+    pub(crate) fn adopt(&self, id: &str, state: &crate::cluster::SessionState) -> Arc<Session> {
+        let mut map = self.map.write().expect("lock");
+        let s = map
+            .entry(id.to_string())
+            .or_insert_with(|| {
+                let s = Session::new(
+                    id.to_string(),
+                    &state.version,
+                    state.legacy,
+                    state.owner.clone(),
+                    self.ask_prefix.clone(),
+                );
+                s.can_relay.store(state.can_relay, Ordering::Relaxed);
+                Arc::new(s)
+            })
+            .clone();
+        s.touch();
+        s
+    }
+
+    /// The session whose id has this tag (messages from other replicas name sessions so).
+    pub(crate) fn by_tag(&self, tag: &str) -> Option<Arc<Session>> {
+        self.map
+            .read()
+            .expect("lock")
+            .values()
+            .find(|s| s.tag.as_deref() == Some(tag))
+            .cloned()
+    }
+
+    /// Drops the session with this tag, whoever owns it (it was deleted on another replica).
+    pub(crate) fn remove_tagged(&self, tag: &str) {
+        let mut map = self.map.write().expect("lock");
+        let id = map
+            .values()
+            .find(|s| s.tag.as_deref() == Some(tag))
+            .map(|s| s.id.clone());
+        if let Some(s) = id.and_then(|id| map.remove(&id)) {
+            s.close();
+        }
     }
 
     /// The session `id` if it exists and belongs to `owner` (another caller's session is
@@ -262,8 +346,8 @@ mod tests {
 
     #[test]
     fn creates_finds_cancels_and_expires() {
-        let sessions = Sessions::new(Duration::from_secs(60));
-        let s = sessions.create("2025-11-25", false, Some("alice".into()));
+        let sessions = Sessions::new(Duration::from_secs(60), "r1");
+        let s = sessions.create(None, "2025-11-25", false, Some("alice".into()));
         assert_eq!(s.id.len(), 32);
         assert!(sessions.get(&s.id, Some("alice")).is_some());
         assert!(sessions.get(&s.id, Some("mallory")).is_none());
@@ -276,13 +360,13 @@ mod tests {
         assert_eq!(sessions.expire(), 0, "not idle long enough");
 
         // The periodic sweep drops idle sessions...
-        let quick = Sessions::new(Duration::from_millis(1));
-        quick.create("2025-11-25", false, None);
+        let quick = Sessions::new(Duration::from_millis(1), "r1");
+        quick.create(None, "2025-11-25", false, None);
         std::thread::sleep(Duration::from_millis(5));
         assert_eq!(quick.expire(), 1);
         assert_eq!(quick.len(), 0);
         // ...and so does a lookup, without waiting for the sweep.
-        let lazy = quick.create("2025-11-25", false, None);
+        let lazy = quick.create(None, "2025-11-25", false, None);
         std::thread::sleep(Duration::from_millis(5));
         assert!(quick.get(&lazy.id, None).is_none());
         assert_eq!(quick.len(), 0);

@@ -97,9 +97,15 @@ struct Call {
 
 impl Call {
     fn finish(self, res: &Result<McpResponse, McpError>) {
+        self.finish_as(Some(res));
+    }
+
+    /// Records the call; `None` when it was dropped unanswered (cancelled).
+    fn finish_as(self, res: Option<&Result<McpResponse, McpError>>) {
         let elapsed = self.start.elapsed();
         let (outcome, status, server, error) = match res {
-            Ok(r) => {
+            None => (Outcome::Cancelled, 499, None, None),
+            Some(Ok(r)) => {
                 let outcome = if is_tool_error(r.result.get()) {
                     Outcome::ToolError
                 } else {
@@ -107,7 +113,7 @@ impl Call {
                 };
                 (outcome, 200, r.server.as_deref().map(str::to_string), None)
             }
-            Err(e) => (
+            Some(Err(e)) => (
                 Outcome::of_error(e),
                 e.http_status(),
                 e.server().map(|s| s.to_string()),
@@ -164,6 +170,15 @@ pin_project_lite::pin_project! {
         #[pin]
         inner: F,
         call: Option<Call>,
+    }
+
+    impl<F> PinnedDrop for ResponseFuture<F> {
+        fn drop(this: Pin<&mut Self>) {
+            // Dropped before it finished: the caller cancelled or went away.
+            if let Some(call) = this.project().call.take() {
+                call.finish_as(None);
+            }
+        }
     }
 }
 

@@ -32,11 +32,13 @@ pub enum Outcome {
     Forbidden,
     /// A gateway bug.
     InternalError,
+    /// The caller went away or cancelled before the answer (logged with status 499).
+    Cancelled,
 }
 
 impl Outcome {
     /// Every outcome, in a fixed order.
-    pub const ALL: [Outcome; 10] = [
+    pub const ALL: [Outcome; 11] = [
         Outcome::Ok,
         Outcome::ToolError,
         Outcome::UpstreamError,
@@ -47,6 +49,7 @@ impl Outcome {
         Outcome::Unauthorized,
         Outcome::Forbidden,
         Outcome::InternalError,
+        Outcome::Cancelled,
     ];
 
     /// The label value.
@@ -62,12 +65,14 @@ impl Outcome {
             Outcome::Unauthorized => "unauthorized",
             Outcome::Forbidden => "forbidden",
             Outcome::InternalError => "internal_error",
+            Outcome::Cancelled => "cancelled",
         }
     }
 
-    /// True for outcomes counted as errors in error rates.
+    /// True for outcomes counted as errors in error rates (a call its caller cancelled
+    /// is not one).
     pub fn is_error(self) -> bool {
-        !matches!(self, Outcome::Ok)
+        !matches!(self, Outcome::Ok | Outcome::Cancelled)
     }
 
     /// Classifies a gateway error.
