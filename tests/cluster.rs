@@ -443,3 +443,78 @@ fn the_cluster_example_config_validates() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// A legacy HTTP+SSE client whose `POST /messages` lands on another replica than its
+/// stream: the message is handed over through Redis and answered on the stream.
+#[tokio::test]
+async fn legacy_messages_reach_the_replica_holding_the_stream() {
+    use futures::StreamExt;
+    let redis = RedisServer::start();
+    let yaml = |name: &str| {
+        format!(
+            "cluster:\n  replica: {name}\n  sessionKey: \"legacy-session-key-of-32-characters-or-more\"\n  redisUrl: {}\nservers:\n{}",
+            redis.url(),
+            test_server_yaml("t", &[], "")
+        )
+    };
+    let a = TestGateway::start(config(&yaml("a"))).await;
+    let b = TestGateway::start(config(&yaml("b"))).await;
+    let http = reqwest::Client::new();
+    let res = http.get(a.url("/sse")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let mut stream = res.bytes_stream();
+    let mut buf = String::new();
+    // Reads SSE data lines until one satisfies `want`.
+    async fn next_data(
+        stream: &mut (impl futures::Stream<Item = reqwest::Result<bytes::Bytes>> + Unpin),
+        buf: &mut String,
+        want: impl Fn(&str) -> bool,
+    ) -> String {
+        loop {
+            while let Some(end) = buf.find("\n\n") {
+                let event: String = buf.drain(..end + 2).collect();
+                if let Some(data) = event.lines().find_map(|l| l.strip_prefix("data: "))
+                    && want(data)
+                {
+                    return data.to_string();
+                }
+            }
+            let chunk = tokio::time::timeout(Duration::from_secs(10), stream.next())
+                .await
+                .expect("an event within 10 s")
+                .expect("stream open")
+                .unwrap();
+            buf.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    }
+    let endpoint = next_data(&mut stream, &mut buf, |d| d.contains("sessionId=")).await;
+    assert!(endpoint.contains("sessionId=s1."), "{endpoint}");
+    // Every message goes to b; the answers arrive on a's stream.
+    let post = |body: Value| http.post(b.url(&endpoint)).json(&body).send();
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2024-11-05", "capabilities": {},
+        "clientInfo": {"name": "legacy", "version": "1"}}});
+    assert_eq!(post(init).await.unwrap().status(), 202);
+    let answer = next_data(&mut stream, &mut buf, |d| d.contains("\"id\":1")).await;
+    assert!(answer.contains("protocolVersion"), "{answer}");
+    let call = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+        "params": {"name": "t__echo", "arguments": {"text": "via b"}}});
+    assert_eq!(post(call).await.unwrap().status(), 202);
+    let answer = next_data(&mut stream, &mut buf, |d| d.contains("\"id\":2")).await;
+    assert!(answer.contains("via b"), "{answer}");
+    // Without Redis, b cannot hand messages over and says so.
+    drop(redis);
+    let call = json!({"jsonrpc": "2.0", "id": 3, "method": "ping"});
+    let res = post(call).await.unwrap();
+    assert_eq!(res.status(), 503);
+    let body: Value = res.json().await.unwrap();
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("another gateway replica"),
+        "{body}"
+    );
+    a.stop().await;
+    b.stop().await;
+}
