@@ -28,6 +28,9 @@
 //! of `HEADER_TOOLS`: `route`, whose annotations are valid, and `bad_number` / `bad_items`,
 //! whose annotations an HTTP client must reject).
 //!
+//! `--whoami` adds tool `whoami`: over Streamable HTTP it answers the `Authorization` header
+//! of the POST that carried the call (`-` when there is none, and always over stdio).
+//!
 //! Network-only options: `--require-token T` (every HTTP request, including the WebSocket
 //! upgrade, must carry `Authorization: Bearer T`, else 401), `--ws-no-subprotocol` (the
 //! WebSocket upgrade never selects a subprotocol, even when `mcp` is offered),
@@ -66,7 +69,7 @@ const USAGE: &str = "usage: mcp_test_server [--name NAME] [--prefix P] [--genera
 [--page-size N] [--tools N] [--delay-ms N] [--startup-delay-ms N] [--crash-after N] \
 [--garbage-on-start] [--strict-listen] [--exit-on-stdin-close] [--drain-ms N] [--ttl-ms N] [--http PORT] \
 [--sse PORT] [--ws PORT] [--http-fault status-500|bad-sse] [--header-tool] [--require-token T] \
-[--ws-no-subprotocol] [--ws-close-after-ms N]\n";
+[--ws-no-subprotocol] [--ws-close-after-ms N] [--whoami]\n";
 
 /// The stateless protocol revision.
 const STATELESS_VERSION: &str = "2026-07-28";
@@ -115,6 +118,7 @@ struct Config {
     http_fault: Option<HttpFault>,
     /// Adds the `x-mcp-header` tools.
     header_tool: bool,
+    whoami: bool,
     /// Bearer token every network request must carry.
     require_token: Option<String>,
     /// The WebSocket upgrade selects no subprotocol.
@@ -191,6 +195,7 @@ fn parse_args() -> Result<Config, String> {
             "--require-token" => cfg.require_token = Some(value()?),
             "--ws-close-after-ms" => cfg.ws_close_after_ms = Some(num(value()?)?),
             "--header-tool" => cfg.header_tool = true,
+            "--whoami" => cfg.whoami = true,
             "--ws-no-subprotocol" => cfg.ws_no_subprotocol = true,
             "--garbage-on-start" => cfg.garbage_on_start = true,
             "--strict-listen" => cfg.strict_listen = true,
@@ -629,11 +634,23 @@ impl Server {
         let headers = headers.map(|(name, description, input_schema)| {
             json!({ "name": format!("{p}{name}"), "description": description, "inputSchema": input_schema })
         });
+        let whoami = self.cfg.whoami.then(|| {
+            tool(
+                format!("{p}whoami"),
+                "Answers the Authorization header of the HTTP request that carried the call",
+                &[],
+            )
+        });
         let dynamic = lock(&self.dynamic_tools);
         let dynamic = dynamic
             .iter()
             .map(|n| tool(n.clone(), "Answers \"dynamic <name>\"", &[]));
-        builtin.chain(extra).chain(headers).chain(dynamic).collect()
+        builtin
+            .chain(extra)
+            .chain(headers)
+            .chain(whoami)
+            .chain(dynamic)
+            .collect()
     }
 
     /// `tools/list`, paginated by `--page-size`; the cursor is the stringified offset.
@@ -784,6 +801,7 @@ impl Server {
                 let bytes = arg(&args, "bytes", Value::as_u64)?;
                 Ok(text_result("x".repeat(bytes as usize)))
             }
+            "whoami" if self.cfg.whoami => Ok(text_result("-")),
             "route" | "bad_number" | "bad_items" if self.cfg.header_tool => {
                 let show = |v: Option<&Value>| {
                     v.map_or("-".to_string(), |v| match v {
@@ -1309,6 +1327,14 @@ mod net {
             return StatusCode::ACCEPTED.into_response();
         };
         let tool = params.get("name").and_then(Value::as_str).unwrap_or("");
+        if method == "tools/call" && srv.cfg.whoami && tool == format!("{}whoami", srv.cfg.prefix) {
+            let who = headers
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("-");
+            let res = json!({"jsonrpc": "2.0", "id": id, "result": text_result(who)});
+            return json_response(StatusCode::OK, &res);
+        }
         if method == "tools/call" && tool == format!("{}error", srv.cfg.prefix) {
             match srv.cfg.http_fault {
                 Some(HttpFault::Status500) => {

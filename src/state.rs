@@ -6,7 +6,8 @@ use mcp_gateway_core::{McpError, ToolPolicy};
 use mcp_gateway_metrics::{McpMetrics, McpMetricsLayer, Recorder};
 use mcp_gateway_router::ToolRouter;
 use mcp_gateway_upstream::{
-    HttpConfig, StdioConfig, Transport, Upstream, UpstreamConfig, UpstreamStack, UpstreamStatus,
+    Credential, HttpConfig, StdioConfig, Transport, Upstream, UpstreamConfig, UpstreamStack,
+    UpstreamStatus,
 };
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -268,6 +269,16 @@ fn upstream_config(s: &ServerConfig) -> Option<UpstreamConfig> {
     cfg.name = s.display_name().to_string();
     cfg.timeout = s.timeout();
     cfg.max_concurrency = s.max_concurrency;
+    cfg.credentials = s
+        .credentials
+        .iter()
+        .map(|c| Credential {
+            subjects: c.subjects.clone(),
+            roles: c.roles.clone(),
+            keys: c.keys.clone(),
+            headers: c.headers.clone(),
+        })
+        .collect();
     Some(cfg)
 }
 

@@ -1,7 +1,8 @@
 //! Authentication and tool-level access control through the whole gateway: two API keys
 //! with different roles see different tool lists and are refused each other's tools over
 //! REST and the MCP endpoint; missing / bad credentials get 401 with a challenge; probes
-//! stay open; the OAuth mode serves RFC 9728 metadata and checks the token's audience.
+//! stay open; the OAuth mode serves RFC 9728 metadata and checks the token's audience;
+//! access rules apply to prompts and resources (server-everything) as to tools.
 
 mod common;
 use common::*;
@@ -64,7 +65,10 @@ async fn mcp(gw: &TestGateway, key: &str, id: i64, method: &str, params: Value) 
         "io.modelcontextprotocol/clientCapabilities": {},
         "io.modelcontextprotocol/clientInfo": {"name": "auth-test", "version": "1.0.0"},
     });
-    let name = params["name"].as_str().map(str::to_string);
+    let name = params["name"]
+        .as_str()
+        .or(params["uri"].as_str())
+        .map(str::to_string);
     let bearer = format!("Bearer {key}");
     let mut headers = vec![
         ("authorization", bearer.as_str()),
@@ -442,5 +446,145 @@ async fn sessions_belong_to_the_caller_that_opened_them() {
     )
     .await;
     assert_eq!(status, 204, "the owner ends it");
+    gw.stop().await;
+}
+
+/// Access rules on prompts and resources: lists are filtered, forbidden items answer like
+/// unknown ones (server-everything has both).
+#[tokio::test]
+async fn access_rules_cover_prompts_and_resources() {
+    require_peers();
+    let gw = TestGateway::start(config(&format!(
+        "auth:\n  strategy: api-key\n  apiKeys:\n    - {{ name: alpha, key: alpha-key, roles: [reader] }}\n    - {{ name: beta, key: beta-key, roles: [writer] }}\naccess:\n  - {{ roles: [reader], allow: [\"ev__*\"], deny: [\"prompt:ev__args-*\", \"resource:ev__demo://resource/dynamic/*\"] }}\n  - {{ roles: [writer], allow: [\"tool:ev__*\"] }}\nservers:\n  - id: ev\n    command: node\n    args: [{:?}, \"stdio\"]\n",
+        everything_js().display().to_string()
+    )))
+    .await;
+    let names = |v: &Value, key: &str, field: &str| -> Vec<String> {
+        v["result"][key]
+            .as_array()
+            .unwrap_or_else(|| panic!("no {key}: {v}"))
+            .iter()
+            .filter_map(|i| i[field].as_str().map(str::to_string))
+            .collect()
+    };
+    // alpha: every prompt but args-prompt, static resources, no dynamic template.
+    let (_, v) = mcp(&gw, "alpha-key", 1, "prompts/list", json!({})).await;
+    let prompts = names(&v, "prompts", "name");
+    assert!(
+        prompts.contains(&"ev__simple-prompt".to_string()),
+        "{prompts:?}"
+    );
+    assert!(
+        !prompts.iter().any(|p| p.contains("args-prompt")),
+        "{prompts:?}"
+    );
+    let (_, v) = mcp(&gw, "alpha-key", 2, "resources/list", json!({})).await;
+    let uris = names(&v, "resources", "uri");
+    let doc = uris
+        .iter()
+        .find(|u| u.starts_with("demo://resource/static/"))
+        .unwrap_or_else(|| panic!("{uris:?}"))
+        .clone();
+    let (_, v) = mcp(&gw, "alpha-key", 3, "resources/templates/list", json!({})).await;
+    let templates = names(&v, "resourceTemplates", "uriTemplate");
+    assert!(
+        !templates
+            .iter()
+            .any(|t| t.starts_with("demo://resource/dynamic/")),
+        "{templates:?}"
+    );
+    let (status, v) = mcp(
+        &gw,
+        "alpha-key",
+        4,
+        "prompts/get",
+        json!({"name": "ev__simple-prompt"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    assert!(v["result"]["messages"].is_array(), "{v}");
+    let (_, v) = mcp(&gw, "alpha-key", 5, "resources/read", json!({"uri": doc})).await;
+    assert!(v["result"]["contents"].is_array(), "{v}");
+    // Forbidden items answer exactly like unknown ones.
+    let (_, forbidden) = mcp(
+        &gw,
+        "alpha-key",
+        6,
+        "prompts/get",
+        json!({"name": "ev__args-prompt", "arguments": {"city": "x"}}),
+    )
+    .await;
+    let (_, unknown) = mcp(
+        &gw,
+        "alpha-key",
+        6,
+        "prompts/get",
+        json!({"name": "ev__no-such-prompt"}),
+    )
+    .await;
+    assert_eq!(
+        forbidden["error"]["code"], unknown["error"]["code"],
+        "{forbidden} {unknown}"
+    );
+    assert_eq!(
+        forbidden["error"]["message"]
+            .as_str()
+            .unwrap()
+            .replace("args-prompt", "X"),
+        unknown["error"]["message"]
+            .as_str()
+            .unwrap()
+            .replace("no-such-prompt", "X"),
+    );
+    let dynamic = "demo://resource/dynamic/text/1";
+    let (_, v) = mcp(
+        &gw,
+        "alpha-key",
+        7,
+        "resources/read",
+        json!({"uri": dynamic}),
+    )
+    .await;
+    assert_eq!(
+        v["error"]["message"],
+        format!("Resource not found: {dynamic}"),
+        "{v}"
+    );
+
+    // beta may only call tools: no prompts, no resources, nothing readable.
+    let (_, v) = mcp(&gw, "beta-key", 8, "prompts/list", json!({})).await;
+    assert!(names(&v, "prompts", "name").is_empty(), "{v}");
+    let (_, v) = mcp(&gw, "beta-key", 9, "resources/list", json!({})).await;
+    assert!(names(&v, "resources", "uri").is_empty(), "{v}");
+    let (_, v) = mcp(&gw, "beta-key", 10, "resources/read", json!({"uri": doc})).await;
+    assert_eq!(
+        v["error"]["message"],
+        format!("Resource not found: {doc}"),
+        "{v}"
+    );
+    let (_, v) = mcp(
+        &gw,
+        "beta-key",
+        11,
+        "prompts/get",
+        json!({"name": "ev__simple-prompt"}),
+    )
+    .await;
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("unknown prompt"),
+        "{v}"
+    );
+    let (_, v) = mcp(
+        &gw,
+        "beta-key",
+        12,
+        "tools/call",
+        json!({"name": "ev__echo", "arguments": {"message": "hi"}}),
+    )
+    .await;
+    assert_eq!(v["result"]["content"][0]["text"], "Echo: hi", "{v}");
     gw.stop().await;
 }

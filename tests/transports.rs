@@ -970,3 +970,55 @@ async fn progress_from_an_http_upstream_reaches_the_mcp_client() {
         gw.stop().await;
     }
 }
+
+/// Per-caller credentials: the first `credentials` entry that applies to the caller puts its
+/// headers on that caller's calls; other callers get the server's own `headers`; the
+/// caller's own gateway key never reaches the upstream.
+#[tokio::test]
+async fn per_caller_credentials_reach_the_upstream_with_their_callers_calls() {
+    for wire in [Wire::Http, Wire::HttpStateless] {
+        let srv = NetServer::start(wire, &["--whoami"]).await;
+        let yaml = format!(
+            "auth:\n  strategy: api-key\n  apiKeys:\n    - {{ name: alice, key: alice-gw-key }}\n    - {{ name: bob, key: bob-gw-key, roles: [ops] }}\n    - {{ name: carol, key: carol-gw-key }}\nservers:\n{}    headers:\n      Authorization: \"Bearer shared\"\n    credentials:\n      - {{ subjects: [alice], headers: {{ Authorization: \"Bearer ${{ALICE_UPSTREAM}}\" }} }}\n      - {{ roles: [ops], headers: {{ Authorization: \"Bearer ops-token\", X-Team: ops }} }}\n",
+            srv.yaml("t", 3000)
+        );
+        let cfg = config_with_env(&yaml, &[("ALICE_UPSTREAM", "alice-token")]);
+        let gw = TestGateway::start(cfg).await;
+        let whoami = |key: &'static str| {
+            let http = gw.http.clone();
+            let url = gw.url("/api/v1/tools/call");
+            async move {
+                let v: Value = http
+                    .post(url)
+                    .bearer_auth(key)
+                    .json(&json!({"tool": "t__whoami", "arguments": {}}))
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                text(&v).to_string()
+            }
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while whoami("carol-gw-key").await.is_empty() {
+            assert!(Instant::now() < deadline, "{wire:?}: server never ready");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        // Concurrent callers each get their own credential.
+        let (a, b, c) = tokio::join!(
+            whoami("alice-gw-key"),
+            whoami("bob-gw-key"),
+            whoami("carol-gw-key")
+        );
+        assert_eq!(a, "Bearer alice-token", "{wire:?}");
+        assert_eq!(b, "Bearer ops-token", "{wire:?}");
+        assert_eq!(c, "Bearer shared", "{wire:?}");
+        gw.stop().await;
+        assert!(
+            !srv.stderr().contains("gw-key"),
+            "{wire:?}: a gateway key reached the upstream"
+        );
+    }
+}

@@ -419,6 +419,23 @@ pub enum RateLimitBackend {
     Redis,
 }
 
+/// Headers for some callers' calls to one server, chosen by identity.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CredentialConfig {
+    /// Callers with one of these subjects (API key name or token `sub`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub subjects: Vec<String>,
+    /// Callers with one of these roles (`"*"`: everyone).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub roles: Vec<String>,
+    /// Callers who used one of these API keys (by name).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub keys: Vec<String>,
+    /// Headers sent with their calls, e.g. `Authorization: "Bearer ${TEAM_A_TOKEN}"`.
+    pub headers: BTreeMap<String, String>,
+}
+
 /// Scale-out settings: what lets any replica serve any request.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -540,6 +557,10 @@ pub struct ServerConfig {
     /// Extra HTTP headers sent upstream (network transports).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub headers: BTreeMap<String, String>,
+    /// Per-caller credentials (`streamable-http`): the first entry that applies to the
+    /// caller adds its `headers` to that caller's calls, over the server's own.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub credentials: Vec<CredentialConfig>,
     /// Free-form labels, filterable with `GET /api/v1/tools?tag=`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tags: Vec<String>,
@@ -838,6 +859,34 @@ impl Config {
                                 ),
                             );
                         }
+                    }
+                }
+            }
+            for (j, c) in s.credentials.iter().enumerate() {
+                let cp = p(&format!("credentials[{j}]"));
+                if s.transport != TransportKind::StreamableHttp {
+                    e(
+                        cp.clone(),
+                        "per-caller credentials need transport streamable-http (other transports share one connection for every caller)".into(),
+                    );
+                }
+                if c.subjects.is_empty() && c.roles.is_empty() && c.keys.is_empty() {
+                    e(
+                        cp.clone(),
+                        "name the callers: subjects, roles or keys".into(),
+                    );
+                }
+                if c.headers.is_empty() {
+                    e(format!("{cp}.headers"), "must not be empty".into());
+                }
+                for (k, v) in &c.headers {
+                    if http::HeaderName::from_bytes(k.as_bytes()).is_err()
+                        || http::HeaderValue::from_str(v).is_err()
+                    {
+                        e(
+                            format!("{cp}.headers.{k}"),
+                            "is not a valid HTTP header".into(),
+                        );
                     }
                 }
             }

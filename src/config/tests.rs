@@ -176,3 +176,31 @@ fn rate_limit_options() {
     ));
     assert_eq!(e.path.as_deref(), Some("rateLimit.failMode"));
 }
+
+#[test]
+fn credentials_and_cluster_are_checked() {
+    let e = one_error(parse(
+        "servers:\n  - id: s\n    command: x\n    credentials:\n      - { subjects: [a], headers: { Authorization: 'Bearer t' } }\n",
+        Format::Yaml,
+    ));
+    assert_eq!(e.path.as_deref(), Some("servers[0].credentials[0]"));
+    assert!(e.message.contains("streamable-http"), "{}", e.message);
+    let e = one_error(parse(
+        "servers:\n  - id: s\n    transport: streamable-http\n    url: http://127.0.0.1:1/mcp\n    credentials:\n      - { headers: { Authorization: 'Bearer t' } }\n",
+        Format::Yaml,
+    ));
+    assert!(
+        e.message.contains("subjects, roles or keys"),
+        "{}",
+        e.message
+    );
+    let e = one_error(parse("cluster:\n  sessionKey: short\n", Format::Yaml));
+    assert_eq!(e.path.as_deref(), Some("cluster.sessionKey"));
+    assert!(e.message.contains("32 characters"), "{}", e.message);
+    let ok = parse(
+        "cluster:\n  replica: gw-1\n  sessionKey: 0123456789abcdef0123456789abcdef\n  redisUrl: redis://127.0.0.1:6379/\n",
+        Format::Yaml,
+    )
+    .unwrap();
+    assert_eq!(ok.cluster.unwrap().session_max_age, 86_400);
+}

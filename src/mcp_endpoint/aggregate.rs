@@ -5,11 +5,15 @@
 //! `catalog.rs`); resource URIs are kept as they are, since they already name their origin,
 //! and the server that listed a URI is remembered so `resources/read` and completions go
 //! back to it (a URI never listed is tried on each server in config order).
+//!
+//! Access rules apply as to tools: lists show only the prompts, resources and templates the
+//! caller may use (matched as `<server>__<name>` / `<server>__<uri>`), and a forbidden
+//! `prompts/get`, `resources/read` or completion gets the same error as an unknown one.
 
 use super::Endpoint;
 use crate::config::ToolNaming;
 use mcp_gateway_core::jsonrpc::{self, JsonRpcError};
-use mcp_gateway_core::{McpError, McpRequest};
+use mcp_gateway_core::{Identity, ItemKind, McpError, McpRequest};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
@@ -117,8 +121,26 @@ async fn list_all(
     Ok(items)
 }
 
-/// `resources/list`, `resources/templates/list` or `prompts/list` across servers.
-pub(crate) async fn list(ep: &Endpoint, method: &str) -> Result<Box<RawValue>, JsonRpcError> {
+fn allowed(
+    ep: &Endpoint,
+    who: Option<&Identity>,
+    kind: ItemKind,
+    server: &str,
+    name: &str,
+) -> bool {
+    ep.state
+        .policy
+        .as_ref()
+        .is_none_or(|p| p.allows_item(who, kind, server, name))
+}
+
+/// `resources/list`, `resources/templates/list` or `prompts/list` across servers, showing
+/// `who` only what the access rules let them use.
+pub(crate) async fn list(
+    ep: &Endpoint,
+    method: &str,
+    who: Option<&Identity>,
+) -> Result<Box<RawValue>, JsonRpcError> {
     let (key, cap) = match method {
         "resources/list" => ("resources", "resources"),
         "resources/templates/list" => ("resourceTemplates", "resources"),
@@ -160,23 +182,37 @@ pub(crate) async fn list(ep: &Endpoint, method: &str) -> Result<Box<RawValue>, J
                     }
                     let n = raw(&json!(exposed));
                     obj.insert("name".into(), &n);
-                    out.push(raw_map(&obj));
+                    if allowed(ep, who, ItemKind::Prompt, server, &name) {
+                        out.push(raw_map(&obj));
+                    }
                     prompt_names.insert(exposed, (server.clone(), name));
                 }
                 "resources" => {
-                    if let Some(uri) = obj
+                    let Some(uri) = obj
                         .get("uri")
                         .and_then(|u| serde_json::from_str::<String>(u.get()).ok())
-                    {
-                        ep.origins
-                            .resources
-                            .write()
-                            .expect("lock")
-                            .insert(uri, server.clone());
+                    else {
+                        continue;
+                    };
+                    let show = allowed(ep, who, ItemKind::Resource, server, &uri);
+                    ep.origins
+                        .resources
+                        .write()
+                        .expect("lock")
+                        .insert(uri, server.clone());
+                    if show {
+                        out.push(item);
                     }
-                    out.push(item);
                 }
-                _ => out.push(item),
+                _ => {
+                    let template = obj
+                        .get("uriTemplate")
+                        .and_then(|u| serde_json::from_str::<String>(u.get()).ok())
+                        .unwrap_or_default();
+                    if allowed(ep, who, ItemKind::Resource, server, &template) {
+                        out.push(item);
+                    }
+                }
             }
         }
     }
@@ -207,7 +243,7 @@ async fn prompt_origin(ep: &Endpoint, name: &str) -> Option<(Arc<str>, String)> 
         return Some(o.clone());
     }
     // Not listed yet by any client: list once to learn the names.
-    let _ = list(ep, "prompts/list").await;
+    let _ = list(ep, "prompts/list", None).await;
     ep.origins.prompts.read().expect("lock").get(name).cloned()
 }
 
@@ -215,6 +251,7 @@ async fn prompt_origin(ep: &Endpoint, name: &str) -> Option<(Arc<str>, String)> 
 pub(crate) async fn get_prompt(
     ep: &Endpoint,
     params: Option<&RawValue>,
+    who: Option<&Identity>,
 ) -> Result<Box<RawValue>, JsonRpcError> {
     let p = params.ok_or_else(|| {
         JsonRpcError::new(
@@ -226,9 +263,12 @@ pub(crate) async fn get_prompt(
         .ok()
         .and_then(|n| n.name.map(Cow::into_owned))
         .ok_or_else(|| JsonRpcError::new(jsonrpc::INVALID_PARAMS, "prompts/get needs a name"))?;
-    let (server, upstream) = prompt_origin(ep, &name).await.ok_or_else(|| {
-        JsonRpcError::new(jsonrpc::INVALID_PARAMS, format!("unknown prompt '{name}'"))
-    })?;
+    let (server, upstream) = prompt_origin(ep, &name)
+        .await
+        .filter(|(s, n)| allowed(ep, who, ItemKind::Prompt, s, n))
+        .ok_or_else(|| {
+            JsonRpcError::new(jsonrpc::INVALID_PARAMS, format!("unknown prompt '{name}'"))
+        })?;
     let params = mcp_gateway_router::rename_tool(p, &upstream).map_err(|e| e.to_jsonrpc())?;
     call(ep, &server, "prompts/get", Some(params))
         .await
@@ -241,6 +281,7 @@ pub(crate) async fn by_uri(
     ep: &Endpoint,
     method: &str,
     params: Option<&RawValue>,
+    who: Option<&Identity>,
 ) -> Result<Box<RawValue>, JsonRpcError> {
     let p = params.ok_or_else(|| {
         JsonRpcError::new(
@@ -261,10 +302,13 @@ pub(crate) async fn by_uri(
         .expect("lock")
         .get(&uri)
         .cloned();
-    let candidates = match known {
+    let candidates: Vec<Arc<str>> = match known {
         Some(s) => vec![s],
         None => servers_with(ep, "resources"),
-    };
+    }
+    .into_iter()
+    .filter(|s| allowed(ep, who, ItemKind::Resource, s, &uri))
+    .collect();
     let mut last = JsonRpcError::new(
         jsonrpc::INVALID_PARAMS,
         format!("Resource not found: {uri}"),
@@ -289,6 +333,7 @@ pub(crate) async fn by_uri(
 pub(crate) async fn complete(
     ep: &Endpoint,
     params: Option<&RawValue>,
+    who: Option<&Identity>,
 ) -> Result<Box<RawValue>, JsonRpcError> {
     let p = params.ok_or_else(|| {
         JsonRpcError::new(jsonrpc::INVALID_PARAMS, "completion/complete needs params")
@@ -302,9 +347,12 @@ pub(crate) async fn complete(
                 .and_then(Value::as_str)
                 .unwrap_or_default()
                 .to_string();
-            let (server, upstream) = prompt_origin(ep, &name).await.ok_or_else(|| {
-                JsonRpcError::new(jsonrpc::INVALID_PARAMS, format!("unknown prompt '{name}'"))
-            })?;
+            let (server, upstream) = prompt_origin(ep, &name)
+                .await
+                .filter(|(s, n)| allowed(ep, who, ItemKind::Prompt, s, n))
+                .ok_or_else(|| {
+                    JsonRpcError::new(jsonrpc::INVALID_PARAMS, format!("unknown prompt '{name}'"))
+                })?;
             v["ref"]["name"] = json!(upstream);
             server
         }
@@ -316,6 +364,7 @@ pub(crate) async fn complete(
             let known = ep.origins.resources.read().expect("lock").get(uri).cloned();
             known
                 .or_else(|| servers_with(ep, "resources").into_iter().next())
+                .filter(|s| allowed(ep, who, ItemKind::Resource, s, uri))
                 .ok_or_else(|| {
                     JsonRpcError::new(jsonrpc::INVALID_PARAMS, format!("unknown resource '{uri}'"))
                 })?

@@ -936,13 +936,13 @@ async fn dispatch(
         "tools/list" => list_tools(ep, ctx, params),
         "tools/call" => call_tool(ep, ctx, id, params, relay).await,
         "resources/list" | "resources/templates/list" | "prompts/list" => {
-            aggregate::list(ep, method).await
+            aggregate::list(ep, method, ctx.identity.as_deref()).await
         }
-        "prompts/get" => aggregate::get_prompt(ep, params).await,
+        "prompts/get" => aggregate::get_prompt(ep, params, ctx.identity.as_deref()).await,
         "resources/read" | "resources/subscribe" | "resources/unsubscribe" => {
-            aggregate::by_uri(ep, method, params).await
+            aggregate::by_uri(ep, method, params, ctx.identity.as_deref()).await
         }
-        "completion/complete" => aggregate::complete(ep, params).await,
+        "completion/complete" => aggregate::complete(ep, params, ctx.identity.as_deref()).await,
         other => Err(JsonRpcError::new(
             jsonrpc::METHOD_NOT_FOUND,
             format!("Method not found: {other}"),

@@ -56,7 +56,7 @@ pub use error::{AuthError, AuthErrorKind};
 pub use jwt::{
     DEFAULT_ROLES_CLAIMS, JwtAuth, JwtAuthBuilder, JwtConfigError, JwtKey, parse_algorithm,
 };
-pub use mcp_gateway_core::{Identity, ToolPolicy};
+pub use mcp_gateway_core::{Identity, ItemKind, ToolPolicy};
 pub use metadata::{InvalidResource, MetadataService, ProtectedResource, WELL_KNOWN};
 
 /// The JWT library in use (to sign test tokens, or name an [`Algorithm`](jsonwebtoken::Algorithm)).

@@ -28,7 +28,7 @@ pub mod timeout;
 
 pub use error::McpError;
 pub use jsonrpc::{JsonRpcError, RequestId};
-pub use request::{Identity, McpRequest, McpResponse, ToolPolicy};
+pub use request::{Identity, ItemKind, McpRequest, McpResponse, ToolPolicy};
 
 /// Boxed error used where a layer must accept errors from arbitrary inner services.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;

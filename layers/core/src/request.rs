@@ -142,6 +142,42 @@ impl McpResponse {
 pub trait ToolPolicy: Send + Sync + std::fmt::Debug {
     /// True when `identity` (None: anonymous) may use `tool` on `server`.
     fn allows(&self, identity: Option<&Identity>, server: &str, tool: &str) -> bool;
+
+    /// True when `identity` may see and use the prompt or resource (`name` is the prompt
+    /// name, or the resource URI or URI template) of `server`. By default the same
+    /// decision as for a tool of that name.
+    fn allows_item(
+        &self,
+        identity: Option<&Identity>,
+        kind: ItemKind,
+        server: &str,
+        name: &str,
+    ) -> bool {
+        let _ = kind;
+        self.allows(identity, server, name)
+    }
+}
+
+/// What an access decision is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ItemKind {
+    /// A tool, by name.
+    Tool,
+    /// A prompt, by name.
+    Prompt,
+    /// A resource, by URI (or a resource template, by URI template).
+    Resource,
+}
+
+impl ItemKind {
+    /// The prefix that limits an access pattern to this kind (`"prompt:"`, …).
+    pub fn pattern_prefix(self) -> &'static str {
+        match self {
+            ItemKind::Tool => "tool:",
+            ItemKind::Prompt => "prompt:",
+            ItemKind::Resource => "resource:",
+        }
+    }
 }
 
 #[cfg(test)]

@@ -144,6 +144,35 @@ pub struct UpstreamConfig {
     pub restart: RestartPolicy,
     /// Name and version the gateway presents as an MCP client.
     pub client_info: (String, String),
+    /// Per-caller credentials (Streamable HTTP): the headers of the first rule that
+    /// applies to the caller go with that caller's calls, over the server's own `headers`.
+    pub credentials: Vec<Credential>,
+}
+
+/// Headers for the calls of some callers, chosen by the caller's identity.
+#[derive(Clone, Debug, Default)]
+pub struct Credential {
+    /// Callers with one of these subjects (API key name or token `sub`).
+    pub subjects: Vec<String>,
+    /// Callers with one of these roles; `"*"` matches every caller, anonymous included.
+    pub roles: Vec<String>,
+    /// Callers who used one of these API keys (by name).
+    pub keys: Vec<String>,
+    /// Headers sent with their calls (replacing same-named server headers).
+    pub headers: BTreeMap<String, String>,
+}
+
+impl Credential {
+    /// True when the rule applies to `identity` (`None`: anonymous).
+    pub fn applies_to(&self, identity: Option<&mcp_gateway_core::Identity>) -> bool {
+        if self.roles.iter().any(|r| r == "*") {
+            return true;
+        }
+        let Some(id) = identity else { return false };
+        self.subjects.contains(&id.subject)
+            || id.roles.iter().any(|r| self.roles.contains(r))
+            || id.key_name.as_ref().is_some_and(|k| self.keys.contains(k))
+    }
 }
 
 impl UpstreamConfig {
@@ -158,6 +187,7 @@ impl UpstreamConfig {
             max_concurrency: 10,
             restart: RestartPolicy::default(),
             client_info: ("mcp-gateway".into(), env!("CARGO_PKG_VERSION").into()),
+            credentials: Vec::new(),
         }
     }
 }

@@ -49,6 +49,9 @@ pub(crate) struct Connection {
     /// `x-mcp-header` parameters by tool, set by the supervisor from the tool list and read
     /// by the Streamable HTTP transport for `tools/call`.
     param_headers: RwLock<Arc<ParamTable>>,
+    /// Per-call headers (per-caller credentials) by request id, until the transport takes
+    /// them; empty unless credentials are configured.
+    call_headers: Mutex<HashMap<u64, Arc<http::HeaderMap>>>,
 }
 
 impl std::fmt::Debug for Connection {
@@ -77,7 +80,17 @@ impl Connection {
             stateless_meta: OnceLock::new(),
             events,
             param_headers: RwLock::default(),
+            call_headers: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The caller-chosen headers of request `id` (taken once, by an HTTP transport).
+    pub(crate) fn take_call_headers(&self, id: u64) -> Option<Arc<http::HeaderMap>> {
+        let mut map = self.call_headers.lock().expect("headers table poisoned");
+        if map.is_empty() {
+            return None;
+        }
+        map.remove(&id)
     }
 
     /// The `x-mcp-header` parameters of the current tool list.
@@ -125,6 +138,18 @@ impl Connection {
         method: &str,
         params: Option<&RawValue>,
         relay: Option<&RelaySink>,
+    ) -> Result<(oneshot::Receiver<Reply>, PendingGuard), McpError> {
+        self.send_request_with(method, params, relay, None)
+    }
+
+    /// [`Self::send_request`] with headers for this call only (HTTP transports send them
+    /// on its POST; others ignore them).
+    pub(crate) fn send_request_with(
+        self: &Arc<Self>,
+        method: &str,
+        params: Option<&RawValue>,
+        relay: Option<&RelaySink>,
+        headers: Option<Arc<http::HeaderMap>>,
     ) -> Result<(oneshot::Receiver<Reply>, PendingGuard), McpError> {
         if self.closed.load(Ordering::Acquire) {
             return Err(self.gone("connection closed"));
@@ -178,12 +203,20 @@ impl Connection {
             .expect("pending table poisoned")
             .insert(id, tx);
 
+        let has_headers = headers.is_some();
+        if let Some(h) = headers {
+            self.call_headers
+                .lock()
+                .expect("headers table poisoned")
+                .insert(id, h);
+        }
         // From here on the guard cleans up (pending entry, progress relay) on every path.
         let guard = PendingGuard {
             conn: self.clone(),
             id,
             armed: true,
             has_progress,
+            has_headers,
         };
         // `close` may have drained the table between the first check and the insert.
         if self.closed.load(Ordering::Acquire) || self.out.send(Bytes::from(frame)).is_err() {
@@ -504,6 +537,7 @@ pub(crate) struct PendingGuard {
     id: u64,
     armed: bool,
     has_progress: bool,
+    has_headers: bool,
 }
 
 impl PendingGuard {
@@ -516,6 +550,12 @@ impl PendingGuard {
 impl Drop for PendingGuard {
     fn drop(&mut self) {
         let conn = &self.conn;
+        if self.has_headers {
+            conn.call_headers
+                .lock()
+                .expect("headers table poisoned")
+                .remove(&self.id);
+        }
         if self.has_progress {
             conn.progress
                 .lock()

@@ -47,6 +47,6 @@ mod streamable_http;
 mod supervisor;
 mod websocket;
 
-pub use config::{HttpConfig, RestartPolicy, StdioConfig, Transport, UpstreamConfig};
+pub use config::{Credential, HttpConfig, RestartPolicy, StdioConfig, Transport, UpstreamConfig};
 pub use service::{McpUpstreamService, ResponseFuture};
 pub use supervisor::{State, Tool, Upstream, UpstreamStack, UpstreamStatus};

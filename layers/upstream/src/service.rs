@@ -35,7 +35,8 @@ impl Service<McpRequest> for McpUpstreamService {
             return ResponseFuture::failed(self.shared.unavailable());
         };
         let relay = req.extensions.get::<mcp_gateway_core::relay::RelaySink>();
-        match conn.send_request(req.method(), req.params(), relay) {
+        let headers = self.shared.headers_for(req.identity.as_deref());
+        match conn.send_request_with(req.method(), req.params(), relay, headers) {
             Ok((rx, guard)) => ResponseFuture {
                 state: State::Waiting { rx, guard, server },
             },

@@ -119,6 +119,8 @@ struct Head {
     params: Vec<(HeaderName, HeaderValue)>,
     /// `params.requestId` of a `notifications/cancelled`.
     cancels: Option<u64>,
+    /// Headers chosen for this call's caller (per-caller credentials).
+    caller: Option<Arc<http::HeaderMap>>,
 }
 
 #[derive(Deserialize)]
@@ -145,6 +147,7 @@ impl Head {
             _ => None,
         };
         let mut head = Head {
+            caller: request_id.and_then(|id| conn.take_call_headers(id)),
             request_id,
             method,
             ..Head::default()
@@ -419,6 +422,7 @@ impl Http {
             .client
             .post(self.url.clone())
             .headers(self.headers.clone())
+            .headers(head.caller.as_deref().cloned().unwrap_or_default())
             .header(CONTENT_TYPE, "application/json")
             .header(ACCEPT, "application/json, text/event-stream")
             .body(frame.clone());

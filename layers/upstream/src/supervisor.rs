@@ -77,6 +77,8 @@ pub(crate) struct Shared {
     status: watch::Sender<UpstreamStatus>,
     restarts: AtomicU64,
     shutdown: CancellationToken,
+    /// `config.credentials`, each with its headers built once.
+    credentials: Vec<(crate::config::Credential, Arc<http::HeaderMap>)>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -88,6 +90,17 @@ impl std::fmt::Debug for Shared {
 }
 
 impl Shared {
+    /// The extra headers for calls made by `identity`, if a credential rule applies.
+    pub(crate) fn headers_for(
+        &self,
+        identity: Option<&mcp_gateway_core::Identity>,
+    ) -> Option<Arc<http::HeaderMap>> {
+        self.credentials
+            .iter()
+            .find(|(c, _)| c.applies_to(identity))
+            .map(|(_, h)| h.clone())
+    }
+
     pub(crate) fn connection(&self) -> Option<Arc<Connection>> {
         self.conn.read().expect("conn lock poisoned").clone()
     }
@@ -146,7 +159,23 @@ impl Upstream {
             tools_version: 0,
             restarts: 0,
         });
+        let credentials = config
+            .credentials
+            .iter()
+            .map(|c| {
+                let cfg = crate::config::HttpConfig {
+                    url: String::new(),
+                    headers: c.headers.clone(),
+                };
+                let map = crate::link::header_map(&cfg).unwrap_or_else(|e| {
+                    tracing::error!(server = %config.id, error = %e, "credential headers skipped");
+                    http::HeaderMap::new()
+                });
+                (c.clone(), Arc::new(map))
+            })
+            .collect();
         let shared = Arc::new(Shared {
+            credentials,
             config,
             conn: RwLock::new(None),
             tools: RwLock::new(Arc::from(Vec::new())),

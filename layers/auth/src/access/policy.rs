@@ -1,27 +1,57 @@
 //! [`AccessPolicy`]: the [`ToolPolicy`] built from access rules.
 
 use super::glob::Glob;
-use mcp_gateway_core::{Identity, ToolPolicy};
+use mcp_gateway_core::{Identity, ItemKind, ToolPolicy};
 
 /// One access rule: whom it applies to (roles, subjects, API key names; `"*"` as a role
-/// means everyone, anonymous callers included) and which qualified tool names
-/// (`<server>__<tool>`, globs) it allows and denies.
+/// means everyone, anonymous callers included) and which qualified names it allows and
+/// denies: globs over `<server>__<tool>`, `<server>__<prompt>` and `<server>__<resource
+/// URI>`. A pattern starting with `tool:`, `prompt:` or `resource:` applies to that kind
+/// only (`prompt:github__*`, `resource:fs__file:///srv/*`); any other applies to all three.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[must_use]
 pub struct AccessRule {
     roles: Vec<String>,
     subjects: Vec<String>,
     keys: Vec<String>,
-    allow: Vec<Glob>,
-    deny: Vec<Glob>,
+    allow: Vec<Pattern>,
+    deny: Vec<Pattern>,
+}
+
+/// A glob, possibly limited to one kind of item.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Pattern {
+    kind: Option<ItemKind>,
+    glob: Glob,
+}
+
+impl Pattern {
+    fn new(text: String) -> Self {
+        for kind in [ItemKind::Tool, ItemKind::Prompt, ItemKind::Resource] {
+            if let Some(rest) = text.strip_prefix(kind.pattern_prefix()) {
+                return Self {
+                    kind: Some(kind),
+                    glob: Glob::new(rest),
+                };
+            }
+        }
+        Self {
+            kind: None,
+            glob: Glob::new(text),
+        }
+    }
+
+    fn matches(&self, kind: ItemKind, server: &str, name: &str) -> bool {
+        self.kind.is_none_or(|k| k == kind) && self.glob.matches_qualified(server, name)
+    }
 }
 
 fn strings<I: IntoIterator<Item = S>, S: Into<String>>(i: I) -> Vec<String> {
     i.into_iter().map(Into::into).collect()
 }
 
-fn globs<I: IntoIterator<Item = S>, S: Into<String>>(i: I) -> Vec<Glob> {
-    i.into_iter().map(|s| Glob::new(s.into())).collect()
+fn globs<I: IntoIterator<Item = S>, S: Into<String>>(i: I) -> Vec<Pattern> {
+    i.into_iter().map(|s| Pattern::new(s.into())).collect()
 }
 
 impl AccessRule {
@@ -133,12 +163,22 @@ impl AccessPolicy {
 
 impl ToolPolicy for AccessPolicy {
     fn allows(&self, identity: Option<&Identity>, server: &str, tool: &str) -> bool {
+        self.allows_item(identity, ItemKind::Tool, server, tool)
+    }
+
+    fn allows_item(
+        &self,
+        identity: Option<&Identity>,
+        kind: ItemKind,
+        server: &str,
+        name: &str,
+    ) -> bool {
         let mut allowed = false;
         for r in self.rules.iter().filter(|r| r.applies_to(identity)) {
-            if r.deny.iter().any(|g| g.matches_qualified(server, tool)) {
+            if r.deny.iter().any(|p| p.matches(kind, server, name)) {
                 return false;
             }
-            allowed = allowed || r.allow.iter().any(|g| g.matches_qualified(server, tool));
+            allowed = allowed || r.allow.iter().any(|p| p.matches(kind, server, name));
         }
         allowed || self.default_allow
     }
@@ -147,6 +187,27 @@ impl ToolPolicy for AccessPolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kind_prefixes_limit_patterns() {
+        let policy = AccessPolicy::deny_by_default().rule(
+            AccessRule::everyone()
+                .allow(["fs__read_*", "prompt:gh__*", "resource:fs__file:///pub/*"])
+                .deny(["resource:fs__file:///pub/secret*"]),
+        );
+        let p = |kind, server, name| policy.allows_item(None, kind, server, name);
+        assert!(p(ItemKind::Tool, "fs", "read_file"));
+        assert!(p(ItemKind::Prompt, "gh", "review"));
+        assert!(
+            !p(ItemKind::Tool, "gh", "review"),
+            "prompt: patterns are not tools"
+        );
+        assert!(p(ItemKind::Resource, "fs", "file:///pub/a.txt"));
+        assert!(!p(ItemKind::Resource, "fs", "file:///pub/secret.txt"));
+        assert!(!p(ItemKind::Resource, "fs", "file:///etc/passwd"));
+        // Unprefixed patterns cover every kind.
+        assert!(p(ItemKind::Prompt, "fs", "read_me"));
+    }
 
     fn who(subject: &str, roles: &[&str], key: Option<&str>) -> Identity {
         Identity {
