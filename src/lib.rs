@@ -164,7 +164,7 @@ impl Gateway {
                 let limiter = self
                     .inner
                     .rate_limit
-                    .get_or_init(|| limits::layer(rl, state.recorder.clone()))
+                    .get_or_init(|| limits::layer(rl, &cfg.auth.api_keys, state.recorder.clone()))
                     .clone();
                 api.layer(limiter.clone())
                     .merge(mcp.layer(limiter.error_format(rate_limit::ErrorFormat::JsonRpc)))

@@ -5,11 +5,12 @@
 //! Prometheus scrape (`/metrics`) are never limited. Decisions are counted in the
 //! [`Recorder`] (`mcp_gateway_rate_limit_*` metrics).
 
-use crate::config::{RateLimitBackend, RateLimitConfig, RateLimitFailMode};
+use crate::config::{ApiKey, RateLimitBackend, RateLimitConfig, RateLimitFailMode};
 use axum::body::Body;
 use mcp_gateway_metrics::{RateLimitDecision, Recorder};
 use mcp_gateway_rate_limit::{
-    Event, FailMode, IdentityOrIp, KeyExtractor, Overrides, RateKey, RateLimitLayer,
+    Event, FailMode, IdentityOrIp, KeyExtractor, McpRateLimitLayer, Overrides, RateKey,
+    RateLimitBuilder, RateLimitLayer,
 };
 use std::time::Duration;
 
@@ -33,8 +34,9 @@ impl KeyExtractor<Body> for GatewayKeys {
     }
 }
 
-/// The layer for `cfg` (validated by `Config::validate`); needs a Tokio runtime for Redis.
-pub(crate) fn layer(cfg: &RateLimitConfig, recorder: Recorder) -> Limiter {
+/// The layer for `cfg` (validated by `Config::validate`), with the `rateLimit` of named API
+/// keys as subject overrides; needs a Tokio runtime for Redis.
+pub(crate) fn layer(cfg: &RateLimitConfig, api_keys: &[ApiKey], recorder: Recorder) -> Limiter {
     let mut overrides = Overrides::new();
     for o in &cfg.overrides {
         if let Some(s) = &o.subject {
@@ -43,7 +45,53 @@ pub(crate) fn layer(cfg: &RateLimitConfig, recorder: Recorder) -> Limiter {
             overrides = overrides.role(r.clone(), o.limit);
         }
     }
-    let mut builder = RateLimitLayer::builder(cfg.limit, Duration::from_secs(cfg.window_seconds))
+    for key in api_keys {
+        if let ApiKey::Named(k) = key
+            && let Some(limit) = k.rate_limit
+            && !cfg
+                .overrides
+                .iter()
+                .any(|o| o.subject.as_deref() == Some(k.name.as_str()))
+        {
+            overrides = overrides.subject(k.name.clone(), limit);
+        }
+    }
+    let keys = IdentityOrIp::new(cfg.per_key).overrides(overrides);
+    builder(
+        cfg,
+        cfg.limit,
+        cfg.window_seconds,
+        "mcp-gateway:rl:",
+        recorder,
+    )
+    .build()
+    .expect("rateLimit was validated with the config")
+    .key_extractor(GatewayKeys(keys))
+}
+
+/// The per-tool limits of `cfg.tools`, each its own budget on the same backend.
+pub(crate) fn tool_layer(cfg: &RateLimitConfig, recorder: &Recorder) -> McpRateLimitLayer {
+    let mut layer = McpRateLimitLayer::new();
+    for (i, t) in cfg.tools.iter().enumerate() {
+        let window = t.window_seconds.unwrap_or(cfg.window_seconds);
+        let prefix = format!("mcp-gateway:rl:tool{i}:");
+        let limiter = builder(cfg, t.limit, window, &prefix, recorder.clone())
+            .build()
+            .expect("rateLimit.tools was validated with the config");
+        layer = layer.rule(&t.pattern, t.per_key.unwrap_or(cfg.per_key), &limiter);
+    }
+    layer
+}
+
+/// A limiter builder with `cfg`'s backend, sizing and fail mode.
+fn builder(
+    cfg: &RateLimitConfig,
+    limit: u64,
+    window_seconds: u64,
+    redis_prefix: &str,
+    recorder: Recorder,
+) -> RateLimitBuilder {
+    let mut builder = RateLimitLayer::builder(limit, Duration::from_secs(window_seconds))
         .max_keys(cfg.max_keys)
         .fail_mode(match cfg.fail_mode {
             RateLimitFailMode::Open => FailMode::Open,
@@ -60,11 +108,7 @@ pub(crate) fn layer(cfg: &RateLimitConfig, recorder: Recorder) -> Limiter {
     if cfg.backend == RateLimitBackend::Redis
         && let Some(url) = &cfg.redis_url
     {
-        builder = builder.redis(url.clone());
+        builder = builder.redis(url.clone()).redis_prefix(redis_prefix);
     }
-    let keys = IdentityOrIp::new(cfg.per_key).overrides(overrides);
     builder
-        .build()
-        .expect("rateLimit was validated with the config")
-        .key_extractor(GatewayKeys(keys))
 }

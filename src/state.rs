@@ -4,6 +4,7 @@ use crate::config::{Config, ServerConfig, TransportKind};
 use mcp_gateway_auth::{AccessControl, AccessControlLayer, AccessPolicy, Resolved};
 use mcp_gateway_core::{McpError, ToolPolicy};
 use mcp_gateway_metrics::{McpMetrics, McpMetricsLayer, Recorder};
+use mcp_gateway_rate_limit::McpRateLimit;
 use mcp_gateway_router::ToolRouter;
 use mcp_gateway_upstream::{
     Credential, HttpConfig, StdioConfig, Transport, Upstream, UpstreamConfig, UpstreamStack,
@@ -19,7 +20,10 @@ use tower::Layer;
 /// The MCP-plane stack every front end calls: metrics around access control around the
 /// router around the per-server upstream stacks. Access control sits inside the metrics so
 /// refused calls are counted (outcome `forbidden`) and logged with the caller.
-pub type McpService = McpMetrics<AccessControl<ToolRouter<UpstreamStack>>>;
+pub type McpService = McpMetrics<AccessControl<ToolRouter<ServerStack>>>;
+
+/// One server's stack as the router sees it: per-tool rate limits over the upstream.
+pub type ServerStack = McpRateLimit<UpstreamStack>;
 
 /// One configured server and, when it runs, its upstream.
 pub(crate) struct ServerSlot {
@@ -72,7 +76,7 @@ impl std::fmt::Display for ServerReport {
 pub(crate) struct AppState {
     pub(crate) config: Config,
     pub(crate) servers: Vec<ServerSlot>,
-    pub(crate) router: ToolRouter<UpstreamStack>,
+    pub(crate) router: ToolRouter<ServerStack>,
     pub(crate) mcp: McpService,
     pub(crate) recorder: Recorder,
     pub(crate) started: Instant,
@@ -127,6 +131,16 @@ impl AppState {
 
     /// Spawns every enabled upstream and wires the MCP plane (needs a Tokio runtime).
     pub(crate) fn spawn(config: Config) -> Arc<AppState> {
+        let recorder = Recorder::new(if config.monitor.request_log {
+            config.monitor.request_log_size
+        } else {
+            0
+        });
+        let tool_limits = config
+            .rate_limit
+            .as_ref()
+            .map(|rl| crate::limits::tool_layer(rl, &recorder))
+            .unwrap_or_default();
         let mut builder = ToolRouter::builder();
         let mut servers = Vec::with_capacity(config.servers.len());
         for s in &config.servers {
@@ -142,7 +156,7 @@ impl AppState {
                 }
             };
             builder = match (&upstream, inactive) {
-                (Some(u), _) => builder.server(s.id.as_str(), u.stack()),
+                (Some(u), _) => builder.server(s.id.as_str(), tool_limits.layer(u.stack())),
                 (None, reason) => builder.unavailable(s.id.as_str(), reason.unwrap_or("down")),
             };
             servers.push(ServerSlot {
@@ -152,11 +166,6 @@ impl AppState {
             });
         }
         let router = builder.build();
-        let recorder = Recorder::new(if config.monitor.request_log {
-            config.monitor.request_log_size
-        } else {
-            0
-        });
         let policy = crate::security::policy(&config).map(|p| Arc::new(p) as Arc<dyn ToolPolicy>);
         let access = AccessControlLayer::new(
             policy
@@ -232,7 +241,7 @@ impl AppState {
 
 /// Resolves tool names the way the router will, so access rules see the real target.
 fn resolver(
-    router: ToolRouter<UpstreamStack>,
+    router: ToolRouter<ServerStack>,
 ) -> impl Fn(&str, Option<&str>) -> Resolved + Send + Sync + 'static {
     move |name, server| match router.resolve_tool(name, server) {
         Ok(route) => Resolved::Tool {

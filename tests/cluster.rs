@@ -45,6 +45,8 @@ rateLimit:
   redisUrl: {redis}
   overrides:
     - {{ subject: bob, limit: {BOB_LIMIT} }}
+  tools:
+    - {{ match: "t__add", limit: 2 }}
 cluster:
   replica: ${{REPLICA}}
   sessionKey: "test-session-key-with-at-least-32-characters"
@@ -320,6 +322,26 @@ async fn three_replicas_share_sessions_and_one_rate_limit() {
         let (status, body) = call(&http, b, ALICE, "still here").await;
         assert_eq!((status, text(&body)), (200, "still here"), "{body}");
     }
+    // A per-tool budget is shared by the replicas too (one Redis round trip per call).
+    let add = |base: String| {
+        let http = http.clone();
+        async move {
+            http.post(format!("{base}/api/v1/tools/call"))
+                .bearer_auth(ALICE)
+                .json(&json!({"tool": "t__add", "arguments": {"a": 1, "b": 2}}))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    let statuses = vec![
+        add(survivors[0].clone()).await,
+        add(survivors[1].clone()).await,
+        add(survivors[0].clone()).await,
+    ];
+    assert_eq!(statuses, [200, 200, 429]);
     let dead = call_fails(&http, &bases[2]).await;
     assert!(dead, "the killed replica no longer answers");
 }

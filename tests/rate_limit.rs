@@ -204,3 +204,118 @@ async fn redis_budget_is_shared_by_two_gateways_and_survives_an_outage() {
     open.stop().await;
     closed.stop().await;
 }
+
+fn rest_call(tool: &str, key: &str) -> http::Request<Body> {
+    http::Request::post("/api/v1/tools/call")
+        .header("content-type", "application/json")
+        .header("authorization", format!("Bearer {key}"))
+        .body(Body::from(format!(
+            r#"{{"tool":"{tool}","arguments":{{"text":"x","a":1,"b":2}}}}"#
+        )))
+        .unwrap()
+}
+
+/// Per-tool and per-server budgets on `tools/call`, and a `rateLimit` on an API key object.
+#[tokio::test]
+async fn per_tool_limits_and_api_key_budgets() {
+    let cfg = config(&format!(
+        "auth:\n  strategy: api-key\n  apiKeys:\n    - {{ name: alice, key: alice-key, rateLimit: 50 }}\n    - {{ name: bob, key: bob-key }}\nrateLimit:\n  limit: 1000\n  windowSeconds: 3600\n  tools:\n    - {{ match: \"t__echo\", limit: 2 }}\n    - {{ match: \"t__*\", limit: 3, perKey: false }}\nservers:\n{}",
+        test_server_yaml("t", &[], "")
+    ));
+    let gw = Gateway::new(cfg).unwrap();
+    gw.start().await.unwrap();
+    let router = gw.router();
+    // The API key's own budget replaces the default one.
+    let a = send(&router, rest_call("t__echo", "alice-key"), None).await;
+    assert_eq!((a.status, a.header("x-ratelimit-limit")), (200, Some("50")));
+    let b = send(&router, rest_call("t__echo", "bob-key"), None).await;
+    assert_eq!(
+        (b.status, b.header("x-ratelimit-limit")),
+        (200, Some("1000"))
+    );
+    // echo: two per caller.
+    assert_eq!(
+        send(&router, rest_call("echo", "alice-key"), None)
+            .await
+            .status,
+        200
+    );
+    let over = send(&router, rest_call("echo", "alice-key"), None).await;
+    assert_eq!(over.status, 429, "{}", over.body);
+    assert_eq!(over.body["error"]["code"], "rate_limited");
+    assert!(
+        over.header("retry-after")
+            .is_some_and(|s| s.parse::<u64>().unwrap() > 0)
+    );
+    assert_eq!(
+        send(&router, rest_call("t__echo", "bob-key"), None)
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        send(&router, rest_call("t__echo", "bob-key"), None)
+            .await
+            .status,
+        429
+    );
+    // The rest of server t: three calls for everybody together.
+    assert_eq!(
+        send(&router, rest_call("t__add", "alice-key"), None)
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        send(&router, rest_call("t__add", "bob-key"), None)
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        send(&router, rest_call("t__add", "alice-key"), None)
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        send(&router, rest_call("t__add", "bob-key"), None)
+            .await
+            .status,
+        429
+    );
+    // Over MCP the refusal is a JSON-RPC error, and the upstream never saw the call.
+    let body = r#"{"jsonrpc":"2.0","id":9,"method":"tools/call","params":{"name":"t__add","arguments":{"a":1,"b":2},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{},"io.modelcontextprotocol/clientInfo":{"name":"t","version":"1"}}}}"#;
+    let req = http::Request::post("/mcp")
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("authorization", "Bearer bob-key")
+        .header("mcp-protocol-version", "2026-07-28")
+        .header("mcp-method", "tools/call")
+        .header("mcp-name", "t__add")
+        .body(Body::from(body))
+        .unwrap();
+    let a = send(&router, req, None).await;
+    assert_eq!(
+        a.body["error"]["message"]
+            .as_str()
+            .map(|m| m.contains("rate limit")),
+        Some(true),
+        "{}",
+        a.body
+    );
+    let log = send(&router, get("/api/v1/requests?tool=add"), None).await;
+    assert_eq!(log.status, 401, "the request log needs a key too");
+    let req = http::Request::get("/api/v1/requests?tool=add&status=429")
+        .header("authorization", "Bearer bob-key")
+        .body(Body::empty())
+        .unwrap();
+    let log = send(&router, req, None).await;
+    assert_eq!(
+        log.body["requests"].as_array().map(Vec::len),
+        Some(2),
+        "{}",
+        log.body
+    );
+    gw.stop().await;
+}

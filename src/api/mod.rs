@@ -77,7 +77,9 @@ impl From<McpError> for ApiError {
             _ => None,
         };
         let retry_after = match &e {
-            McpError::RateLimited { retry_after_secs } => Some(*retry_after_secs),
+            McpError::RateLimited {
+                retry_after_secs, ..
+            } => Some(*retry_after_secs),
             _ => None,
         };
         Self {

@@ -256,6 +256,10 @@ pub struct NamedApiKey {
     /// Roles granted to holders of this key.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub roles: Vec<String>,
+    /// This key's own budget per `rateLimit.windowSeconds` (a `rateLimit.overrides` entry
+    /// for the same name wins).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<u64>,
 }
 
 /// JWT validation settings.
@@ -374,6 +378,27 @@ pub struct RateLimitConfig {
     /// by `role` (the largest matching role limit wins; a subject entry beats any role).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub overrides: Vec<RateLimitOverride>,
+    /// Per-tool and per-server budgets on `tools/call` (REST and MCP), on top of the
+    /// request budget; the first entry whose glob matches `<server>__<tool>` applies.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tools: Vec<ToolLimit>,
+}
+
+/// A budget for the calls of some tools.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ToolLimit {
+    /// Glob over `<server>__<tool>`: `github__*` (a server), `search__query` (a tool).
+    #[serde(rename = "match")]
+    pub pattern: String,
+    /// Calls allowed per window.
+    pub limit: u64,
+    /// Window length in seconds (default: `rateLimit.windowSeconds`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window_seconds: Option<u64>,
+    /// One budget per caller (default: `rateLimit.perKey`), else one for everybody.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_key: Option<bool>,
 }
 
 fn default_window() -> u64 {
@@ -972,6 +997,18 @@ impl Config {
             }
             if r.max_keys == 0 {
                 e("rateLimit.maxKeys".into(), "must be at least 1".into());
+            }
+            for (i, t) in r.tools.iter().enumerate() {
+                let p = format!("rateLimit.tools[{i}]");
+                if t.pattern.is_empty() {
+                    e(format!("{p}.match"), "must not be empty".into());
+                }
+                if t.limit == 0 {
+                    e(format!("{p}.limit"), "must be at least 1".into());
+                }
+                if t.window_seconds == Some(0) {
+                    e(format!("{p}.windowSeconds"), "must be at least 1".into());
+                }
             }
             for (i, o) in r.overrides.iter().enumerate() {
                 let p = format!("rateLimit.overrides[{i}]");

@@ -82,6 +82,8 @@ pub enum McpError {
     RateLimited {
         /// Seconds until budget frees up.
         retry_after_secs: u64,
+        /// The server whose per-tool budget ran out (`None`: the caller's request budget).
+        server: Option<Arc<str>>,
     },
     /// A bug or resource failure inside the gateway.
     #[error("internal error: {0}")]
@@ -138,6 +140,7 @@ impl McpError {
             | McpError::Timeout { server, .. }
             | McpError::Upstream { server, .. }
             | McpError::Rpc { server, .. } => Some(server),
+            McpError::RateLimited { server, .. } => server.as_ref(),
             _ => None,
         }
     }

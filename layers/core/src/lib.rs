@@ -20,6 +20,7 @@
 //! ```
 
 mod error;
+pub mod glob;
 pub mod jsonrpc;
 pub mod protocol;
 pub mod relay;
@@ -27,6 +28,7 @@ mod request;
 pub mod timeout;
 
 pub use error::McpError;
+pub use glob::Glob;
 pub use jsonrpc::{JsonRpcError, RequestId};
 pub use request::{Identity, ItemKind, McpRequest, McpResponse, ToolPolicy};
 

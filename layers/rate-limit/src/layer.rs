@@ -189,6 +189,13 @@ impl<K> RateLimitLayer<K> {
         let limit = key.limit().unwrap_or(self.shared.limit);
         self.shared.check(key, limit).await
     }
+
+    /// Decides at once with the in-memory backend (what its services do on every request);
+    /// `None` with the Redis backend, which needs [`RateLimitLayer::check`].
+    pub fn check_now(&self, key: &RateKey) -> Option<Verdict> {
+        let limit = key.limit().unwrap_or(self.shared.limit);
+        self.shared.check_now(key, limit)
+    }
 }
 
 impl<S, K: Clone> Layer<S> for RateLimitLayer<K> {

@@ -1,6 +1,6 @@
 //! Rate limiting for any HTTP service: a tower layer keyed by caller, with a sliding window
-//! in memory (lock-free, on [pingora-limits]' count-min estimator) or in Redis (one budget
-//! shared by every replica).
+//! in memory (lock-free count-min sketch with one cache line per key and window: one hash,
+//! two lines per decision, fixed memory) or in Redis (one budget shared by every replica).
 //!
 //! - **Keys**: by default the authenticated [`Identity`](mcp_gateway_core::Identity) an auth
 //!   layer put in the request extensions (`Arc<Identity>`), else the peer IP, else one
@@ -41,12 +41,12 @@
 //! # }
 //! ```
 //!
-//! [pingora-limits]: https://docs.rs/pingora-limits
 
 mod decision;
 mod future;
 mod key;
 mod layer;
+mod mcp;
 mod redis;
 mod service;
 mod window;
@@ -57,6 +57,7 @@ pub use decision::{
 pub use future::ResponseFuture;
 pub use key::{IdentityOrIp, KeyExtractor, Overrides, RateKey};
 pub use layer::{BuildError, ErrorFormat, RateLimitBuilder, RateLimitLayer, check_redis_url};
+pub use mcp::{McpRateLimit, McpRateLimitFuture, McpRateLimitLayer};
 pub use redis::FailMode;
 pub use service::RateLimit;
 

@@ -39,13 +39,12 @@
 //! ```
 
 mod future;
-pub(crate) mod glob;
 mod layer;
 mod policy;
 mod service;
 
 pub use future::ResponseFuture;
-pub use glob::Glob;
 pub use layer::AccessControlLayer;
+pub use mcp_gateway_core::Glob;
 pub use policy::{AccessPolicy, AccessRule};
 pub use service::{AccessControl, QualifiedNames, ResolveTool, Resolved};

@@ -1,6 +1,6 @@
 //! [`AccessPolicy`]: the [`ToolPolicy`] built from access rules.
 
-use super::glob::Glob;
+use mcp_gateway_core::Glob;
 use mcp_gateway_core::{Identity, ItemKind, ToolPolicy};
 
 /// One access rule: whom it applies to (roles, subjects, API key names; `"*"` as a role

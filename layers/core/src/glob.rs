@@ -1,4 +1,5 @@
-//! Glob patterns over qualified tool names: `*` matches any run of characters (including
+//! Glob patterns over qualified names (`<server>__<tool>`), shared by access rules and
+//! per-tool rate limits: `*` matches any run of characters (including
 //! none and including `__`), `?` exactly one; everything else matches itself.
 
 /// A compiled glob pattern.
