@@ -2,7 +2,10 @@
 
 use crate::config::{Config, ServerConfig, TransportKind};
 use mcp_gateway_auth::{AccessControl, AccessControlLayer, AccessPolicy, Resolved};
-use mcp_gateway_core::{McpError, ToolPolicy};
+use mcp_gateway_core::{McpError, McpRequest, ToolPolicy};
+use mcp_gateway_health::{
+    Health, HealthGate, HealthLayer, HealthPolicy, HealthState, Probe, spawn_prober,
+};
 use mcp_gateway_metrics::{McpMetrics, McpMetricsLayer, Recorder};
 use mcp_gateway_rate_limit::McpRateLimit;
 use mcp_gateway_router::ToolRouter;
@@ -16,14 +19,16 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 use tower::Layer;
+use tower::ServiceExt;
 
 /// The MCP-plane stack every front end calls: metrics around access control around the
 /// router around the per-server upstream stacks. Access control sits inside the metrics so
 /// refused calls are counted (outcome `forbidden`) and logged with the caller.
 pub type McpService = McpMetrics<AccessControl<ToolRouter<ServerStack>>>;
 
-/// One server's stack as the router sees it: per-tool rate limits over the upstream.
-pub type ServerStack = McpRateLimit<UpstreamStack>;
+/// One server's stack as the router sees it: per-tool rate limits, then the health circuit
+/// breaker, over the upstream.
+pub type ServerStack = McpRateLimit<HealthGate<UpstreamStack>>;
 
 /// One configured server and, when it runs, its upstream.
 pub(crate) struct ServerSlot {
@@ -31,6 +36,8 @@ pub(crate) struct ServerSlot {
     pub(crate) upstream: Option<Upstream>,
     /// Why there is no upstream (disabled, unsupported transport).
     pub(crate) inactive: Option<&'static str>,
+    /// Its health, when health checks are on.
+    pub(crate) health: Option<Arc<Health>>,
 }
 
 /// How one server came up, as printed at start.
@@ -155,14 +162,24 @@ impl AppState {
                     ),
                 }
             };
+            let health = upstream
+                .as_ref()
+                .and_then(|_| health_policy(&config, s))
+                .map(|p| Health::new(s.id.as_str(), p));
+            let breaker = health
+                .clone()
+                .map_or_else(HealthLayer::disabled, HealthLayer::new);
             builder = match (&upstream, inactive) {
-                (Some(u), _) => builder.server(s.id.as_str(), tool_limits.layer(u.stack())),
+                (Some(u), _) => {
+                    builder.server(s.id.as_str(), tool_limits.layer(breaker.layer(u.stack())))
+                }
                 (None, reason) => builder.unavailable(s.id.as_str(), reason.unwrap_or("down")),
             };
             servers.push(ServerSlot {
                 config: s.clone(),
                 upstream,
                 inactive,
+                health,
             });
         }
         let router = builder.build();
@@ -193,6 +210,9 @@ impl AppState {
         for slot in &state.servers {
             if let Some(u) = &slot.upstream {
                 tokio::spawn(sync_catalog(u.clone(), Arc::downgrade(&state)));
+                if let Some(h) = &slot.health {
+                    watch_health(u.clone(), h.clone(), state.stop.clone());
+                }
             }
         }
         tokio::spawn(expire_log(state.clone()));
@@ -291,6 +311,129 @@ fn upstream_config(s: &ServerConfig) -> Option<UpstreamConfig> {
     Some(cfg)
 }
 
+/// Prometheus series of the health checks: state per server (one-hot) and transitions.
+pub(crate) fn health_prometheus(st: &AppState) -> String {
+    use std::fmt::Write;
+    let mut state = String::from(
+        "# HELP mcp_gateway_upstream_health 1 for the server's current health state (from its health checks).\n# TYPE mcp_gateway_upstream_health gauge\n",
+    );
+    let mut moves = String::from(
+        "# HELP mcp_gateway_upstream_health_transitions_total Health state changes, by the state entered.\n# TYPE mcp_gateway_upstream_health_transitions_total counter\n",
+    );
+    let mut any = false;
+    for slot in &st.servers {
+        let Some(h) = &slot.health else { continue };
+        any = true;
+        let id = slot.config.id.replace('"', "");
+        let snap = h.snapshot();
+        for s in HealthState::ALL {
+            let _ = writeln!(
+                state,
+                "mcp_gateway_upstream_health{{server=\"{id}\",state=\"{}\"}} {}",
+                s.as_str(),
+                u8::from(snap.state == s)
+            );
+        }
+        for (to, n) in [
+            ("healthy", snap.transitions.healthy),
+            ("degraded", snap.transitions.degraded),
+            ("unhealthy", snap.transitions.unhealthy),
+        ] {
+            let _ = writeln!(
+                moves,
+                "mcp_gateway_upstream_health_transitions_total{{server=\"{id}\",to=\"{to}\"}} {n}"
+            );
+        }
+    }
+    if any {
+        state.push_str(&moves);
+        state
+    } else {
+        String::new()
+    }
+}
+
+/// The health policy of server `s` (its `healthCheck` over the gateway's), `None` when
+/// checks are off.
+fn health_policy(config: &Config, s: &ServerConfig) -> Option<HealthPolicy> {
+    let h = s.health_check.as_ref().map_or_else(
+        || config.health_check.clone(),
+        |h| h.over(&config.health_check),
+    );
+    if h.enabled == Some(false) {
+        return None;
+    }
+    let d = HealthPolicy::default();
+    Some(HealthPolicy {
+        interval: h.interval_seconds.map_or(d.interval, Duration::from_secs),
+        timeout: h.timeout_ms.map_or(d.timeout, Duration::from_millis),
+        degraded_latency: h
+            .degraded_latency_ms
+            .map_or(d.degraded_latency, Duration::from_millis),
+        unhealthy_after: h.unhealthy_after.unwrap_or(d.unhealthy_after),
+        restart_after: h.restart_after.unwrap_or(d.restart_after),
+    })
+}
+
+/// Probes `u` for `health` (MCP `ping`; `tools/list` for a server that has no `ping`),
+/// restarts it when it stops answering, and starts from healthy whenever it comes up.
+fn watch_health(u: Upstream, health: Arc<Health>, stop: CancellationToken) {
+    use std::sync::atomic::AtomicBool;
+    let no_ping = Arc::new(AtomicBool::new(false));
+    let probe: Probe = {
+        let u = u.clone();
+        Arc::new(move || {
+            let svc = u.service();
+            let no_ping = no_ping.clone();
+            Box::pin(async move {
+                let method = if no_ping.load(Ordering::Relaxed) {
+                    "tools/list"
+                } else {
+                    "ping"
+                };
+                match svc.clone().oneshot(McpRequest::new(method, None)).await {
+                    Ok(_) => Ok(()),
+                    Err(McpError::Rpc { error, .. })
+                        if error.code == -32601 && method == "ping" =>
+                    {
+                        no_ping.store(true, Ordering::Relaxed);
+                        svc.oneshot(McpRequest::new("tools/list", None))
+                            .await
+                            .map(|_| ())
+                            .map_err(|e| e.to_string())
+                    }
+                    Err(e) => Err(e.to_string()),
+                }
+            })
+        })
+    };
+    let ready = {
+        let u = u.clone();
+        move || u.status().state == mcp_gateway_upstream::State::Ready
+    };
+    let restart = {
+        let u = u.clone();
+        move || u.restart()
+    };
+    spawn_prober(health.clone(), probe, ready, restart, stop.clone());
+    tokio::spawn(async move {
+        let mut rx = u.subscribe();
+        let mut was_ready = rx.borrow().state == mcp_gateway_upstream::State::Ready;
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                r = rx.changed() => if r.is_err() { return },
+            }
+            let ready = rx.borrow_and_update().state == mcp_gateway_upstream::State::Ready;
+            if ready && !was_ready {
+                // A fresh process or connection: judge it by its own probes.
+                health.reset();
+            }
+            was_ready = ready;
+        }
+    });
+}
+
 /// Keeps the router's catalog in step with an upstream's tool list and announces changes.
 async fn sync_catalog(u: Upstream, state: std::sync::Weak<AppState>) {
     let mut rx = u.subscribe();
@@ -338,8 +481,13 @@ pub(crate) fn status_word(slot: &ServerSlot) -> (&'static str, Option<UpstreamSt
         None => ("down", None),
         Some(u) => {
             let st = u.status();
+            let health = slot.health.as_ref().map(|h| h.state());
             let w = match st.state {
-                mcp_gateway_upstream::State::Ready => "healthy",
+                mcp_gateway_upstream::State::Ready => match health {
+                    Some(HealthState::Unhealthy) => "unhealthy",
+                    Some(HealthState::Degraded) => "degraded",
+                    _ => "healthy",
+                },
                 mcp_gateway_upstream::State::Starting => "starting",
                 mcp_gateway_upstream::State::Down => "down",
                 mcp_gateway_upstream::State::Stopped => "stopped",

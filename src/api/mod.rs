@@ -164,7 +164,22 @@ async fn ready(State(st): State<AppRef>) -> Response {
         })
         .map(|s| s.config.id.as_str())
         .collect();
-    if starting.is_empty() {
+    let enabled = || st.servers.iter().filter(|s| s.config.enabled);
+    let healthy = enabled().filter(|s| status_word(s).0 == "healthy").count();
+    let total = enabled().count();
+    let unready = match st.config.readiness {
+        crate::config::Readiness::Started => None,
+        crate::config::Readiness::Any if healthy == 0 && total > 0 => {
+            Some("no server is healthy (readiness: any)".to_string())
+        }
+        crate::config::Readiness::All if healthy < total => Some(format!(
+            "{healthy} of {total} servers healthy (readiness: all)"
+        )),
+        _ => None,
+    };
+    if let Some(why) = unready {
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", why).into_response()
+    } else if starting.is_empty() {
         (StatusCode::OK, "ready").into_response()
     } else {
         ApiError::new(
@@ -202,6 +217,15 @@ fn server_json(st: &AppState, slot: &crate::state::ServerSlot) -> Value {
                 && let Some(r) = s.reason
             {
                 v["error"] = json!(r);
+            }
+            if let Some(h) = &slot.health {
+                let snap = h.snapshot();
+                if word == "unhealthy"
+                    && let Some(e) = &snap.last_error
+                {
+                    v["error"] = json!(e);
+                }
+                v["health"] = serde_json::to_value(snap).unwrap_or(Value::Null);
             }
         }
         None => {
@@ -464,6 +488,7 @@ fn prometheus_text(st: &AppState) -> Response {
         }
     }
     text.push_str(&restarts);
+    text.push_str(&crate::state::health_prometheus(st));
     (
         [(
             header::CONTENT_TYPE,

@@ -65,6 +65,13 @@ pub struct Config {
     /// Seconds of inactivity after which an MCP session is dropped.
     #[serde(default = "default_session_idle")]
     pub session_idle_timeout: u64,
+    /// Health checks of every server (each server may override any key).
+    #[serde(default, skip_serializing_if = "HealthCheckConfig::is_unset")]
+    pub health_check: HealthCheckConfig,
+    /// When `/readyz` says ready: `started` (no server still in its first start), `any`
+    /// (at least one server healthy) or `all` (every enabled server healthy).
+    #[serde(default)]
+    pub readiness: Readiness,
     /// Running several replicas behind one load balancer (sealed session ids, Redis).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cluster: Option<ClusterConfig>,
@@ -115,6 +122,8 @@ impl Default for Config {
             shutdown_timeout: default_shutdown_ms(),
             tool_naming: ToolNaming::default(),
             session_idle_timeout: default_session_idle(),
+            health_check: HealthCheckConfig::default(),
+            readiness: Readiness::default(),
             cluster: None,
             servers: Vec::new(),
         }
@@ -444,6 +453,64 @@ pub enum RateLimitBackend {
     Redis,
 }
 
+/// Health checks: an MCP `ping` (a `tools/list` for servers without `ping`) every
+/// `intervalSeconds`; unset keys take the gateway's value, then the default.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HealthCheckConfig {
+    /// Probe at all (default `true`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    /// Seconds between probes (default 30).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval_seconds: Option<u64>,
+    /// A probe unanswered after this many milliseconds fails (default 5000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
+    /// A probe slower than this many milliseconds makes the server degraded (default 2000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub degraded_latency_ms: Option<u64>,
+    /// Failed probes in a row that make the server unhealthy: its calls then fail fast with
+    /// 503 until a probe succeeds (default 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unhealthy_after: Option<u32>,
+    /// Failed probes in a row after which the server is restarted (stdio: the process;
+    /// network: the connection); 0 never (default 3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restart_after: Option<u32>,
+}
+
+impl HealthCheckConfig {
+    fn is_unset(&self) -> bool {
+        *self == Self::default()
+    }
+
+    /// `self` with unset keys taken from `base`.
+    pub fn over(&self, base: &HealthCheckConfig) -> HealthCheckConfig {
+        HealthCheckConfig {
+            enabled: self.enabled.or(base.enabled),
+            interval_seconds: self.interval_seconds.or(base.interval_seconds),
+            timeout_ms: self.timeout_ms.or(base.timeout_ms),
+            degraded_latency_ms: self.degraded_latency_ms.or(base.degraded_latency_ms),
+            unhealthy_after: self.unhealthy_after.or(base.unhealthy_after),
+            restart_after: self.restart_after.or(base.restart_after),
+        }
+    }
+}
+
+/// When the gateway reports itself ready on `/readyz`.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Readiness {
+    /// No enabled server is still in its first start.
+    #[default]
+    Started,
+    /// At least one server is healthy.
+    Any,
+    /// Every enabled server is healthy.
+    All,
+}
+
 /// Headers for some callers' calls to one server, chosen by identity.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -601,6 +668,9 @@ pub struct ServerConfig {
     /// Prefix of this server's tools on the MCP endpoint (default: the id; `""` for none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tool_prefix: Option<String>,
+    /// This server's health-check settings, over the gateway's `healthCheck`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_check: Option<HealthCheckConfig>,
 }
 
 impl ServerConfig {
@@ -887,6 +957,9 @@ impl Config {
                     }
                 }
             }
+            if let Some(h) = &s.health_check {
+                check_health(&mut e, &p("healthCheck"), h);
+            }
             for (j, c) in s.credentials.iter().enumerate() {
                 let cp = p(&format!("credentials[{j}]"));
                 if s.transport != TransportKind::StreamableHttp {
@@ -1061,6 +1134,7 @@ impl Config {
                 );
             }
         }
+        check_health(&mut e, "healthCheck", &self.health_check);
         if self.session_idle_timeout == 0 {
             e(
                 "sessionIdleTimeout".into(),
@@ -1166,3 +1240,22 @@ fn walk(v: &serde_json::Value, path: String, out: &mut Vec<(String, String)>) {
 
 #[cfg(test)]
 mod tests;
+
+/// Range checks of a `healthCheck` section at `path`.
+fn check_health(e: &mut impl FnMut(String, String), path: &str, h: &HealthCheckConfig) {
+    if h.interval_seconds == Some(0) {
+        e(
+            format!("{path}.intervalSeconds"),
+            "must be at least 1".into(),
+        );
+    }
+    if h.timeout_ms == Some(0) {
+        e(format!("{path}.timeoutMs"), "must be at least 1".into());
+    }
+    if h.unhealthy_after == Some(0) {
+        e(
+            format!("{path}.unhealthyAfter"),
+            "must be at least 1".into(),
+        );
+    }
+}

@@ -77,6 +77,8 @@ pub(crate) struct Shared {
     status: watch::Sender<UpstreamStatus>,
     restarts: AtomicU64,
     shutdown: CancellationToken,
+    /// Asks the running connection to end so the server restarts (it stopped answering).
+    restart: tokio::sync::Notify,
     /// `config.credentials`, each with its headers built once.
     credentials: Vec<(crate::config::Credential, Arc<http::HeaderMap>)>,
 }
@@ -182,6 +184,7 @@ impl Upstream {
             status,
             restarts: AtomicU64::new(0),
             shutdown: CancellationToken::new(),
+            restart: tokio::sync::Notify::new(),
         });
         tokio::spawn(supervise(shared.clone()));
         Self { shared }
@@ -237,6 +240,13 @@ impl Upstream {
         let mut rx = self.subscribe();
         let _ = tokio::time::timeout(limit, rx.wait_for(|s| s.state != State::Starting)).await;
         self.status()
+    }
+
+    /// Restarts a server that is up but stopped answering: its pending calls fail, the
+    /// process (or connection) is ended, and the usual restart with backoff follows. Does
+    /// nothing while the server is not up.
+    pub fn restart(&self) {
+        self.shared.restart.notify_waiters();
     }
 
     /// Stops the server for good: pending calls fail, the process is terminated.
@@ -381,6 +391,12 @@ async fn run_once(shared: &Arc<Shared>) -> Exit {
                 let how = link.reap().await;
                 conn.close(&how);
                 return Exit::Failed(how);
+            }
+            _ = shared.restart.notified() => {
+                *shared.conn.write().expect("conn lock poisoned") = None;
+                conn.close("restarted: the server stopped answering health checks");
+                let how = link.terminate(Duration::from_millis(500)).await;
+                return Exit::Failed(format!("restarted after failing health checks ({how})"));
             }
             _ = shared.shutdown.cancelled() => {
                 *shared.conn.write().expect("conn lock poisoned") = None;
