@@ -23,6 +23,7 @@ type AppRef = Arc<AppState>;
 
 /// Builds the REST routes over the shared state (everything but the probes).
 pub(crate) fn routes(state: AppRef) -> Router {
+    configure_recorder(&state);
     Router::new()
         .route("/api/v1/health", get(health))
         .route("/api/v1/servers", get(list_servers))
@@ -433,9 +434,53 @@ fn cluster_summary(st: &AppState) -> Value {
     })
 }
 
+/// Applies `monitor` (request-log bodies, redaction, retention, series bound) to the
+/// recorder and lets it label in-flight calls by the server the router picks.
+// TODO(wiring): belongs in `AppState::spawn`, next to `Recorder::new`; here so the
+// gateway's router always applies it.
+fn configure_recorder(st: &AppState) {
+    let m = &st.config.monitor;
+    st.recorder
+        .configure(&mcp_gateway_metrics::RecorderOptions {
+            log_bodies: m.log_bodies,
+            redact: m.redact.clone(),
+            body_limit: 4096,
+            retention: std::time::Duration::from_secs(m.retention_hours.max(1) * 3600),
+            max_series: m.max_series,
+        });
+    let router = st.router.clone();
+    st.recorder.set_resolver(move |name, server| {
+        router
+            .resolve_tool(name, server)
+            .ok()
+            .map(|r| r.server.clone())
+    });
+}
+
+/// Width of a `?bucket=` in minutes.
+fn bucket_minutes(b: &str) -> Option<u64> {
+    let (n, unit) = b.split_at(b.find(|c: char| !c.is_ascii_digit())?);
+    let n: u64 = n.parse().ok().filter(|n| *n > 0)?;
+    match unit {
+        "m" => Some(n),
+        "h" => n.checked_mul(60),
+        "d" => n.checked_mul(1440),
+        _ => None,
+    }
+}
+
+fn prometheus_disabled() -> Response {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "disabled",
+        "Prometheus metrics are off (monitor.prometheus: false); GET /api/v1/metrics serves JSON",
+    )
+    .into_response()
+}
+
 async fn metrics(State(st): State<AppRef>, q: QueryResult, headers: HeaderMap) -> Response {
-    let format = match query_params(q, &["format"]) {
-        Ok(mut m) => m.remove("format"),
+    let (format, bucket) = match query_params(q, &["format", "bucket"]) {
+        Ok(mut m) => (m.remove("format"), m.remove("bucket")),
         Err(e) => return e.into_response(),
     };
     if let Some(f) = format
@@ -449,16 +494,34 @@ async fn metrics(State(st): State<AppRef>, q: QueryResult, headers: HeaderMap) -
         )
         .into_response();
     }
+    let bucket = match bucket.as_deref().map(|b| (b, bucket_minutes(b))) {
+        None => None,
+        Some((_, Some(m))) => Some(m),
+        Some((b, None)) => {
+            return ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                format!("bucket={b:?}: use a width such as 1m, 5m, 15m, 1h or 1d"),
+            )
+            .into_response();
+        }
+    };
     let wants_text = format.as_deref() == Some("prometheus")
-        || headers
-            .get(header::ACCEPT)
-            .and_then(|a| a.to_str().ok())
-            .is_some_and(|a| a.contains("text/plain") && !a.contains("application/json"));
+        || (format.is_none()
+            && headers
+                .get(header::ACCEPT)
+                .and_then(|a| a.to_str().ok())
+                .is_some_and(|a| a.contains("text/plain") && !a.contains("application/json")));
     if wants_text {
+        if !st.config.monitor.prometheus {
+            return prometheus_disabled();
+        }
         return prometheus_text(&st);
     }
     let snap = st.recorder.snapshot();
     let mut v = serde_json::to_value(&snap).unwrap_or(Value::Null);
+    v["window"] = serde_json::to_value(st.recorder.window(bucket)).unwrap_or(Value::Null);
+    v["mcpSessions"] = json!(st.mcp_sessions());
     v["requestLog"] = json!({
         "enabled": st.recorder.log().enabled(),
         "entries": st.recorder.log().len(),
@@ -468,23 +531,29 @@ async fn metrics(State(st): State<AppRef>, q: QueryResult, headers: HeaderMap) -
 }
 
 fn prometheus_text(st: &AppState) -> Response {
+    use mcp_gateway_metrics::escape;
+    use std::fmt::Write;
     let mut text = st.recorder.prometheus();
+    text.push_str("# HELP mcp_gateway_mcp_sessions Live downstream MCP sessions.\n# TYPE mcp_gateway_mcp_sessions gauge\n");
+    let _ = writeln!(text, "mcp_gateway_mcp_sessions {}", st.mcp_sessions());
     text.push_str("# HELP mcp_gateway_upstream_up 1 when the server is ready.\n# TYPE mcp_gateway_upstream_up gauge\n");
     let mut restarts = String::from(
         "# HELP mcp_gateway_upstream_restarts_total Restarts after failures.\n# TYPE mcp_gateway_upstream_restarts_total counter\n",
     );
     for slot in &st.servers {
         let (word, status) = status_word(slot);
-        let id = slot.config.id.replace('"', "");
-        text.push_str(&format!(
-            "mcp_gateway_upstream_up{{server=\"{id}\"}} {}\n",
+        let id = escape(&slot.config.id);
+        let _ = writeln!(
+            text,
+            "mcp_gateway_upstream_up{{server=\"{id}\"}} {}",
             u8::from(word == "healthy")
-        ));
+        );
         if let Some(s) = status {
-            restarts.push_str(&format!(
-                "mcp_gateway_upstream_restarts_total{{server=\"{id}\"}} {}\n",
+            let _ = writeln!(
+                restarts,
+                "mcp_gateway_upstream_restarts_total{{server=\"{id}\"}} {}",
                 s.restarts
-            ));
+            );
         }
     }
     text.push_str(&restarts);
@@ -501,12 +570,7 @@ fn prometheus_text(st: &AppState) -> Response {
 
 async fn prometheus(State(st): State<AppRef>) -> Response {
     if !st.config.monitor.prometheus {
-        return ApiError::new(
-            StatusCode::NOT_FOUND,
-            "disabled",
-            "Prometheus metrics are off (monitor.prometheus: false)",
-        )
-        .into_response();
+        return prometheus_disabled();
     }
     prometheus_text(&st)
 }

@@ -572,6 +572,26 @@ pub struct MonitorConfig {
     /// How long metrics and log entries are kept, in hours.
     #[serde(default = "default_retention")]
     pub retention_hours: u64,
+    /// Keep argument and result bodies (redacted, at most 4 KiB each) in the request log.
+    #[serde(default)]
+    pub log_bodies: bool,
+    /// Object keys whose values are replaced by `"[REDACTED]"` in logged bodies (any depth,
+    /// case-insensitive).
+    #[serde(default = "default_redact")]
+    pub redact: Vec<String>,
+    /// Most distinct (server, tool) metric label pairs; calls past it count under
+    /// `tool="_other"`.
+    #[serde(default = "default_max_series")]
+    pub max_series: usize,
+}
+
+fn default_redact() -> Vec<String> {
+    ["password", "token", "secret", "apiKey", "authorization"]
+        .map(String::from)
+        .to_vec()
+}
+fn default_max_series() -> usize {
+    10_000
 }
 
 fn default_log_size() -> usize {
@@ -588,6 +608,9 @@ impl Default for MonitorConfig {
             request_log_size: default_log_size(),
             prometheus: true,
             retention_hours: default_retention(),
+            log_bodies: false,
+            redact: default_redact(),
+            max_series: default_max_series(),
         }
     }
 }
@@ -1143,6 +1166,12 @@ impl Config {
         }
         if self.monitor.request_log_size == 0 {
             e("monitor.requestLogSize".into(), "must be at least 1".into());
+        }
+        if self.monitor.retention_hours == 0 {
+            e("monitor.retentionHours".into(), "must be at least 1".into());
+        }
+        if self.monitor.max_series == 0 {
+            e("monitor.maxSeries".into(), "must be at least 1".into());
         }
         // Auth settings are checked by building them (keys, algorithms, PEM files, URLs).
         let auth_flagged = errors

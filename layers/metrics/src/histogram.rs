@@ -5,7 +5,7 @@ use std::time::Duration;
 
 const SUB: usize = 4;
 const POWERS: usize = 32;
-const BUCKETS: usize = SUB * POWERS;
+pub(crate) const BUCKETS: usize = SUB * POWERS;
 
 /// Latency histogram: ~19 % relative bucket width from 1 µs to over an hour.
 pub struct Histogram {
@@ -95,6 +95,33 @@ impl Histogram {
         self.max_us()
     }
 
+    /// Non-empty buckets as (index, count).
+    pub(crate) fn nonzero(&self) -> Vec<(u16, u64)> {
+        self.buckets
+            .iter()
+            .enumerate()
+            .map(|(i, b)| (i as u16, b.load(Ordering::Relaxed)))
+            .filter(|(_, n)| *n > 0)
+            .collect()
+    }
+
+    /// Empties the histogram, returning its non-empty buckets, sum and max (µs).
+    pub(crate) fn take(&self) -> (Vec<(u16, u64)>, u64, u64) {
+        let buckets = self
+            .buckets
+            .iter()
+            .enumerate()
+            .map(|(i, b)| (i as u16, b.swap(0, Ordering::Relaxed)))
+            .filter(|(_, n)| *n > 0)
+            .collect();
+        self.count.store(0, Ordering::Relaxed);
+        (
+            buckets,
+            self.sum_us.swap(0, Ordering::Relaxed),
+            self.max_us.swap(0, Ordering::Relaxed),
+        )
+    }
+
     /// Cumulative counts at each of `bounds_us` (for Prometheus `le` buckets).
     pub fn cumulative(&self, bounds_us: &[u64]) -> Vec<u64> {
         let mut out = vec![0; bounds_us.len()];
@@ -112,6 +139,23 @@ impl Histogram {
         }
         out
     }
+}
+
+/// The `q` quantile (µs) of plain bucket counts (as in [`Histogram::quantile_us`]).
+pub(crate) fn quantile_of(counts: &[u64], max_us: u64, q: f64) -> u64 {
+    let n: u64 = counts.iter().sum();
+    if n == 0 {
+        return 0;
+    }
+    let rank = ((q.clamp(0.0, 1.0) * n as f64).ceil() as u64).max(1);
+    let mut seen = 0;
+    for (i, c) in counts.iter().enumerate() {
+        seen += c;
+        if seen >= rank {
+            return upper(i).min(max_us);
+        }
+    }
+    max_us
 }
 
 #[cfg(test)]

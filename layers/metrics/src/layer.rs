@@ -1,10 +1,11 @@
 //! The tower layer that records every MCP-plane call.
 
-use crate::log::LogEntry;
-use crate::recorder::{Outcome, Recorder};
+use crate::log::{LogEntry, log_body};
+use crate::recorder::{InFlight, Outcome, Recorder};
 use mcp_gateway_core::{McpError, McpRequest, McpResponse};
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Instant, SystemTime};
 use tower::{Layer, Service};
@@ -14,6 +15,38 @@ use tower::{Layer, Service};
 pub struct CallInfo {
     /// `rest` or `mcp`.
     pub transport: &'static str,
+}
+
+/// Ids that tie a request-log entry to the caller's request and trace; front ends put it
+/// in the request's extensions next to [`CallInfo`].
+#[derive(Clone, Debug, Default)]
+pub struct RequestIds {
+    /// The caller's id for the request (the JSON-RPC id on `/mcp`, an `X-Request-Id`).
+    pub request_id: Option<String>,
+    /// W3C trace id (32 lowercase hex digits).
+    pub trace_id: Option<String>,
+}
+
+impl RequestIds {
+    /// The trace id of a W3C `traceparent` header value (`00-<trace id>-<span id>-<flags>`),
+    /// if it is well formed and not all zeros.
+    pub fn trace_id_of(traceparent: &str) -> Option<String> {
+        let mut parts = traceparent.trim().split('-');
+        let (version, trace, span, flags) =
+            (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+        let hex = |s: &str, n: usize| {
+            s.len() == n && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+        };
+        let ok = hex(version, 2)
+            && version != "ff"
+            && hex(trace, 32)
+            && hex(span, 16)
+            && hex(flags, 2)
+            && trace.bytes().any(|b| b != b'0')
+            && span.bytes().any(|b| b != b'0')
+            && (version != "00" || parts.next().is_none());
+        ok.then(|| trace.to_string())
+    }
 }
 
 /// Records calls into a [`Recorder`].
@@ -59,8 +92,34 @@ where
     }
 
     fn call(&mut self, req: McpRequest) -> Self::Future {
-        let tool = if req.method() == "tools/call" {
+        let is_call = req.method() == "tools/call";
+        let tool = if is_call {
             req.tool_name().ok().flatten().map(|t| t.into_owned())
+        } else {
+            None
+        };
+        // The server this call will most likely go to, for the in-flight gauge.
+        let target: Option<Arc<str>> = match &tool {
+            Some(t) => self.recorder.resolve(t, req.server.as_deref()),
+            None => req.server.clone(),
+        };
+        let in_flight = self.recorder.begin(target.as_deref().unwrap_or("-"));
+        let ids = req.extensions.get::<RequestIds>();
+        let arguments = if self.recorder.log_bodies() {
+            req.params().map(|p| {
+                let (fields, limit) = self.recorder.body_policy();
+                #[derive(serde::Deserialize)]
+                struct Args<'a> {
+                    #[serde(borrow)]
+                    arguments: Option<&'a serde_json::value::RawValue>,
+                }
+                let raw = match serde_json::from_str::<Args<'_>>(p.get()) {
+                    Ok(Args { arguments: Some(a) }) if is_call => a.get(),
+                    _ if is_call => "{}",
+                    _ => p.get(),
+                };
+                log_body(raw, &fields, limit)
+            })
         } else {
             None
         };
@@ -74,8 +133,13 @@ where
                 .extensions
                 .get::<CallInfo>()
                 .map_or("mcp", |c| c.transport),
+            request_id: ids.and_then(|i| i.request_id.clone()),
+            trace_id: ids.and_then(|i| i.trace_id.clone()),
+            arguments,
+            target,
             at: SystemTime::now(),
             start: Instant::now(),
+            _in_flight: in_flight,
         };
         ResponseFuture {
             inner: self.inner.call(req),
@@ -91,8 +155,15 @@ struct Call {
     server: Option<String>,
     identity: Option<String>,
     transport: &'static str,
+    request_id: Option<String>,
+    trace_id: Option<String>,
+    arguments: Option<serde_json::Value>,
+    /// The server the call was resolved to before it was sent.
+    target: Option<Arc<str>>,
     at: SystemTime,
     start: Instant,
+    /// Counts the call in flight until the call is dropped.
+    _in_flight: InFlight,
 }
 
 impl Call {
@@ -120,7 +191,12 @@ impl Call {
                 Some(e.to_string()),
             ),
         };
-        let server = server.or(self.server).unwrap_or_else(|| "-".into());
+        // A refused call (forbidden, say) may not name its server: use the one it was
+        // resolved to.
+        let server = server
+            .or(self.server)
+            .or_else(|| self.target.as_deref().map(str::to_string))
+            .unwrap_or_else(|| "-".into());
         // A qualified name (`fs__read`) is recorded under the name the server knows.
         let tool = self.tool.map(|t| {
             match t
@@ -131,12 +207,22 @@ impl Call {
                 None => t,
             }
         });
-        let label = tool.as_deref().unwrap_or(&self.method);
-        self.recorder.record(&server, label, outcome, elapsed);
+        self.recorder
+            .record(&server, &self.method, tool.as_deref(), outcome, elapsed);
         let log = self.recorder.log();
         if log.enabled() {
+            let result = match res {
+                Some(Ok(r)) if self.arguments.is_some() || self.recorder.log_bodies() => {
+                    let (fields, limit) = self.recorder.body_policy();
+                    Some(log_body(r.result.get(), &fields, limit))
+                }
+                _ => None,
+            };
+            let id = log.next_id();
             log.push(LogEntry {
-                id: log.next_id(),
+                id,
+                request_id: self.request_id.unwrap_or_else(|| id.to_string()),
+                trace_id: self.trace_id,
                 time: crate::rfc3339(self.at),
                 at: self.at,
                 transport: self.transport,
@@ -148,6 +234,8 @@ impl Call {
                 status,
                 duration_ms: elapsed.as_secs_f64() * 1000.0,
                 error,
+                arguments: self.arguments,
+                result,
             });
         }
     }
@@ -209,5 +297,82 @@ mod tests {
         assert!(!is_tool_error(
             r#"{"content":[{"type":"text","text":"\"isError\":true"}]}"#
         ));
+    }
+
+    #[test]
+    fn reads_traceparent() {
+        let t = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        assert_eq!(
+            RequestIds::trace_id_of(t).as_deref(),
+            Some("4bf92f3577b34da6a3ce929d0e0e4736")
+        );
+        for bad in [
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+            "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7",
+            "",
+        ] {
+            assert_eq!(RequestIds::trace_id_of(bad), None, "{bad}");
+        }
+    }
+
+    #[tokio::test]
+    async fn counts_in_flight_and_logs_bodies() {
+        use tower::{ServiceExt, service_fn};
+        let recorder = Recorder::new(10);
+        recorder.configure(&crate::RecorderOptions {
+            log_bodies: true,
+            ..Default::default()
+        });
+        recorder.set_resolver(|_tool, _server| Some(Arc::from("fs")));
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let rx = Arc::new(tokio::sync::Mutex::new(Some(rx)));
+        let svc =
+            McpMetricsLayer::new(recorder.clone()).layer(service_fn(move |_r: McpRequest| {
+                let rx = rx.clone();
+                async move {
+                    if let Some(rx) = rx.lock().await.take() {
+                        let _ = rx.await;
+                    }
+                    let result = serde_json::value::RawValue::from_string(
+                        r#"{"content":[],"token":"t"}"#.into(),
+                    )
+                    .unwrap();
+                    Ok::<_, McpError>(McpResponse {
+                        result,
+                        server: Some("fs".into()),
+                    })
+                }
+            }));
+        let args = serde_json::value::RawValue::from_string(
+            r#"{"path":"/x","auth":{"password":"hunter2"}}"#.into(),
+        )
+        .unwrap();
+        let mut req = McpRequest::call_tool("read", Some(&args));
+        req.extensions.insert(RequestIds {
+            request_id: Some("7".into()),
+            trace_id: Some("ab".into()),
+        });
+        let pending = tokio::spawn(svc.clone().oneshot(req));
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        assert_eq!(recorder.in_flight("fs"), 1);
+        // a call dropped before its answer leaves the gauge too
+        let mut other = svc.clone();
+        let fut = Service::call(&mut other, McpRequest::call_tool("read", None));
+        assert_eq!(recorder.in_flight("fs"), 2);
+        drop(fut);
+        assert_eq!(recorder.in_flight("fs"), 1);
+        tx.send(()).unwrap();
+        pending.await.unwrap().unwrap();
+        assert_eq!(recorder.in_flight("fs"), 0);
+        let log = recorder.log().query(&Default::default());
+        let e = log.iter().find(|e| e.request_id == "7").unwrap();
+        assert_eq!(e.trace_id.as_deref(), Some("ab"));
+        assert_eq!(
+            e.arguments.as_ref().unwrap(),
+            &serde_json::json!({"path":"/x","auth":{"password":"[REDACTED]"}})
+        );
+        assert_eq!(e.result.as_ref().unwrap()["token"], "[REDACTED]");
     }
 }

@@ -1,10 +1,13 @@
 //! Call metrics and the request log for the MCP plane.
 //!
 //! [`McpMetricsLayer`] wraps any `Service<McpRequest>` (normally the tool router) and
-//! records, per server and tool: calls, outcomes and a latency histogram, plus one entry per
-//! call in a bounded ring ([`RequestLog`]). Recording is a few atomic adds behind a read
-//! lock; the ring takes a short mutex. Everything lives in one [`Recorder`] shared by every
-//! clone of the layer.
+//! records, per server and tool: calls, outcomes and a latency histogram; per server and
+//! MCP method: outcomes; per server: calls in flight; per minute: counts and latency over
+//! the retention window; plus one entry per call in a bounded ring ([`RequestLog`]).
+//! Recording is a few atomic adds behind an uncontended read lock, with no allocation once
+//! a (server, tool) pair has been seen; the ring takes a short mutex, and the per-minute
+//! ring one lock per minute. Everything lives in one [`Recorder`] shared by every clone of
+//! the layer, and [`Recorder::prometheus`] renders it as Prometheus text (format 0.0.4).
 //!
 //! ```
 //! use mcp_gateway_core::{McpError, McpRequest, McpResponse};
@@ -27,13 +30,17 @@ mod histogram;
 mod layer;
 mod log;
 mod recorder;
+mod window;
 
 pub use histogram::Histogram;
-pub use layer::{CallInfo, McpMetrics, McpMetricsLayer, ResponseFuture};
-pub use log::{LogEntry, LogQuery, RequestLog};
+pub use layer::{CallInfo, McpMetrics, McpMetricsLayer, RequestIds, ResponseFuture};
+pub use log::{LogEntry, LogQuery, REDACTED, RequestLog, log_body, redact};
 pub use recorder::{
-    Outcome, RateLimitCounts, RateLimitDecision, Recorder, Snapshot, StatsSnapshot, ToolSnapshot,
+    DEFAULT_MAX_SERIES, InFlight, METHODS, MethodSnapshot, OTHER, Outcome, RateLimitCounts,
+    RateLimitDecision, Recorder, RecorderOptions, Snapshot, StatsSnapshot, ToolSnapshot, escape,
+    method_label,
 };
+pub use window::{Bucket, WindowLatency, WindowReport, WindowStats};
 
 /// Formats a time as RFC 3339 UTC with milliseconds (`2026-11-25T21:29:07.123Z`).
 pub fn rfc3339(t: std::time::SystemTime) -> String {

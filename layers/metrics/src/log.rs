@@ -1,6 +1,7 @@
 //! A bounded ring of recent calls.
 
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -17,6 +18,12 @@ pub struct LogEntry {
     /// Start time, for filtering.
     #[serde(skip)]
     pub at: SystemTime,
+    /// The front end's id for the request (the JSON-RPC id on `/mcp`), else the sequence
+    /// number.
+    pub request_id: String,
+    /// W3C trace id (32 hex digits) from the caller's `traceparent`, when there was one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<String>,
     /// Front end that received it: `rest` or `mcp`.
     pub transport: &'static str,
     /// Caller's identity name, when authenticated.
@@ -38,6 +45,56 @@ pub struct LogEntry {
     /// Error message, if it failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Arguments (or params of other methods), redacted, with `monitor.logBodies` only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub arguments: Option<Value>,
+    /// Result, redacted, with `monitor.logBodies` only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub result: Option<Value>,
+}
+
+/// Replaced value of redacted fields.
+pub const REDACTED: &str = "[REDACTED]";
+
+/// Replaces the value of every object key in `fields` (case-insensitive, at any depth)
+/// with `"[REDACTED]"`.
+pub fn redact(v: &mut Value, fields: &[String]) {
+    match v {
+        Value::Object(map) => {
+            for (k, x) in map.iter_mut() {
+                if fields.iter().any(|f| f.eq_ignore_ascii_case(k)) {
+                    *x = Value::String(REDACTED.into());
+                } else {
+                    redact(x, fields);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|x| redact(x, fields)),
+        _ => {}
+    }
+}
+
+/// A body for the log: parsed, redacted, and kept as JSON when it fits in `limit` bytes,
+/// else cut to `limit` bytes and kept as a string ending in `…`. Bodies too large to be
+/// worth parsing (over 64 × `limit`) and bodies that are not JSON are not kept, only
+/// their size.
+pub fn log_body(raw: &str, fields: &[String], limit: usize) -> Value {
+    if raw.len() > limit.saturating_mul(64) {
+        return Value::String(format!("[{} bytes, not logged]", raw.len()));
+    }
+    let Ok(mut v) = serde_json::from_str::<Value>(raw) else {
+        return Value::String(format!("[{} bytes, not JSON]", raw.len()));
+    };
+    redact(&mut v, fields);
+    let text = v.to_string();
+    if text.len() <= limit {
+        return v;
+    }
+    let mut cut = limit;
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    Value::String(format!("{}…", &text[..cut]))
 }
 
 /// Filters for [`RequestLog::query`], as taken from `GET /api/v1/requests`.
@@ -60,6 +117,7 @@ pub struct LogQuery {
 #[derive(Debug)]
 pub struct RequestLog {
     capacity: usize,
+    retention_secs: AtomicU64,
     next_id: AtomicU64,
     entries: Mutex<VecDeque<LogEntry>>,
 }
@@ -69,6 +127,7 @@ impl RequestLog {
     pub fn new(capacity: usize) -> Self {
         Self {
             capacity,
+            retention_secs: AtomicU64::new(0),
             next_id: AtomicU64::new(1),
             entries: Mutex::new(VecDeque::with_capacity(capacity.min(4096))),
         }
@@ -84,21 +143,46 @@ impl RequestLog {
         self.next_id.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// Appends an entry, evicting the oldest when full.
+    /// Drops entries older than `max_age` on every push and query (zero keeps them all).
+    pub fn set_retention(&self, max_age: Duration) {
+        self.retention_secs
+            .store(max_age.as_secs(), Ordering::Relaxed);
+    }
+
+    fn retention_cutoff(&self) -> Option<SystemTime> {
+        match self.retention_secs.load(Ordering::Relaxed) {
+            0 => None,
+            s => SystemTime::now().checked_sub(Duration::from_secs(s)),
+        }
+    }
+
+    /// Appends an entry, evicting the oldest when full and those past retention.
     pub fn push(&self, entry: LogEntry) {
         if self.capacity == 0 {
             return;
         }
+        let cutoff = self.retention_cutoff();
         let mut q = self.entries.lock().expect("log lock poisoned");
         if q.len() == self.capacity {
             q.pop_front();
         }
+        if let Some(c) = cutoff {
+            while q.front().is_some_and(|e| e.at < c) {
+                q.pop_front();
+            }
+        }
         q.push_back(entry);
     }
 
-    /// Entries matching `q`, newest first.
+    /// Entries matching `q`, newest first (never older than the retention).
     pub fn query(&self, q: &LogQuery) -> Vec<LogEntry> {
-        let cutoff = q.since.map(|s| SystemTime::now() - Duration::from_secs(s));
+        let since = q
+            .since
+            .and_then(|s| SystemTime::now().checked_sub(Duration::from_secs(s)));
+        let cutoff = match (since, self.retention_cutoff()) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
         let limit = q.limit.unwrap_or(100);
         let entries = self.entries.lock().expect("log lock poisoned");
         entries
@@ -119,7 +203,9 @@ impl RequestLog {
 
     /// Drops entries older than `max_age`.
     pub fn expire(&self, max_age: Duration) {
-        let cutoff = SystemTime::now() - max_age;
+        let Some(cutoff) = SystemTime::now().checked_sub(max_age) else {
+            return;
+        };
         let mut q = self.entries.lock().expect("log lock poisoned");
         while q.front().is_some_and(|e| e.at < cutoff) {
             q.pop_front();
@@ -134,5 +220,86 @@ impl RequestLog {
     /// True when no entry is kept.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(id: u64, at: SystemTime) -> LogEntry {
+        LogEntry {
+            id,
+            request_id: id.to_string(),
+            trace_id: None,
+            time: crate::rfc3339(at),
+            at,
+            transport: "rest",
+            identity: None,
+            method: "tools/call".into(),
+            server: "s".into(),
+            tool: Some("t".into()),
+            outcome: "ok",
+            status: 200,
+            duration_ms: 1.0,
+            error: None,
+            arguments: None,
+            result: None,
+        }
+    }
+
+    #[test]
+    fn bound_and_retention() {
+        let log = RequestLog::new(3);
+        let now = SystemTime::now();
+        for i in 1..=5 {
+            log.push(entry(i, now));
+        }
+        let ids: Vec<u64> = log
+            .query(&LogQuery::default())
+            .iter()
+            .map(|e| e.id)
+            .collect();
+        assert_eq!(ids, [5, 4, 3]);
+        let log = RequestLog::new(3);
+        log.push(entry(1, now - Duration::from_secs(7200)));
+        log.push(entry(2, now));
+        assert_eq!(log.query(&LogQuery::default()).len(), 2, "no retention yet");
+        log.set_retention(Duration::from_secs(3600));
+        let ids: Vec<u64> = log
+            .query(&LogQuery::default())
+            .iter()
+            .map(|e| e.id)
+            .collect();
+        assert_eq!(ids, [2], "older than retention: not answered");
+        log.push(entry(3, now));
+        assert_eq!(log.len(), 2, "and dropped on the next push");
+    }
+
+    #[test]
+    fn redacts_at_any_depth_and_cuts() {
+        let fields = ["password", "apiKey"].map(String::from);
+        let v = log_body(
+            r#"{"user":"a","Password":"p","nested":[{"apikey":"k","ok":1}]}"#,
+            &fields,
+            4096,
+        );
+        assert_eq!(
+            v,
+            serde_json::json!({"user":"a","Password":REDACTED,"nested":[{"apikey":REDACTED,"ok":1}]})
+        );
+        let long = format!(r#"{{"text":"{}","password":"p"}}"#, "é".repeat(100));
+        let v = log_body(&long, &fields, 50);
+        let s = v.as_str().unwrap();
+        assert!(
+            s.ends_with('…') && s.len() <= 53 && !s.contains("\"p\""),
+            "{s}"
+        );
+        assert!(
+            log_body(&"x".repeat(10_000), &fields, 16)
+                .as_str()
+                .unwrap()
+                .contains("not logged")
+        );
     }
 }

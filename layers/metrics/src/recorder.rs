@@ -2,11 +2,51 @@
 
 use crate::histogram::Histogram;
 use crate::log::{LogEntry, RequestLog};
+use crate::window::{Window, WindowReport};
 use serde::Serialize;
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::{Duration, Instant, SystemTime};
+
+/// The `method` label values: the MCP methods the plane forwards, plus `_other`.
+pub const METHODS: [&str; 16] = [
+    "tools/call",
+    "tools/list",
+    "resources/read",
+    "resources/list",
+    "resources/templates/list",
+    "resources/subscribe",
+    "resources/unsubscribe",
+    "prompts/get",
+    "prompts/list",
+    "completion/complete",
+    "logging/setLevel",
+    "initialize",
+    "ping",
+    "server/discover",
+    "subscriptions/listen",
+    OTHER,
+];
+
+/// Label value that stands for everything past a cardinality bound.
+pub const OTHER: &str = "_other";
+
+/// Index of `method` in [`METHODS`] (unknown methods map to `_other`).
+fn method_index(method: &str) -> usize {
+    METHODS
+        .iter()
+        .position(|m| *m == method)
+        .unwrap_or(METHODS.len() - 1)
+}
+
+/// The bounded `method` label of an MCP method (`_other` for unknown ones).
+pub fn method_label(method: &str) -> &'static str {
+    METHODS[method_index(method)]
+}
+
+/// Default bound on distinct (server, tool) label pairs.
+pub const DEFAULT_MAX_SERIES: usize = 10_000;
 
 /// How a call ended; the label values of the outcome metric.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
@@ -181,7 +221,7 @@ pub struct StatsSnapshot {
     /// `errors / calls`.
     pub error_rate: f64,
     /// Calls per outcome (only non-zero ones).
-    pub outcomes: std::collections::BTreeMap<&'static str, u64>,
+    pub outcomes: BTreeMap<&'static str, u64>,
     /// Latency summary in milliseconds.
     pub latency_ms: LatencySnapshot,
 }
@@ -207,11 +247,25 @@ pub struct LatencySnapshot {
 pub struct ToolSnapshot {
     /// Server id (`-` when the call never reached a server).
     pub server: String,
-    /// Tool name (or the method for non-tool requests).
+    /// Tool name.
     pub tool: String,
     /// Its numbers.
     #[serde(flatten)]
     pub stats: StatsSnapshot,
+}
+
+/// Requests of one MCP method on one server.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MethodSnapshot {
+    /// Server id (`-` when the request did not go to one server).
+    pub server: String,
+    /// Method label (see [`METHODS`]).
+    pub method: &'static str,
+    /// Requests.
+    pub calls: u64,
+    /// Requests per outcome (only non-zero ones).
+    pub outcomes: BTreeMap<&'static str, u64>,
 }
 
 /// Everything the recorder knows, for `GET /api/v1/metrics`.
@@ -223,60 +277,260 @@ pub struct Snapshot {
     /// All calls.
     pub total: StatsSnapshot,
     /// Per server.
-    pub servers: std::collections::BTreeMap<String, StatsSnapshot>,
-    /// Per server and tool.
+    pub servers: BTreeMap<String, StatsSnapshot>,
+    /// Per server and tool (`tools/call` only).
     pub tools: Vec<ToolSnapshot>,
+    /// Per server and MCP method (every request).
+    pub methods: Vec<MethodSnapshot>,
+    /// Calls in flight, per server.
+    pub in_flight: BTreeMap<String, i64>,
     /// Rate-limiter decisions (HTTP plane).
     pub rate_limit: RateLimitCounts,
     /// Requests refused by authentication, by reason (`missing_credentials`, ...).
-    pub auth_failures: std::collections::BTreeMap<&'static str, u64>,
+    pub auth_failures: BTreeMap<&'static str, u64>,
+    /// Calls recorded under `_other` because the series bound was reached.
+    pub series_overflow: u64,
+}
+
+/// Per-server counters.
+#[derive(Debug, Default)]
+struct ServerEntry {
+    stats: Stats,
+    methods: [[AtomicU64; Outcome::ALL.len()]; METHODS.len()],
+    in_flight: AtomicI64,
 }
 
 type ToolMap = HashMap<Box<str>, Arc<Stats>>;
-type ServerMap = HashMap<Arc<str>, (Arc<Stats>, ToolMap)>;
+type ServerMap = HashMap<Arc<str>, (Arc<ServerEntry>, ToolMap)>;
 
-#[derive(Debug)]
+/// Decides which server a tool call goes to (see [`Recorder::set_resolver`]).
+type ResolveFn = dyn Fn(&str, Option<&str>) -> Option<Arc<str>> + Send + Sync;
+
+/// How the recorder records: request-log bodies, redaction, retention, series bound.
+#[derive(Clone, Debug)]
+pub struct RecorderOptions {
+    /// Keep argument and result bodies in the request log.
+    pub log_bodies: bool,
+    /// Object keys whose values are replaced by `"[REDACTED]"` in logged bodies (any
+    /// depth, case-insensitive).
+    pub redact: Vec<String>,
+    /// Longest logged body in bytes (longer ones are cut and kept as a string).
+    pub body_limit: usize,
+    /// How long request-log entries and per-minute aggregates are kept.
+    pub retention: Duration,
+    /// Most distinct (server, tool) label pairs; calls past it count under `_other`.
+    pub max_series: usize,
+}
+
+impl Default for RecorderOptions {
+    fn default() -> Self {
+        Self {
+            log_bodies: false,
+            redact: ["password", "token", "secret", "apiKey", "authorization"]
+                .map(String::from)
+                .to_vec(),
+            body_limit: 4096,
+            retention: Duration::from_secs(24 * 3600),
+            max_series: DEFAULT_MAX_SERIES,
+        }
+    }
+}
+
 struct Inner {
     started: Instant,
     total: Stats,
     servers: RwLock<ServerMap>,
+    series: AtomicUsize,
+    max_series: AtomicUsize,
+    overflow: AtomicU64,
     log: RequestLog,
+    window: Window,
+    log_bodies: AtomicBool,
+    body_limit: AtomicUsize,
+    redact: RwLock<Arc<[String]>>,
+    resolver: OnceLock<Box<ResolveFn>>,
     rate_limit: [AtomicU64; 4],
     auth_failures: RwLock<HashMap<&'static str, AtomicU64>>,
 }
 
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Recorder")
+            .field("calls", &self.total.latency.count())
+            .field("series", &self.series.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
 /// Shared metrics store: clone it freely, every clone records into the same numbers.
+///
+/// Recording a call is lock-free and allocation-free once its (server, tool) pair has
+/// been seen: atomic adds behind an uncontended read lock. The first call of a new pair
+/// takes the write lock once.
 #[derive(Clone, Debug)]
 pub struct Recorder {
     inner: Arc<Inner>,
 }
 
+/// Counts a call in flight on one server until dropped (see [`Recorder::begin`]).
+#[derive(Debug)]
+pub struct InFlight {
+    entry: Arc<ServerEntry>,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.entry.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 impl Recorder {
     /// A recorder whose request log keeps the last `log_capacity` calls (0 disables it).
     pub fn new(log_capacity: usize) -> Self {
-        Self {
+        let opts = RecorderOptions::default();
+        let r = Self {
             inner: Arc::new(Inner {
                 started: Instant::now(),
                 total: Stats::default(),
                 servers: RwLock::new(HashMap::new()),
+                series: AtomicUsize::new(0),
+                max_series: AtomicUsize::new(opts.max_series),
+                overflow: AtomicU64::new(0),
                 log: RequestLog::new(log_capacity),
+                window: Window::new(opts.retention),
+                log_bodies: AtomicBool::new(false),
+                body_limit: AtomicUsize::new(opts.body_limit),
+                redact: RwLock::new(Arc::from(Vec::new())),
+                resolver: OnceLock::new(),
                 rate_limit: Default::default(),
                 auth_failures: RwLock::new(HashMap::new()),
             }),
+        };
+        r.configure(&opts);
+        r
+    }
+
+    /// A recorder with `options` (see [`Recorder::configure`]).
+    pub fn with_options(log_capacity: usize, options: &RecorderOptions) -> Self {
+        let r = Self::new(log_capacity);
+        r.configure(options);
+        r
+    }
+
+    /// Applies `options`; may be called at any time, later calls see the new values.
+    pub fn configure(&self, o: &RecorderOptions) {
+        let i = &self.inner;
+        i.log_bodies.store(o.log_bodies, Ordering::Relaxed);
+        i.body_limit.store(o.body_limit.max(16), Ordering::Relaxed);
+        i.max_series.store(o.max_series.max(1), Ordering::Relaxed);
+        *i.redact.write().expect("metrics lock poisoned") = Arc::from(o.redact.clone());
+        i.log.set_retention(o.retention);
+        i.window.set_keep(o.retention);
+    }
+
+    /// Lets the layer label in-flight calls by the server a tool call will go to. The first
+    /// resolver set stays; without one, only an explicit `server` is used.
+    pub fn set_resolver(
+        &self,
+        f: impl Fn(&str, Option<&str>) -> Option<Arc<str>> + Send + Sync + 'static,
+    ) {
+        let _ = self.inner.resolver.set(Box::new(f));
+    }
+
+    /// The server a call to `tool` (with an explicit `server`, if any) goes to, per the
+    /// resolver.
+    pub(crate) fn resolve(&self, tool: &str, server: Option<&str>) -> Option<Arc<str>> {
+        match self.inner.resolver.get() {
+            Some(f) => f(tool, server),
+            None => server.map(Arc::from),
         }
     }
 
-    /// Records one finished call.
-    pub fn record(&self, server: &str, tool: &str, outcome: Outcome, elapsed: Duration) {
+    /// True when request-log entries keep bodies.
+    pub(crate) fn log_bodies(&self) -> bool {
+        self.inner.log_bodies.load(Ordering::Relaxed) && self.inner.log.enabled()
+    }
+
+    /// Redaction list and body limit, for logging bodies.
+    pub(crate) fn body_policy(&self) -> (Arc<[String]>, usize) {
+        (
+            self.inner
+                .redact
+                .read()
+                .expect("metrics lock poisoned")
+                .clone(),
+            self.inner.body_limit.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Counts one call in flight on `server` until the guard is dropped.
+    pub fn begin(&self, server: &str) -> InFlight {
+        let entry = {
+            let map = self.inner.servers.read().expect("metrics lock poisoned");
+            map.get(server).map(|(e, _)| e.clone())
+        };
+        let entry = entry.unwrap_or_else(|| {
+            let mut map = self.inner.servers.write().expect("metrics lock poisoned");
+            self.server_entry(&mut map, server).0.clone()
+        });
+        entry.in_flight.fetch_add(1, Ordering::Relaxed);
+        InFlight { entry }
+    }
+
+    /// Calls in flight on `server` now.
+    pub fn in_flight(&self, server: &str) -> i64 {
+        let map = self.inner.servers.read().expect("metrics lock poisoned");
+        map.get(server)
+            .map_or(0, |(e, _)| e.in_flight.load(Ordering::Relaxed))
+    }
+
+    /// The entry of `server`, created if new (under `_other` past the series bound).
+    fn server_entry<'m>(
+        &self,
+        map: &'m mut ServerMap,
+        server: &str,
+    ) -> &'m mut (Arc<ServerEntry>, ToolMap) {
+        let key: Arc<str> = if map.contains_key(server) {
+            Arc::from(server)
+        } else if self.inner.series.load(Ordering::Relaxed)
+            < self.inner.max_series.load(Ordering::Relaxed)
+        {
+            self.inner.series.fetch_add(1, Ordering::Relaxed);
+            Arc::from(server)
+        } else {
+            Arc::from(OTHER)
+        };
+        map.entry(key).or_default()
+    }
+
+    /// Records one finished request: `tool` is the tool of a `tools/call`.
+    pub fn record(
+        &self,
+        server: &str,
+        method: &str,
+        tool: Option<&str>,
+        outcome: Outcome,
+        elapsed: Duration,
+    ) {
+        let mi = method_index(method);
         self.inner.total.record(outcome, elapsed);
+        self.inner
+            .window
+            .record(SystemTime::now(), outcome, elapsed);
         let server_recorded = {
             let map = self.inner.servers.read().expect("metrics lock poisoned");
             match map.get(server) {
                 Some((s, tools)) => {
-                    s.record(outcome, elapsed);
-                    if let Some(t) = tools.get(tool) {
-                        t.record(outcome, elapsed);
-                        return;
+                    s.stats.record(outcome, elapsed);
+                    s.methods[mi][outcome as usize].fetch_add(1, Ordering::Relaxed);
+                    match tool {
+                        None => return,
+                        Some(t) => {
+                            if let Some(t) = tools.get(t) {
+                                t.record(outcome, elapsed);
+                                return;
+                            }
+                        }
                     }
                     true
                 }
@@ -285,18 +539,26 @@ impl Recorder {
         };
         // First call for this server/tool pair: take the write lock once.
         let mut map = self.inner.servers.write().expect("metrics lock poisoned");
-        let entry = map.entry(Arc::from(server)).or_insert_with(|| {
-            let s = Arc::new(Stats::default());
-            (s, HashMap::new())
-        });
+        let entry = self.server_entry(&mut map, server);
         if !server_recorded {
-            entry.0.record(outcome, elapsed);
+            entry.0.stats.record(outcome, elapsed);
+            entry.0.methods[mi][outcome as usize].fetch_add(1, Ordering::Relaxed);
         }
-        entry
-            .1
-            .entry(Box::from(tool))
-            .or_default()
-            .record(outcome, elapsed);
+        let Some(tool) = tool else { return };
+        let stats = match entry.1.get(tool) {
+            Some(s) => s.clone(),
+            None => {
+                let i = &self.inner;
+                if i.series.load(Ordering::Relaxed) < i.max_series.load(Ordering::Relaxed) {
+                    i.series.fetch_add(1, Ordering::Relaxed);
+                    entry.1.entry(Box::from(tool)).or_default().clone()
+                } else {
+                    i.overflow.fetch_add(1, Ordering::Relaxed);
+                    entry.1.entry(Box::from(OTHER)).or_default().clone()
+                }
+            }
+        };
+        stats.record(outcome, elapsed);
     }
 
     /// Counts one rate-limiter decision.
@@ -339,7 +601,7 @@ impl Recorder {
     }
 
     /// Requests refused by authentication so far, by reason.
-    pub fn auth_failures(&self) -> std::collections::BTreeMap<&'static str, u64> {
+    pub fn auth_failures(&self) -> BTreeMap<&'static str, u64> {
         let map = self
             .inner
             .auth_failures
@@ -365,13 +627,24 @@ impl Recorder {
         self.inner.total.latency.count()
     }
 
+    /// Calls over the retention window, in buckets of `bucket_minutes` when given.
+    pub fn window(&self, bucket_minutes: Option<u64>) -> WindowReport {
+        self.inner.window.report(SystemTime::now(), bucket_minutes)
+    }
+
     /// A point-in-time copy of every number.
     pub fn snapshot(&self) -> Snapshot {
         let map = self.inner.servers.read().expect("metrics lock poisoned");
-        let mut servers = std::collections::BTreeMap::new();
+        let mut servers = BTreeMap::new();
         let mut tools = Vec::new();
+        let mut methods = Vec::new();
+        let mut in_flight = BTreeMap::new();
         for (sid, (s, tmap)) in map.iter() {
-            servers.insert(sid.to_string(), s.snapshot());
+            let snap = s.stats.snapshot();
+            if snap.calls > 0 {
+                servers.insert(sid.to_string(), snap);
+            }
+            in_flight.insert(sid.to_string(), s.in_flight.load(Ordering::Relaxed));
             for (t, st) in tmap {
                 tools.push(ToolSnapshot {
                     server: sid.to_string(),
@@ -379,19 +652,38 @@ impl Recorder {
                     stats: st.snapshot(),
                 });
             }
+            for (mi, counts) in s.methods.iter().enumerate() {
+                let outcomes: BTreeMap<&'static str, u64> = Outcome::ALL
+                    .iter()
+                    .map(|o| (o.as_str(), counts[*o as usize].load(Ordering::Relaxed)))
+                    .filter(|(_, n)| *n > 0)
+                    .collect();
+                if !outcomes.is_empty() {
+                    methods.push(MethodSnapshot {
+                        server: sid.to_string(),
+                        method: METHODS[mi],
+                        calls: outcomes.values().sum(),
+                        outcomes,
+                    });
+                }
+            }
         }
         tools.sort_by(|a, b| (&a.server, &a.tool).cmp(&(&b.server, &b.tool)));
+        methods.sort_by(|a, b| (&a.server, a.method).cmp(&(&b.server, b.method)));
         Snapshot {
             uptime_seconds: self.inner.started.elapsed().as_secs(),
             total: self.inner.total.snapshot(),
             servers,
             tools,
+            methods,
+            in_flight,
             rate_limit: self.rate_limit_counts(),
             auth_failures: self.auth_failures(),
+            series_overflow: self.inner.overflow.load(Ordering::Relaxed),
         }
     }
 
-    /// Prometheus text exposition of the call metrics.
+    /// Prometheus text exposition (format 0.0.4) of the call metrics.
     pub fn prometheus(&self) -> String {
         use std::fmt::Write;
         const BOUNDS_US: [u64; 12] = [
@@ -399,14 +691,38 @@ impl Recorder {
             5_000_000, 10_000_000,
         ];
         let mut out = String::new();
+        let map = self.inner.servers.read().expect("metrics lock poisoned");
+        let mut servers: Vec<_> = map.iter().collect();
+        servers.sort_by(|a, b| a.0.cmp(b.0));
+
         out.push_str(
-            "# HELP mcp_gateway_tool_calls_total MCP calls by server, tool and outcome.\n",
+            "# HELP mcp_gateway_requests_total MCP requests by server, method and outcome.\n",
+        );
+        out.push_str("# TYPE mcp_gateway_requests_total counter\n");
+        for (s, (e, _)) in &servers {
+            for (mi, counts) in e.methods.iter().enumerate() {
+                for o in Outcome::ALL {
+                    let n = counts[o as usize].load(Ordering::Relaxed);
+                    if n > 0 {
+                        let _ = writeln!(
+                            out,
+                            "mcp_gateway_requests_total{{server=\"{}\",method=\"{}\",outcome=\"{}\"}} {n}",
+                            escape(s),
+                            METHODS[mi],
+                            o.as_str()
+                        );
+                    }
+                }
+            }
+        }
+
+        out.push_str(
+            "# HELP mcp_gateway_tool_calls_total Tool calls by server, tool and outcome.\n",
         );
         out.push_str("# TYPE mcp_gateway_tool_calls_total counter\n");
-        let map = self.inner.servers.read().expect("metrics lock poisoned");
-        let mut rows: Vec<_> = map
+        let mut rows: Vec<_> = servers
             .iter()
-            .flat_map(|(s, (_, t))| t.iter().map(move |(tool, st)| (s, tool, st)))
+            .flat_map(|(s, (_, t))| t.iter().map(move |(tool, st)| (*s, tool, st)))
             .collect();
         rows.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
         for (s, t, st) in &rows {
@@ -423,7 +739,7 @@ impl Recorder {
                 }
             }
         }
-        out.push_str("# HELP mcp_gateway_tool_call_duration_seconds Latency of MCP calls.\n");
+        out.push_str("# HELP mcp_gateway_tool_call_duration_seconds Latency of tool calls.\n");
         out.push_str("# TYPE mcp_gateway_tool_call_duration_seconds histogram\n");
         for (s, t, st) in &rows {
             let labels = format!("server=\"{}\",tool=\"{}\"", escape(s), escape(t));
@@ -450,19 +766,37 @@ impl Recorder {
                 "mcp_gateway_tool_call_duration_seconds_count{{{labels}}} {n}"
             );
         }
-        let failures = self.auth_failures();
-        if !failures.is_empty() {
-            out.push_str(
-                "# HELP mcp_gateway_auth_failures_total Requests refused by authentication, by reason.\n",
+
+        out.push_str("# HELP mcp_gateway_in_flight_calls MCP calls in flight, by server.\n");
+        out.push_str("# TYPE mcp_gateway_in_flight_calls gauge\n");
+        for (s, (e, _)) in &servers {
+            let _ = writeln!(
+                out,
+                "mcp_gateway_in_flight_calls{{server=\"{}\"}} {}",
+                escape(s),
+                e.in_flight.load(Ordering::Relaxed)
             );
-            out.push_str("# TYPE mcp_gateway_auth_failures_total counter\n");
-            for (reason, n) in failures {
-                let _ = writeln!(
-                    out,
-                    "mcp_gateway_auth_failures_total{{reason=\"{}\"}} {n}",
-                    escape(reason)
-                );
-            }
+        }
+        drop(map);
+        out.push_str("# HELP mcp_gateway_series_overflow_total Tool calls counted under tool=\"_other\" because the (server, tool) series bound was reached.\n");
+        out.push_str("# TYPE mcp_gateway_series_overflow_total counter\n");
+        let _ = writeln!(
+            out,
+            "mcp_gateway_series_overflow_total {}",
+            self.inner.overflow.load(Ordering::Relaxed)
+        );
+
+        let failures = self.auth_failures();
+        out.push_str(
+            "# HELP mcp_gateway_auth_failures_total Requests refused by authentication, by reason.\n",
+        );
+        out.push_str("# TYPE mcp_gateway_auth_failures_total counter\n");
+        for (reason, n) in failures {
+            let _ = writeln!(
+                out,
+                "mcp_gateway_auth_failures_total{{reason=\"{}\"}} {n}",
+                escape(reason)
+            );
         }
         let rl = self.rate_limit_counts();
         out.push_str(
@@ -490,7 +824,8 @@ impl Recorder {
     }
 }
 
-fn escape(s: &str) -> String {
+/// Escapes a Prometheus label value.
+pub fn escape(s: &str) -> String {
     s.replace('\\', "\\\\")
         .replace('"', "\\\"")
         .replace('\n', "\\n")
@@ -503,10 +838,34 @@ mod tests {
     #[test]
     fn records_per_server_and_tool() {
         let r = Recorder::new(10);
-        r.record("fs", "read", Outcome::Ok, Duration::from_millis(2));
-        r.record("fs", "read", Outcome::ToolError, Duration::from_millis(4));
-        r.record("fs", "write", Outcome::Ok, Duration::from_millis(1));
-        r.record("gh", "issue", Outcome::Timeout, Duration::from_millis(30));
+        r.record(
+            "fs",
+            "tools/call",
+            Some("read"),
+            Outcome::Ok,
+            Duration::from_millis(2),
+        );
+        r.record(
+            "fs",
+            "tools/call",
+            Some("read"),
+            Outcome::ToolError,
+            Duration::from_millis(4),
+        );
+        r.record(
+            "fs",
+            "tools/call",
+            Some("write"),
+            Outcome::Ok,
+            Duration::from_millis(1),
+        );
+        r.record(
+            "gh",
+            "tools/call",
+            Some("issue"),
+            Outcome::Timeout,
+            Duration::from_millis(30),
+        );
         let s = r.snapshot();
         assert_eq!(s.total.calls, 4);
         assert_eq!(s.total.errors, 2);
@@ -539,5 +898,34 @@ mod tests {
             r.prometheus()
                 .contains(r#"mcp_gateway_auth_failures_total{reason="token_expired"} 2"#)
         );
+    }
+
+    #[test]
+    fn bounds_series_and_methods() {
+        let r = Recorder::new(0);
+        r.configure(&RecorderOptions {
+            max_series: 3,
+            ..Default::default()
+        });
+        let ms = Duration::from_millis(1);
+        r.record("fs", "tools/call", Some("a"), Outcome::Ok, ms); // server + 1 pair
+        r.record("fs", "tools/call", Some("b"), Outcome::Ok, ms); // 3: at the bound
+        r.record("fs", "tools/call", Some("c"), Outcome::Ok, ms); // -> _other
+        r.record("fs", "tools/call", Some("d"), Outcome::Ok, ms); // -> _other
+        r.record("gh", "tools/list", None, Outcome::Ok, ms); // new server -> _other
+        r.record("fs", "weird/method", None, Outcome::Timeout, ms);
+        let p = r.prometheus();
+        for line in [
+            r#"mcp_gateway_tool_calls_total{server="fs",tool="_other",outcome="ok"} 2"#,
+            r#"mcp_gateway_requests_total{server="fs",method="tools/call",outcome="ok"} 4"#,
+            r#"mcp_gateway_requests_total{server="fs",method="_other",outcome="timeout"} 1"#,
+            r#"mcp_gateway_requests_total{server="_other",method="tools/list",outcome="ok"} 1"#,
+            "mcp_gateway_series_overflow_total 2",
+        ] {
+            assert!(p.lines().any(|l| l == line), "missing {line} in\n{p}");
+        }
+        assert!(!p.contains(r#"tool="c""#));
+        assert_eq!(method_label("prompts/get"), "prompts/get");
+        assert_eq!(method_label("x"), OTHER);
     }
 }
