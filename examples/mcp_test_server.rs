@@ -29,7 +29,9 @@
 //! whose annotations an HTTP client must reject).
 //!
 //! `--whoami` adds tool `whoami`: over Streamable HTTP it answers the `Authorization` header
-//! of the POST that carried the call (`-` when there is none, and always over stdio).
+//! of the POST that carried the call (`-` when there is none, and always over stdio); and
+//! tool `trace`, which answers the `traceparent` header of that POST over Streamable HTTP,
+//! else the call's `_meta.traceparent` (`-` when absent).
 //!
 //! Network-only options: `--require-token T` (every HTTP request, including the WebSocket
 //! upgrade, must carry `Authorization: Bearer T`, else 401), `--ws-no-subprotocol` (the
@@ -635,11 +637,18 @@ impl Server {
             json!({ "name": format!("{p}{name}"), "description": description, "inputSchema": input_schema })
         });
         let whoami = self.cfg.whoami.then(|| {
-            tool(
-                format!("{p}whoami"),
-                "Answers the Authorization header of the HTTP request that carried the call",
-                &[],
-            )
+            [
+                tool(
+                    format!("{p}whoami"),
+                    "Answers the Authorization header of the HTTP request that carried the call",
+                    &[],
+                ),
+                tool(
+                    format!("{p}trace"),
+                    "Answers the traceparent the call came with (HTTP header, else _meta)",
+                    &[],
+                ),
+            ]
         });
         let dynamic = lock(&self.dynamic_tools);
         let dynamic = dynamic
@@ -648,7 +657,7 @@ impl Server {
         builtin
             .chain(extra)
             .chain(headers)
-            .chain(whoami)
+            .chain(whoami.into_iter().flatten())
             .chain(dynamic)
             .collect()
     }
@@ -802,6 +811,12 @@ impl Server {
                 Ok(text_result("x".repeat(bytes as usize)))
             }
             "whoami" if self.cfg.whoami => Ok(text_result("-")),
+            "trace" if self.cfg.whoami => Ok(text_result(
+                params
+                    .pointer("/_meta/traceparent")
+                    .and_then(Value::as_str)
+                    .unwrap_or("-"),
+            )),
             "route" | "bad_number" | "bad_items" if self.cfg.header_tool => {
                 let show = |v: Option<&Value>| {
                     v.map_or("-".to_string(), |v| match v {
@@ -1327,9 +1342,15 @@ mod net {
             return StatusCode::ACCEPTED.into_response();
         };
         let tool = params.get("name").and_then(Value::as_str).unwrap_or("");
-        if method == "tools/call" && srv.cfg.whoami && tool == format!("{}whoami", srv.cfg.prefix) {
+        let header_tool = [
+            ("whoami", header::AUTHORIZATION.as_str()),
+            ("trace", "traceparent"),
+        ]
+        .into_iter()
+        .find(|(t, _)| tool == format!("{}{t}", srv.cfg.prefix));
+        if let (true, "tools/call", Some((_, name))) = (srv.cfg.whoami, method, header_tool) {
             let who = headers
-                .get(header::AUTHORIZATION)
+                .get(name)
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or("-");
             let res = json!({"jsonrpc": "2.0", "id": id, "result": text_result(who)});

@@ -1022,3 +1022,76 @@ async fn per_caller_credentials_reach_the_upstream_with_their_callers_calls() {
         );
     }
 }
+
+/// A caller's W3C `traceparent` continues to the upstream: as a header to a Streamable HTTP
+/// server, in `_meta` to a stdio server; same trace id, the gateway's own parent span id.
+/// Without one, nothing is sent.
+#[tokio::test]
+async fn traceparent_reaches_http_and_stdio_upstreams() {
+    let http_srv = NetServer::start(Wire::Http, &["--whoami"]).await;
+    let yaml = format!(
+        "servers:\n{}{}",
+        http_srv.yaml("h", 3000),
+        test_server_yaml("s", &["--whoami"], "")
+    );
+    let gw = TestGateway::start(config(&yaml)).await;
+    wait_healthy(&gw, "h", Duration::from_secs(10)).await;
+    wait_healthy(&gw, "s", Duration::from_secs(10)).await;
+    let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let incoming = format!("00-{trace}-00f067aa0ba902b7-01");
+    let traced = |tool: &'static str| {
+        let req = gw
+            .http
+            .post(gw.url("/api/v1/tools/call"))
+            .header("traceparent", incoming.clone())
+            .json(&json!({"tool": tool, "arguments": {}}));
+        async move {
+            let v: Value = req.send().await.unwrap().json().await.unwrap();
+            text(&v).to_string()
+        }
+    };
+    for tool in ["h__trace", "s__trace"] {
+        let seen = traced(tool).await;
+        let parts: Vec<&str> = seen.split('-').collect();
+        assert_eq!(parts.len(), 4, "{tool}: {seen}");
+        assert_eq!(
+            (parts[0], parts[1], parts[3]),
+            ("00", trace, "01"),
+            "{tool}: {seen}"
+        );
+        assert_ne!(
+            parts[2], "00f067aa0ba902b7",
+            "{tool}: the gateway's own span"
+        );
+        let (_, v) = gw.call(json!({"tool": tool, "arguments": {}})).await;
+        assert_eq!(text(&v), "-", "{tool}: nothing without a caller trace");
+    }
+    // A 2026-07-28 MCP client may carry it in `_meta`.
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
+    "name": "s__trace", "arguments": {},
+    "_meta": {
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities": {},
+        "io.modelcontextprotocol/clientInfo": {"name": "t", "version": "1"},
+        "traceparent": incoming,
+    }}});
+    let v: Value = gw
+        .http
+        .post(gw.url("/mcp"))
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2026-07-28")
+        .header("mcp-method", "tools/call")
+        .header("mcp-name", "s__trace")
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let seen = v["result"]["content"][0]["text"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(seen.starts_with(&format!("00-{trace}-")), "{v}");
+    gw.stop().await;
+}

@@ -353,6 +353,7 @@ pub(crate) type Caller = Option<axum::Extension<Arc<mcp_gateway_core::Identity>>
 async fn call_tool(
     State(st): State<AppRef>,
     caller: Caller,
+    headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
     let bytes = axum::body::to_bytes(body, st.config.max_body_bytes)
@@ -409,7 +410,25 @@ async fn call_tool(
     }
     req.identity = caller.map(|axum::Extension(i)| i);
     req.extensions.insert(CallInfo { transport: "rest" });
-    let res = st.mcp.clone().oneshot(req).await?;
+    // Continue the caller's W3C trace to the upstream (nothing is made up without one).
+    let trace = headers
+        .get("traceparent")
+        .and_then(|v| v.to_str().ok())
+        .and_then(mcp_gateway_core::TraceContext::continue_from)
+        .map(Arc::new);
+    let span = tracing::info_span!(
+        "tools/call",
+        transport = "rest",
+        tool = %body.tool,
+        trace_id = trace.as_ref().map_or("", |t| t.trace_id()),
+        outcome = tracing::field::Empty,
+    );
+    if let Some(t) = trace {
+        req.extensions.insert(t);
+    }
+    let res = tracing::Instrument::instrument(st.mcp.clone().oneshot(req), span.clone()).await;
+    span.record("outcome", res.as_ref().map_or_else(|e| e.code(), |_| "ok"));
+    let res = res?;
     let server = res.server.as_deref().unwrap_or("-");
     // The tool result is spliced in raw, never parsed.
     let mut out = Vec::with_capacity(res.result.get().len() + 64 + body.tool.len());

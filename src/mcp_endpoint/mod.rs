@@ -32,7 +32,7 @@ use catalog::Exposed;
 use mcp_gateway_core::jsonrpc::{self, JsonRpcError, Message, RequestId};
 use mcp_gateway_core::protocol::{self, STATELESS_VERSION};
 use mcp_gateway_core::relay::RelaySink;
-use mcp_gateway_core::{McpError, McpRequest};
+use mcp_gateway_core::{McpError, McpRequest, TraceContext};
 use mcp_gateway_metrics::CallInfo;
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -433,6 +433,7 @@ async fn post_mcp(
             session: None,
             identity,
             can_ask,
+            trace: trace_of(&headers, envelope.as_ref().and_then(|e| e.meta.as_ref())),
         };
         return answer(&ep, ctx, id, method, msg.params).await;
     }
@@ -484,6 +485,7 @@ async fn post_mcp(
                 can_ask: session.can_relay(),
                 session: Some(session),
                 identity,
+                trace: trace_of(&headers, envelope.as_ref().and_then(|e| e.meta.as_ref())),
             };
             answer(&ep, ctx, id, method, msg.params).await
         }
@@ -728,6 +730,23 @@ struct Ctx {
     identity: Option<Arc<mcp_gateway_core::Identity>>,
     /// The client can answer sampling / elicitation requests relayed from upstreams.
     can_ask: bool,
+    /// The caller's W3C trace, continued (from `traceparent` or `_meta.traceparent`).
+    trace: Option<Arc<TraceContext>>,
+}
+
+/// The trace to continue: the `traceparent` header, else `_meta.traceparent`.
+fn trace_of(
+    headers: &HeaderMap,
+    meta: Option<&BTreeMap<Cow<'_, str>, &RawValue>>,
+) -> Option<Arc<TraceContext>> {
+    let from_meta = || {
+        meta.and_then(|m| m.get("traceparent"))
+            .and_then(|v| serde_json::from_str::<String>(v.get()).ok())
+    };
+    let tp = header_str(headers, "traceparent")
+        .map(str::to_string)
+        .or_else(from_meta)?;
+    TraceContext::continue_from(&tp).map(Arc::new)
 }
 
 /// Answers one request: JSON for simple answers, an SSE stream when progress was asked for
@@ -1081,7 +1100,18 @@ async fn call_tool(
     if let Some(r) = relay {
         req.extensions.insert(r);
     }
-    let call = ep.state.mcp.clone().oneshot(req);
+    let span = tracing::info_span!(
+        "tools/call",
+        transport = "mcp",
+        tool = %name,
+        server = %req.server.as_deref().unwrap_or("-"),
+        trace_id = ctx.trace.as_ref().map_or("", |t| t.trace_id()),
+        outcome = tracing::field::Empty,
+    );
+    if let Some(t) = &ctx.trace {
+        req.extensions.insert(t.clone());
+    }
+    let call = tracing::Instrument::instrument(ep.state.mcp.clone().oneshot(req), span.clone());
     let outcome = match &ctx.session {
         Some(s) => {
             let token = s.begin(id);
@@ -1094,6 +1124,14 @@ async fn call_tool(
         }
         None => Some(call.await),
     };
+    span.record(
+        "outcome",
+        match &outcome {
+            Some(Ok(_)) => "ok",
+            Some(Err(e)) => e.code(),
+            None => "cancelled",
+        },
+    );
     match outcome {
         Some(Ok(res)) => Ok(res.result),
         Some(Err(e)) => Err(e.to_jsonrpc()),
@@ -1410,6 +1448,7 @@ async fn legacy_message(
                 can_ask: session.can_relay(),
                 session: Some(session.clone()),
                 identity,
+                trace: None,
             };
             let (sink, mut relay) = RelaySink::channel();
             let call = dispatch(&ep, &ctx, &id, &method, params.as_deref(), Some(sink));

@@ -26,11 +26,13 @@ pub mod protocol;
 pub mod relay;
 mod request;
 pub mod timeout;
+pub mod trace;
 
 pub use error::McpError;
 pub use glob::Glob;
 pub use jsonrpc::{JsonRpcError, RequestId};
 pub use request::{Identity, ItemKind, McpRequest, McpResponse, ToolPolicy};
+pub use trace::TraceContext;
 
 /// Boxed error used where a layer must accept errors from arbitrary inner services.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;

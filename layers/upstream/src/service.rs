@@ -1,8 +1,10 @@
 //! The tower `Service` that forwards MCP-plane requests to an upstream's live connection.
 
+use crate::config::Transport;
 use crate::connection::{PendingGuard, Reply};
 use crate::supervisor::Shared;
-use mcp_gateway_core::{McpError, McpRequest, McpResponse};
+use mcp_gateway_core::{McpError, McpRequest, McpResponse, TraceContext};
+use serde_json::value::RawValue;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -35,14 +37,73 @@ impl Service<McpRequest> for McpUpstreamService {
             return ResponseFuture::failed(self.shared.unavailable());
         };
         let relay = req.extensions.get::<mcp_gateway_core::relay::RelaySink>();
-        let headers = self.shared.headers_for(req.identity.as_deref());
-        match conn.send_request_with(req.method(), req.params(), relay, headers) {
+        let mut headers = self.shared.headers_for(req.identity.as_deref());
+        let mut traced = None;
+        if let Some(t) = req.extensions.get::<Arc<TraceContext>>() {
+            // W3C trace context: a header for HTTP servers, `_meta.traceparent` otherwise.
+            let tp = t.traceparent();
+            if matches!(self.shared.config.transport, Transport::StreamableHttp(_)) {
+                let mut h = headers.as_deref().cloned().unwrap_or_default();
+                if let Ok(v) = http::HeaderValue::from_str(&tp) {
+                    h.insert(http::HeaderName::from_static("traceparent"), v);
+                }
+                headers = Some(Arc::new(h));
+            } else {
+                match with_meta_entry(req.params(), "traceparent", &tp) {
+                    Ok(p) => traced = Some(p),
+                    Err(e) => return ResponseFuture::failed(e),
+                }
+            }
+        }
+        let params = traced.as_deref().or(req.params());
+        match conn.send_request_with(req.method(), params, relay, headers) {
             Ok((rx, guard)) => ResponseFuture {
                 state: State::Waiting { rx, guard, server },
             },
             Err(e) => ResponseFuture::failed(e),
         }
     }
+}
+
+/// `params` with `_meta.<key> = value` added (a splice when there is no `_meta` yet).
+fn with_meta_entry(
+    params: Option<&RawValue>,
+    key: &str,
+    value: &str,
+) -> Result<Box<RawValue>, McpError> {
+    let entry = format!(
+        "{}:{}",
+        serde_json::Value::from(key),
+        serde_json::Value::from(value)
+    );
+    let text = params.map_or("{}", |p| p.get()).trim_start();
+    let Some(rest) = text.strip_prefix('{') else {
+        return Err(McpError::InvalidParams(
+            "params must be a JSON object".into(),
+        ));
+    };
+    let spliced = if !text.contains("\"_meta\"") {
+        let sep = if rest.trim_start().starts_with('}') {
+            ""
+        } else {
+            ","
+        };
+        format!(r#"{{"_meta":{{{entry}}}{sep}{rest}"#)
+    } else {
+        let mut top: serde_json::Map<String, serde_json::Value> = serde_json::from_str(text)
+            .map_err(|e| McpError::InvalidParams(format!("params: {e}")))?;
+        match top
+            .entry("_meta")
+            .or_insert_with(|| serde_json::Value::Object(Default::default()))
+        {
+            serde_json::Value::Object(m) => {
+                m.insert(key.to_string(), serde_json::Value::from(value));
+            }
+            _ => return Err(McpError::InvalidParams("_meta must be an object".into())),
+        }
+        serde_json::to_string(&top).expect("a JSON map serializes")
+    };
+    RawValue::from_string(spliced).map_err(|e| McpError::InvalidParams(format!("params: {e}")))
 }
 
 /// Future of [`McpUpstreamService`]; dropping it before the reply cancels the call upstream.
@@ -103,5 +164,33 @@ impl Future for ResponseFuture {
                 }))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn adds_a_meta_entry() {
+        let add = |p: Option<&str>| {
+            let p = p.map(|p| RawValue::from_string(p.to_string()).unwrap());
+            with_meta_entry(p.as_deref(), "traceparent", "00-a-b-01")
+                .unwrap()
+                .get()
+                .to_string()
+        };
+        assert_eq!(add(None), r#"{"_meta":{"traceparent":"00-a-b-01"}}"#);
+        assert_eq!(add(Some("{}")), r#"{"_meta":{"traceparent":"00-a-b-01"}}"#);
+        assert_eq!(
+            add(Some(r#"{"name":"x"}"#)),
+            r#"{"_meta":{"traceparent":"00-a-b-01"},"name":"x"}"#
+        );
+        let merged: serde_json::Value =
+            serde_json::from_str(&add(Some(r#"{"_meta":{"progressToken":1},"name":"x"}"#)))
+                .unwrap();
+        assert_eq!(merged["_meta"]["progressToken"], 1);
+        assert_eq!(merged["_meta"]["traceparent"], "00-a-b-01");
+        assert_eq!(merged["name"], "x");
     }
 }
