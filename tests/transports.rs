@@ -1093,5 +1093,20 @@ async fn traceparent_reaches_http_and_stdio_upstreams() {
         .as_str()
         .unwrap_or_default();
     assert!(seen.starts_with(&format!("00-{trace}-")), "{v}");
+    // The request log ties each traced call to its trace.
+    let (_, log) = gw.get("/api/v1/requests?tool=trace").await;
+    let traced: Vec<&Value> = log["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["traceId"] == trace)
+        .collect();
+    assert_eq!(traced.len(), 3, "{log:#}");
+    assert!(
+        traced
+            .iter()
+            .any(|e| e["transport"] == "mcp" && e["requestId"] == "1"),
+        "{log:#}"
+    );
     gw.stop().await;
 }

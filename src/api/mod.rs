@@ -423,6 +423,13 @@ async fn call_tool(
         trace_id = trace.as_ref().map_or("", |t| t.trace_id()),
         outcome = tracing::field::Empty,
     );
+    req.extensions.insert(mcp_gateway_metrics::RequestIds {
+        request_id: headers
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .map(|s| s.chars().take(128).collect()),
+        trace_id: trace.as_ref().map(|t| t.trace_id().to_string()),
+    });
     if let Some(t) = trace {
         req.extensions.insert(t);
     }
@@ -565,7 +572,8 @@ fn prometheus_text(st: &AppState) -> Response {
         let _ = writeln!(
             text,
             "mcp_gateway_upstream_up{{server=\"{id}\"}} {}",
-            u8::from(word == "healthy")
+            // Up means connected; how well it answers is `mcp_gateway_upstream_health`.
+            u8::from(matches!(word, "healthy" | "degraded" | "unhealthy"))
         );
         if let Some(s) = status {
             let _ = writeln!(

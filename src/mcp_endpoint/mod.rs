@@ -1108,6 +1108,10 @@ async fn call_tool(
         trace_id = ctx.trace.as_ref().map_or("", |t| t.trace_id()),
         outcome = tracing::field::Empty,
     );
+    req.extensions.insert(mcp_gateway_metrics::RequestIds {
+        request_id: Some(id.to_string()),
+        trace_id: ctx.trace.as_ref().map(|t| t.trace_id().to_string()),
+    });
     if let Some(t) = &ctx.trace {
         req.extensions.insert(t.clone());
     }

@@ -31,21 +31,7 @@ impl RequestIds {
     /// The trace id of a W3C `traceparent` header value (`00-<trace id>-<span id>-<flags>`),
     /// if it is well formed and not all zeros.
     pub fn trace_id_of(traceparent: &str) -> Option<String> {
-        let mut parts = traceparent.trim().split('-');
-        let (version, trace, span, flags) =
-            (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
-        let hex = |s: &str, n: usize| {
-            s.len() == n && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-        };
-        let ok = hex(version, 2)
-            && version != "ff"
-            && hex(trace, 32)
-            && hex(span, 16)
-            && hex(flags, 2)
-            && trace.bytes().any(|b| b != b'0')
-            && span.bytes().any(|b| b != b'0')
-            && (version != "00" || parts.next().is_none());
-        ok.then(|| trace.to_string())
+        mcp_gateway_core::TraceContext::continue_from(traceparent).map(|t| t.trace_id().to_string())
     }
 }
 
