@@ -215,6 +215,7 @@ impl AppState {
                 }
             }
         }
+        configure_recorder(&state);
         tokio::spawn(expire_log(state.clone()));
         state
     }
@@ -309,6 +310,27 @@ fn upstream_config(s: &ServerConfig) -> Option<UpstreamConfig> {
         })
         .collect();
     Some(cfg)
+}
+
+/// Applies `monitor` (request-log bodies, redaction, retention, series bound) to the
+/// recorder and lets it label in-flight calls by the server the router picks.
+fn configure_recorder(st: &AppState) {
+    let m = &st.config.monitor;
+    st.recorder
+        .configure(&mcp_gateway_metrics::RecorderOptions {
+            log_bodies: m.log_bodies,
+            redact: m.redact.clone(),
+            body_limit: 4096,
+            retention: Duration::from_secs(m.retention_hours.max(1) * 3600),
+            max_series: m.max_series,
+        });
+    let router = st.router.clone();
+    st.recorder.set_resolver(move |name, server| {
+        router
+            .resolve_tool(name, server)
+            .ok()
+            .map(|r| r.server.clone())
+    });
 }
 
 /// Prometheus series of the health checks: state per server (one-hot) and transitions.

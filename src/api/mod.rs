@@ -23,7 +23,6 @@ type AppRef = Arc<AppState>;
 
 /// Builds the REST routes over the shared state (everything but the probes).
 pub(crate) fn routes(state: AppRef) -> Router {
-    configure_recorder(&state);
     Router::new()
         .route("/api/v1/health", get(health))
         .route("/api/v1/servers", get(list_servers))
@@ -458,29 +457,6 @@ fn cluster_summary(st: &AppState) -> Value {
         "sealedSessions": st.cluster.seals(),
         "redis": st.cluster.has_bus(),
     })
-}
-
-/// Applies `monitor` (request-log bodies, redaction, retention, series bound) to the
-/// recorder and lets it label in-flight calls by the server the router picks.
-// TODO(wiring): belongs in `AppState::spawn`, next to `Recorder::new`; here so the
-// gateway's router always applies it.
-fn configure_recorder(st: &AppState) {
-    let m = &st.config.monitor;
-    st.recorder
-        .configure(&mcp_gateway_metrics::RecorderOptions {
-            log_bodies: m.log_bodies,
-            redact: m.redact.clone(),
-            body_limit: 4096,
-            retention: std::time::Duration::from_secs(m.retention_hours.max(1) * 3600),
-            max_series: m.max_series,
-        });
-    let router = st.router.clone();
-    st.recorder.set_resolver(move |name, server| {
-        router
-            .resolve_tool(name, server)
-            .ok()
-            .map(|r| r.server.clone())
-    });
 }
 
 /// Width of a `?bucket=` in minutes.

@@ -25,7 +25,8 @@ struct Rule {
     shared: Arc<Shared>,
 }
 
-/// Limits `tools/call` per tool or server; see the [module docs](self).
+/// Limits `tools/call` per tool or server: the first rule whose glob matches
+/// `<server>__<tool>` applies; a call over its budget fails with [`McpError::RateLimited`].
 #[derive(Clone, Default)]
 pub struct McpRateLimitLayer {
     rules: Arc<[Rule]>,
