@@ -1110,3 +1110,40 @@ async fn traceparent_reaches_http_and_stdio_upstreams() {
     );
     gw.stop().await;
 }
+
+/// Redirects are not followed (an MCP endpoint is configured, not discovered): the server
+/// is shown down with the `Location` to configure instead.
+#[tokio::test]
+async fn a_redirecting_server_names_the_url_to_configure() {
+    let app = axum::Router::new().route(
+        "/mcp",
+        axum::routing::post(|| async {
+            (
+                axum::http::StatusCode::TEMPORARY_REDIRECT,
+                [(
+                    axum::http::header::LOCATION,
+                    "http://127.0.0.1:9/elsewhere/mcp",
+                )],
+            )
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let yaml = format!(
+        "servers:\n  - id: r\n    transport: streamable-http\n    url: http://{addr}/mcp\n    timeout: 3000\n"
+    );
+    let gw = TestGateway::start(config(&yaml)).await;
+    let s = wait_entry(&gw, "r", Duration::from_secs(10), |s| {
+        s["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("redirects to"))
+    })
+    .await;
+    let e = s["error"].as_str().unwrap();
+    assert!(
+        e.contains("http://127.0.0.1:9/elsewhere/mcp") && e.contains("307"),
+        "{e}"
+    );
+    gw.stop().await;
+}

@@ -515,6 +515,11 @@ impl Http {
     /// 5xx are failures of the server ([`McpError::Upstream`]).
     async fn http_error(&self, mut response: reqwest::Response) -> McpError {
         let status = response.status();
+        let response_location = response
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
         let mut body = Vec::new();
         while body.len() < MAX_ERROR_BODY {
             match response.chunk().await {
@@ -530,6 +535,12 @@ impl Http {
             None => snippet(&body),
         };
         let status_words = format!("HTTP {status}");
+        if status.is_redirection() {
+            let to = response_location.unwrap_or_else(|| "?".into());
+            return self.upstream(format!(
+                "{status_words}: the server redirects to {to}; configure that url for this server"
+            ));
+        }
         match status.as_u16() {
             401 | 403 => self.upstream(format!(
                 "{status_words} (check the headers configured for this server){}",
