@@ -209,7 +209,6 @@ impl Call {
                 id,
                 request_id: self.request_id.unwrap_or_else(|| id.to_string()),
                 trace_id: self.trace_id,
-                time: crate::rfc3339(self.at),
                 at: self.at,
                 transport: self.transport,
                 identity: self.identity,

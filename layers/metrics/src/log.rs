@@ -7,16 +7,19 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
+fn as_rfc3339<S: serde::Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&crate::rfc3339(*t))
+}
+
 /// One call in the request log.
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LogEntry {
     /// Sequence number, unique per process.
     pub id: u64,
-    /// When the call started (RFC 3339).
-    pub time: String,
-    /// Start time, for filtering.
-    #[serde(skip)]
+    /// When the call started; serialized as `time` (RFC 3339), formatted only when the log
+    /// is read, never on the call path.
+    #[serde(rename = "time", serialize_with = "as_rfc3339")]
     pub at: SystemTime,
     /// The front end's id for the request (the JSON-RPC id on `/mcp`), else the sequence
     /// number.
@@ -232,7 +235,6 @@ mod tests {
             id,
             request_id: id.to_string(),
             trace_id: None,
-            time: crate::rfc3339(at),
             at,
             transport: "rest",
             identity: None,
