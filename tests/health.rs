@@ -49,15 +49,16 @@ async fn wait_server(gw: &TestGateway, limit: Duration, pred: impl Fn(&Value) ->
 async fn a_hung_server_fails_fast_and_recovers() {
     let name = unique("hang");
     let cfg = config(&format!(
-        "readiness: all\nhealthCheck:\n  intervalSeconds: 1\n  timeoutMs: 300\n  restartAfter: 0\nservers:\n{}",
+        "readiness: all\nhealthCheck:\n  intervalSeconds: 1\n  timeoutMs: 1000\n  degradedLatencyMs: 5000\n  restartAfter: 0\nservers:\n{}",
         test_server_yaml("t", &["--name", &name], "    timeout: 10000\n")
     ));
     let gw = TestGateway::start(cfg).await;
-    let v = wait_server(&gw, Duration::from_secs(10), |v| {
-        v["health"]["checks"].as_u64() >= Some(1)
+    // Healthy once checked (a loaded machine may make a first check slow: wait it out).
+    let v = wait_server(&gw, Duration::from_secs(20), |v| {
+        v["health"]["checks"].as_u64() >= Some(1) && v["status"] == "healthy"
     })
     .await;
-    assert_eq!(v["status"], "healthy", "{v:#}");
+    assert_eq!(v["health"]["state"], "healthy", "{v:#}");
     assert_eq!(gw.get("/readyz").await.0, 200);
     let pid = child(&name);
 
@@ -72,7 +73,7 @@ async fn a_hung_server_fails_fast_and_recovers() {
     assert_eq!(v["health"]["consecutiveFailures"], 2, "{v:#}");
     assert_eq!(v["health"]["state"], "unhealthy", "{v:#}");
     assert!(
-        v["error"].as_str().is_some_and(|e| e.contains("300 ms")),
+        v["error"].as_str().is_some_and(|e| e.contains("1000 ms")),
         "{v:#}"
     );
     // Calls fail fast with 503 (the server's own timeout would answer 504 after 10 s).
@@ -99,7 +100,7 @@ async fn a_hung_server_fails_fast_and_recovers() {
     );
 
     signal(pid, "-CONT");
-    wait_server(&gw, Duration::from_secs(5), |v| v["status"] == "healthy").await;
+    wait_server(&gw, Duration::from_secs(15), |v| v["status"] == "healthy").await;
     let (status, body) = gw
         .call(json!({"tool": "echo", "arguments": {"text": "back"}}))
         .await;
@@ -117,15 +118,15 @@ async fn a_hung_server_fails_fast_and_recovers() {
 async fn a_hung_stdio_child_is_restarted() {
     let name = unique("restart");
     let cfg = config(&format!(
-        "healthCheck:\n  intervalSeconds: 1\n  timeoutMs: 300\n  restartAfter: 2\nservers:\n{}",
+        "healthCheck:\n  intervalSeconds: 1\n  timeoutMs: 1000\n  degradedLatencyMs: 5000\n  restartAfter: 2\nservers:\n{}",
         test_server_yaml("t", &["--name", &name], "")
     ));
     let gw = TestGateway::start(cfg).await;
-    wait_server(&gw, Duration::from_secs(10), |v| v["status"] == "healthy").await;
+    wait_server(&gw, Duration::from_secs(20), |v| v["status"] == "healthy").await;
     let pid = child(&name);
     signal(pid, "-STOP");
     // Two failed checks → restarted: a new process, healthy again, tools back.
-    let v = wait_server(&gw, Duration::from_secs(10), |v| {
+    let v = wait_server(&gw, Duration::from_secs(20), |v| {
         v["status"] == "healthy" && v["restarts"].as_u64() >= Some(1)
     })
     .await;
