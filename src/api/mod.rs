@@ -415,7 +415,7 @@ async fn call_tool(
         .and_then(|v| v.to_str().ok())
         .and_then(mcp_gateway_core::TraceContext::continue_from)
         .map(Arc::new);
-    let span = tracing::info_span!(
+    let span = tracing::debug_span!(
         "tools/call",
         transport = "rest",
         tool = %body.tool,

@@ -1100,7 +1100,7 @@ async fn call_tool(
     if let Some(r) = relay {
         req.extensions.insert(r);
     }
-    let span = tracing::info_span!(
+    let span = tracing::debug_span!(
         "tools/call",
         transport = "mcp",
         tool = %name,

@@ -56,9 +56,31 @@ impl Service<McpRequest> for McpUpstreamService {
             }
         }
         let params = traced.as_deref().or(req.params());
+        // One span per upstream call (debug level: nothing is built unless enabled).
+        let span = tracing::debug_span!(
+            "upstream call",
+            server = %server,
+            method = %req.method(),
+            tool = tracing::field::Empty,
+            trace_id = tracing::field::Empty,
+            outcome = tracing::field::Empty,
+        );
+        if !span.is_disabled() {
+            if let Ok(Some(t)) = req.tool_name() {
+                span.record("tool", t.as_ref());
+            }
+            if let Some(t) = req.extensions.get::<Arc<TraceContext>>() {
+                span.record("trace_id", t.trace_id());
+            }
+        }
         match conn.send_request_with(req.method(), params, relay, headers) {
             Ok((rx, guard)) => ResponseFuture {
-                state: State::Waiting { rx, guard, server },
+                state: State::Waiting {
+                    rx,
+                    guard,
+                    server,
+                    span,
+                },
             },
             Err(e) => ResponseFuture::failed(e),
         }
@@ -118,6 +140,7 @@ enum State {
         rx: oneshot::Receiver<Reply>,
         guard: PendingGuard,
         server: Arc<str>,
+        span: tracing::Span,
     },
 }
 
@@ -146,11 +169,25 @@ impl Future for ResponseFuture {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match &mut self.state {
             State::Failed(e) => Poll::Ready(Err(e.take().expect("polled after completion"))),
-            State::Waiting { rx, guard, server } => {
+            State::Waiting {
+                rx,
+                guard,
+                server,
+                span,
+            } => {
+                let _entered = span.enter();
                 let reply = match Pin::new(rx).poll(cx) {
                     Poll::Pending => return Poll::Pending,
                     Poll::Ready(r) => r,
                 };
+                if !span.is_disabled() {
+                    let outcome = match &reply {
+                        Ok(Ok(_)) => "ok",
+                        Ok(Err(e)) => e.code(),
+                        Err(_) => "upstream_error",
+                    };
+                    span.record("outcome", outcome);
+                }
                 guard.disarm();
                 let reply = reply.unwrap_or_else(|_| {
                     Err(McpError::Upstream {
