@@ -25,6 +25,7 @@ mod limits;
 mod mcp_endpoint;
 mod security;
 mod state;
+pub mod telemetry;
 
 pub use config::{Config, ConfigError, ConfigErrors};
 pub use mcp_gateway_auth as auth;
@@ -206,7 +207,17 @@ impl Gateway {
                 name,
             ));
         }
-        router.layer(tower_http::trace::TraceLayer::new_for_http())
+        router.layer(
+            tower_http::trace::TraceLayer::new_for_http()
+                .make_span_with(telemetry::http_span)
+                .on_response(
+                    |res: &http::Response<_>,
+                     _latency: std::time::Duration,
+                     span: &tracing::Span| {
+                        span.record("http.response.status_code", res.status().as_u16());
+                    },
+                ),
+        )
     }
 
     /// The MCP-plane service (metrics → access control → router → upstreams), for front ends

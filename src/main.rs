@@ -2,7 +2,7 @@
 
 use clap::{Parser, Subcommand};
 use mcp_gateway::Gateway;
-use mcp_gateway::config::{AuthStrategy, Config, DEFAULT_CONFIG_YAML, LogFormat};
+use mcp_gateway::config::{AuthStrategy, Config, DEFAULT_CONFIG_YAML};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -81,7 +81,13 @@ fn main() -> ExitCode {
                     return ExitCode::from(1);
                 }
             };
-            init_logging(&cfg);
+            let telemetry = match mcp_gateway::telemetry::init(&cfg) {
+                Ok(t) => t,
+                Err(e) => {
+                    eprintln!("mcp-gateway: {e}");
+                    return ExitCode::from(1);
+                }
+            };
             let rt = match tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()
@@ -92,7 +98,11 @@ fn main() -> ExitCode {
                     return ExitCode::from(1);
                 }
             };
-            rt.block_on(start(cfg))
+            let code = rt.block_on(start(cfg));
+            // Outside the runtime: the exporter blocks while it sends what is buffered.
+            drop(rt);
+            telemetry.shutdown();
+            code
         }
     }
 }
@@ -118,19 +128,6 @@ fn init(path: &std::path::Path, force: bool) -> ExitCode {
             eprintln!("cannot write {}: {e}", path.display());
             ExitCode::from(1)
         }
-    }
-}
-
-fn init_logging(cfg: &Config) {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new(format!("{},tower_http=warn", cfg.log_level.as_str())));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match cfg.log_format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Pretty => builder.init(),
     }
 }
 

@@ -409,19 +409,25 @@ async fn call_tool(
     }
     req.identity = caller.map(|axum::Extension(i)| i);
     req.extensions.insert(CallInfo { transport: "rest" });
-    // Continue the caller's W3C trace to the upstream (nothing is made up without one).
-    let trace = headers
-        .get("traceparent")
-        .and_then(|v| v.to_str().ok())
-        .and_then(mcp_gateway_core::TraceContext::continue_from)
-        .map(Arc::new);
     let span = tracing::debug_span!(
         "tools/call",
         transport = "rest",
         tool = %body.tool,
-        trace_id = trace.as_ref().map_or("", |t| t.trace_id()),
+        server = tracing::field::Empty,
+        trace_id = tracing::field::Empty,
         outcome = tracing::field::Empty,
+        otel.status_code = tracing::field::Empty,
     );
+    // Continue the caller's W3C trace to the upstream; the HTTP request's span already took
+    // the header as its parent.
+    let trace = crate::telemetry::continue_trace(
+        &span,
+        headers.get("traceparent").and_then(|v| v.to_str().ok()),
+        false,
+    );
+    if let Some(t) = &trace {
+        span.record("trace_id", t.trace_id());
+    }
     req.extensions.insert(mcp_gateway_metrics::RequestIds {
         request_id: headers
             .get("x-request-id")
@@ -434,8 +440,12 @@ async fn call_tool(
     }
     let res = tracing::Instrument::instrument(st.mcp.clone().oneshot(req), span.clone()).await;
     span.record("outcome", res.as_ref().map_or_else(|e| e.code(), |_| "ok"));
+    if res.is_err() {
+        span.record("otel.status_code", "error");
+    }
     let res = res?;
     let server = res.server.as_deref().unwrap_or("-");
+    span.record("server", server);
     // The tool result is spliced in raw, never parsed.
     let mut out = Vec::with_capacity(res.result.get().len() + 64 + body.tool.len());
     out.extend_from_slice(br#"{"server":"#);

@@ -583,6 +583,66 @@ pub struct MonitorConfig {
     /// `tool="_other"`.
     #[serde(default = "default_max_series")]
     pub max_series: usize,
+    /// OpenTelemetry span export over OTLP/HTTP; off when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tracing: Option<TracingConfig>,
+}
+
+/// Where and how spans are exported (`monitor.tracing`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TracingConfig {
+    /// OTLP/HTTP collector: a base URL (`http://127.0.0.1:4318`, `/v1/traces` is added) or
+    /// the full traces URL.
+    pub endpoint: String,
+    /// Wire encoding of the export requests.
+    #[serde(default)]
+    pub protocol: OtlpProtocol,
+    /// Fraction of new traces recorded (0.0 to 1.0); a caller's sampled flag is followed.
+    #[serde(default = "default_sample_ratio")]
+    pub sample_ratio: f64,
+    /// `service.name` of the exported spans.
+    #[serde(default = "default_service_name")]
+    pub service_name: String,
+    /// Headers on every export request (collector credentials; `${ENV}` works).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
+    /// Timeout of one export request, in milliseconds.
+    #[serde(default = "default_export_timeout")]
+    pub timeout_ms: u64,
+}
+
+/// OTLP/HTTP encodings.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub enum OtlpProtocol {
+    /// `application/x-protobuf`, the OTLP default.
+    #[default]
+    #[serde(rename = "http/protobuf")]
+    HttpProtobuf,
+    /// `application/json`.
+    #[serde(rename = "http/json")]
+    HttpJson,
+}
+
+impl TracingConfig {
+    /// The traces URL: the endpoint as given when it has a path, else `<endpoint>/v1/traces`.
+    pub fn traces_url(&self) -> String {
+        let e = self.endpoint.trim_end_matches('/');
+        match e.split_once("://") {
+            Some((_, rest)) if rest.contains('/') => e.to_string(),
+            _ => format!("{e}/v1/traces"),
+        }
+    }
+}
+
+fn default_sample_ratio() -> f64 {
+    1.0
+}
+fn default_service_name() -> String {
+    "mcp-gateway".into()
+}
+fn default_export_timeout() -> u64 {
+    10_000
 }
 
 fn default_redact() -> Vec<String> {
@@ -611,6 +671,7 @@ impl Default for MonitorConfig {
             log_bodies: false,
             redact: default_redact(),
             max_series: default_max_series(),
+            tracing: None,
         }
     }
 }
@@ -1169,6 +1230,31 @@ impl Config {
         }
         if self.monitor.retention_hours == 0 {
             e("monitor.retentionHours".into(), "must be at least 1".into());
+        }
+        if let Some(t) = &self.monitor.tracing {
+            if !(0.0..=1.0).contains(&t.sample_ratio) {
+                e(
+                    "monitor.tracing.sampleRatio".into(),
+                    format!("must be between 0.0 and 1.0, got {}", t.sample_ratio),
+                );
+            }
+            if !(t.endpoint.starts_with("http://") || t.endpoint.starts_with("https://"))
+                || t.endpoint.parse::<http::Uri>().is_err()
+            {
+                e(
+                    "monitor.tracing.endpoint".into(),
+                    format!(
+                        "must be an http:// or https:// URL of an OTLP/HTTP collector, got {:?}",
+                        t.endpoint
+                    ),
+                );
+            }
+            if t.timeout_ms == 0 {
+                e(
+                    "monitor.tracing.timeoutMs".into(),
+                    "must be at least 1".into(),
+                );
+            }
         }
         if self.monitor.max_series == 0 {
             e("monitor.maxSeries".into(), "must be at least 1".into());

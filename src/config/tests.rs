@@ -204,3 +204,36 @@ fn credentials_and_cluster_are_checked() {
     .unwrap();
     assert_eq!(ok.cluster.unwrap().session_max_age, 86_400);
 }
+
+#[test]
+fn monitor_tracing_section() {
+    let c = parse(
+        "monitor:\n  tracing:\n    endpoint: http://127.0.0.1:4318\n    headers:\n      \
+         authorization: Bearer ${TOKEN}\nservers: []\n",
+        Format::Yaml,
+    )
+    .unwrap();
+    let t = c.monitor.tracing.unwrap();
+    assert_eq!(t.traces_url(), "http://127.0.0.1:4318/v1/traces");
+    assert_eq!(t.protocol, OtlpProtocol::HttpProtobuf);
+    assert_eq!(t.sample_ratio, 1.0);
+    assert_eq!(t.headers["authorization"], "Bearer s3cret");
+    let full = TracingConfig {
+        endpoint: "https://otel.example/custom/traces".into(),
+        ..t
+    };
+    assert_eq!(full.traces_url(), "https://otel.example/custom/traces");
+    for (bad, key) in [
+        ("endpoint: 127.0.0.1:4318", "monitor.tracing.endpoint"),
+        (
+            "endpoint: http://127.0.0.1:4318\n    sampleRatio: 1.5",
+            "monitor.tracing.sampleRatio",
+        ),
+    ] {
+        let e = one_error(parse(
+            &format!("monitor:\n  tracing:\n    {bad}\nservers: []\n"),
+            Format::Yaml,
+        ));
+        assert_eq!(e.path.as_deref(), Some(key), "{e:?}");
+    }
+}

@@ -32,7 +32,7 @@ use catalog::Exposed;
 use mcp_gateway_core::jsonrpc::{self, JsonRpcError, Message, RequestId};
 use mcp_gateway_core::protocol::{self, STATELESS_VERSION};
 use mcp_gateway_core::relay::RelaySink;
-use mcp_gateway_core::{McpError, McpRequest, TraceContext};
+use mcp_gateway_core::{McpError, McpRequest};
 use mcp_gateway_metrics::CallInfo;
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -730,23 +730,34 @@ struct Ctx {
     identity: Option<Arc<mcp_gateway_core::Identity>>,
     /// The client can answer sampling / elicitation requests relayed from upstreams.
     can_ask: bool,
-    /// The caller's W3C trace, continued (from `traceparent` or `_meta.traceparent`).
-    trace: Option<Arc<TraceContext>>,
+    /// The caller's W3C trace to continue (from `traceparent` or `_meta.traceparent`).
+    trace: Option<CallerTrace>,
+}
+
+/// A caller's `traceparent` and where it came from.
+struct CallerTrace {
+    value: String,
+    /// From `_meta`: the HTTP request's span has not seen it.
+    from_meta: bool,
 }
 
 /// The trace to continue: the `traceparent` header, else `_meta.traceparent`.
 fn trace_of(
     headers: &HeaderMap,
     meta: Option<&BTreeMap<Cow<'_, str>, &RawValue>>,
-) -> Option<Arc<TraceContext>> {
-    let from_meta = || {
-        meta.and_then(|m| m.get("traceparent"))
-            .and_then(|v| serde_json::from_str::<String>(v.get()).ok())
-    };
-    let tp = header_str(headers, "traceparent")
-        .map(str::to_string)
-        .or_else(from_meta)?;
-    TraceContext::continue_from(&tp).map(Arc::new)
+) -> Option<CallerTrace> {
+    if let Some(h) = header_str(headers, "traceparent") {
+        return Some(CallerTrace {
+            value: h.to_string(),
+            from_meta: false,
+        });
+    }
+    meta.and_then(|m| m.get("traceparent"))
+        .and_then(|v| serde_json::from_str::<String>(v.get()).ok())
+        .map(|value| CallerTrace {
+            value,
+            from_meta: true,
+        })
 }
 
 /// Answers one request: JSON for simple answers, an SSE stream when progress was asked for
@@ -1105,15 +1116,24 @@ async fn call_tool(
         transport = "mcp",
         tool = %name,
         server = %req.server.as_deref().unwrap_or("-"),
-        trace_id = ctx.trace.as_ref().map_or("", |t| t.trace_id()),
+        trace_id = tracing::field::Empty,
         outcome = tracing::field::Empty,
+        otel.status_code = tracing::field::Empty,
     );
+    let trace = crate::telemetry::continue_trace(
+        &span,
+        ctx.trace.as_ref().map(|t| t.value.as_str()),
+        ctx.trace.as_ref().is_some_and(|t| t.from_meta),
+    );
+    if let Some(t) = &trace {
+        span.record("trace_id", t.trace_id());
+    }
     req.extensions.insert(mcp_gateway_metrics::RequestIds {
         request_id: Some(id.to_string()),
-        trace_id: ctx.trace.as_ref().map(|t| t.trace_id().to_string()),
+        trace_id: trace.as_ref().map(|t| t.trace_id().to_string()),
     });
-    if let Some(t) = &ctx.trace {
-        req.extensions.insert(t.clone());
+    if let Some(t) = trace {
+        req.extensions.insert(t);
     }
     let call = tracing::Instrument::instrument(ep.state.mcp.clone().oneshot(req), span.clone());
     let outcome = match &ctx.session {
@@ -1136,6 +1156,9 @@ async fn call_tool(
             None => "cancelled",
         },
     );
+    if !matches!(outcome, Some(Ok(_))) {
+        span.record("otel.status_code", "error");
+    }
     match outcome {
         Some(Ok(res)) => Ok(res.result),
         Some(Err(e)) => Err(e.to_jsonrpc()),

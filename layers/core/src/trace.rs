@@ -48,6 +48,16 @@ impl TraceContext {
         })
     }
 
+    /// A hop whose ids come from elsewhere (an OpenTelemetry span): `trace_id` is 32 and
+    /// `span_id` 16 lowercase hex digits, not all zeros. `None` when they are not.
+    pub fn from_ids(trace_id: String, span_id: String, flags: u8) -> Option<Self> {
+        (is_hex(&trace_id, 32) && is_hex(&span_id, 16)).then_some(Self {
+            trace_id,
+            span_id,
+            flags,
+        })
+    }
+
     /// The 32-hex-digit trace id.
     pub fn trace_id(&self) -> &str {
         &self.trace_id

@@ -64,6 +64,8 @@ impl Service<McpRequest> for McpUpstreamService {
             tool = tracing::field::Empty,
             trace_id = tracing::field::Empty,
             outcome = tracing::field::Empty,
+            otel.kind = "client",
+            otel.status_code = tracing::field::Empty,
         );
         if !span.is_disabled() {
             if let Ok(Some(t)) = req.tool_name() {
@@ -187,6 +189,9 @@ impl Future for ResponseFuture {
                         Err(_) => "upstream_error",
                     };
                     span.record("outcome", outcome);
+                    if outcome != "ok" {
+                        span.record("otel.status_code", "error");
+                    }
                 }
                 guard.disarm();
                 let reply = reply.unwrap_or_else(|_| {
