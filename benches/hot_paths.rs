@@ -6,7 +6,7 @@
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use mcp_gateway::core::jsonrpc::{Message, RequestId, request_frame, result_frame};
 use mcp_gateway::core::{McpError, McpRequest, McpResponse};
-use mcp_gateway::metrics::{McpMetricsLayer, Recorder};
+use mcp_gateway::metrics::{McpMetricsLayer, PrometheusExporter, Recorder};
 use mcp_gateway::router::ToolRouter;
 use serde_json::value::RawValue;
 use std::hint::black_box;
@@ -126,6 +126,18 @@ fn mcp_plane(c: &mut Criterion) {
     g.bench_function("metrics_router", |b| {
         b.to_async(&rt).iter(|| {
             let s = stack.clone();
+            let req = McpRequest::call_tool("s3_tool_50", Some(&args));
+            async move { black_box(s.oneshot(req).await.is_ok()) }
+        })
+    });
+    // The gateway's default: the recorder also feeds the OpenTelemetry latency histogram
+    // behind `GET /metrics`.
+    let recorder = Recorder::new(1000);
+    let _exporter = PrometheusExporter::new(&recorder, 10_000).expect("exporter");
+    let exported = McpMetricsLayer::new(recorder).layer(router.clone());
+    g.bench_function("metrics_otel_router", |b| {
+        b.to_async(&rt).iter(|| {
+            let s = exported.clone();
             let req = McpRequest::call_tool("s3_tool_50", Some(&args));
             async move { black_box(s.oneshot(req).await.is_ok()) }
         })

@@ -6,7 +6,7 @@ use mcp_gateway_core::{McpError, McpRequest, ToolPolicy};
 use mcp_gateway_health::{
     Health, HealthGate, HealthLayer, HealthPolicy, HealthState, Probe, spawn_prober,
 };
-use mcp_gateway_metrics::{McpMetrics, McpMetricsLayer, Recorder};
+use mcp_gateway_metrics::{McpMetrics, McpMetricsLayer, PrometheusExporter, Recorder};
 use mcp_gateway_rate_limit::McpRateLimit;
 use mcp_gateway_router::ToolRouter;
 use mcp_gateway_upstream::{
@@ -95,6 +95,9 @@ pub(crate) struct AppState {
     pub(crate) endpoint: std::sync::OnceLock<std::sync::Weak<crate::mcp_endpoint::Endpoint>>,
     /// This replica's place among several (sealed sessions, Redis).
     pub(crate) cluster: Arc<crate::cluster::Cluster>,
+    /// Every metric as OpenTelemetry instruments, for `GET /metrics` (`None` when
+    /// `monitor.prometheus` is off: then no call records into it).
+    pub(crate) exporter: Option<PrometheusExporter>,
     /// Bumped whenever any server's tool list changes.
     catalog_epoch: AtomicU64,
     tool_changes: broadcast::Sender<u64>,
@@ -192,6 +195,17 @@ impl AppState {
         .resolver(resolver(router.clone()));
         let mcp = McpMetricsLayer::new(recorder.clone()).layer(access.layer(router.clone()));
         let cluster = Arc::new(crate::cluster::Cluster::new(config.cluster.as_ref()));
+        let exporter = if config.monitor.prometheus {
+            match PrometheusExporter::new(&recorder, config.monitor.max_series) {
+                Ok(e) => Some(e),
+                Err(e) => {
+                    tracing::error!("metrics: {e}; GET /metrics will answer 503");
+                    None
+                }
+            }
+        } else {
+            None
+        };
         let state = Arc::new(AppState {
             config,
             servers,
@@ -204,6 +218,7 @@ impl AppState {
             policy,
             endpoint: std::sync::OnceLock::new(),
             cluster,
+            exporter,
             catalog_epoch: AtomicU64::new(0),
             tool_changes: broadcast::channel(16).0,
         });
@@ -216,6 +231,9 @@ impl AppState {
             }
         }
         configure_recorder(&state);
+        if let Some(e) = &state.exporter {
+            register_gateway_instruments(e, &state);
+        }
         tokio::spawn(expire_log(state.clone()));
         state
     }
@@ -333,46 +351,87 @@ fn configure_recorder(st: &AppState) {
     });
 }
 
-/// Prometheus series of the health checks: state per server (one-hot) and transitions.
-pub(crate) fn health_prometheus(st: &AppState) -> String {
-    use std::fmt::Write;
-    let mut state = String::from(
-        "# HELP mcp_gateway_upstream_health 1 for the server's current health state (from its health checks).\n# TYPE mcp_gateway_upstream_health gauge\n",
-    );
-    let mut moves = String::from(
-        "# HELP mcp_gateway_upstream_health_transitions_total Health state changes, by the state entered.\n# TYPE mcp_gateway_upstream_health_transitions_total counter\n",
-    );
-    let mut any = false;
-    for slot in &st.servers {
-        let Some(h) = &slot.health else { continue };
-        any = true;
-        let id = slot.config.id.replace('"', "");
-        let snap = h.snapshot();
-        for s in HealthState::ALL {
-            let _ = writeln!(
-                state,
-                "mcp_gateway_upstream_health{{server=\"{id}\",state=\"{}\"}} {}",
-                s.as_str(),
-                u8::from(snap.state == s)
-            );
-        }
-        for (to, n) in [
-            ("healthy", snap.transitions.healthy),
-            ("degraded", snap.transitions.degraded),
-            ("unhealthy", snap.transitions.unhealthy),
-        ] {
-            let _ = writeln!(
-                moves,
-                "mcp_gateway_upstream_health_transitions_total{{server=\"{id}\",to=\"{to}\"}} {n}"
-            );
-        }
-    }
-    if any {
-        state.push_str(&moves);
-        state
-    } else {
-        String::new()
-    }
+/// The gateway's own series on the metrics exporter: live MCP sessions, whether each server
+/// is up, its restarts, and its health state and transitions. All observable: read at
+/// scrape time through a weak reference, so they neither cost anything per call nor keep the
+/// state alive.
+fn register_gateway_instruments(exporter: &PrometheusExporter, st: &Arc<AppState>) {
+    use opentelemetry::KeyValue;
+    let meter = exporter.meter();
+    let server = |slot: &ServerSlot| KeyValue::new("server", slot.config.id.clone());
+    let w = Arc::downgrade(st);
+    meter
+        .u64_observable_gauge("mcp_gateway_mcp_sessions")
+        .with_description("Live downstream MCP sessions.")
+        .with_callback(move |o| {
+            if let Some(st) = w.upgrade() {
+                o.observe(st.mcp_sessions() as u64, &[]);
+            }
+        })
+        .build();
+    let w = Arc::downgrade(st);
+    meter
+        .u64_observable_gauge("mcp_gateway_upstream_up")
+        .with_description("1 when the server is connected and ready.")
+        .with_callback(move |o| {
+            let Some(st) = w.upgrade() else { return };
+            for slot in &st.servers {
+                // Up means connected; how well it answers is `mcp_gateway_upstream_health`.
+                let up = matches!(status_word(slot).0, "healthy" | "degraded" | "unhealthy");
+                o.observe(u64::from(up), &[server(slot)]);
+            }
+        })
+        .build();
+    let w = Arc::downgrade(st);
+    meter
+        .u64_observable_counter("mcp_gateway_upstream_restarts")
+        .with_description("Restarts after failures.")
+        .with_callback(move |o| {
+            let Some(st) = w.upgrade() else { return };
+            for slot in &st.servers {
+                if let Some(u) = &slot.upstream {
+                    o.observe(u.status().restarts, &[server(slot)]);
+                }
+            }
+        })
+        .build();
+    let w = Arc::downgrade(st);
+    meter
+        .u64_observable_gauge("mcp_gateway_upstream_health")
+        .with_description("1 for the server's current health state (from its health checks).")
+        .with_callback(move |o| {
+            let Some(st) = w.upgrade() else { return };
+            for slot in &st.servers {
+                let Some(h) = &slot.health else { continue };
+                let now = h.state();
+                for s in HealthState::ALL {
+                    o.observe(
+                        u64::from(now == s),
+                        &[server(slot), KeyValue::new("state", s.as_str())],
+                    );
+                }
+            }
+        })
+        .build();
+    let w = Arc::downgrade(st);
+    meter
+        .u64_observable_counter("mcp_gateway_upstream_health_transitions")
+        .with_description("Health state changes, by the state entered.")
+        .with_callback(move |o| {
+            let Some(st) = w.upgrade() else { return };
+            for slot in &st.servers {
+                let Some(h) = &slot.health else { continue };
+                let t = h.snapshot().transitions;
+                for (to, n) in [
+                    ("healthy", t.healthy),
+                    ("degraded", t.degraded),
+                    ("unhealthy", t.unhealthy),
+                ] {
+                    o.observe(n, &[server(slot), KeyValue::new("to", to)]);
+                }
+            }
+        })
+        .build();
 }
 
 /// The health policy of server `s` (its `healthCheck` over the gateway's), `None` when

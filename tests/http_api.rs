@@ -791,9 +791,10 @@ async fn metrics_prometheus_and_request_log() {
         assert_eq!(status, 200, "{p}");
         for line in [
             "# TYPE mcp_gateway_tool_calls_total counter",
-            r#"mcp_gateway_tool_calls_total{server="t",tool="echo",outcome="ok"} 3"#,
-            r#"mcp_gateway_tool_calls_total{server="t",tool="fail",outcome="tool_error"} 1"#,
-            r#"mcp_gateway_tool_calls_total{server="t",tool="error",outcome="upstream_error"} 1"#,
+            // Labels in the exporter's order (sorted by name).
+            r#"mcp_gateway_tool_calls_total{outcome="ok",server="t",tool="echo"} 3"#,
+            r#"mcp_gateway_tool_calls_total{outcome="tool_error",server="t",tool="fail"} 1"#,
+            r#"mcp_gateway_tool_calls_total{outcome="upstream_error",server="t",tool="error"} 1"#,
             r#"mcp_gateway_tool_call_duration_seconds_count{server="t",tool="echo"} 3"#,
             r#"mcp_gateway_upstream_up{server="t"} 1"#,
         ] {

@@ -477,6 +477,45 @@ async fn metrics_json_time_buckets_and_prometheus_off() {
         );
         assert!(0.0 < p50 && p50 <= p95 && p95 <= p99, "{b}");
     }
+    // The same per server and per (server, tool) pair.
+    let t = &w["servers"]["t"];
+    assert_eq!(
+        (t["calls"].as_u64(), t["errors"].as_u64()),
+        (Some(4), Some(1)),
+        "{w}"
+    );
+    let per_server: u64 = t["buckets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["calls"].as_u64().unwrap())
+        .sum();
+    assert_eq!(per_server, 4, "{t}");
+    let tool = |name: &str| {
+        w["tools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["server"] == "t" && x["tool"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("no window for t/{name}: {w}"))
+    };
+    let echo = tool("echo");
+    assert_eq!(
+        (echo["calls"].as_u64(), echo["errorRate"].as_f64()),
+        (Some(3), Some(0.0))
+    );
+    assert!(echo["latencyMs"]["p99"].as_f64().unwrap() > 0.0, "{echo}");
+    assert!(!echo["buckets"].as_array().unwrap().is_empty(), "{echo}");
+    let fail = tool("fail");
+    assert_eq!(fail["outcomes"]["tool_error"], 1, "{fail}");
+    assert_eq!(fail["errorRate"], 1.0, "{fail}");
+    // Narrowed to one tool: only its pair, no per-server rows.
+    let (_, m) = gw.get("/api/v1/metrics?tool=fail&server=t").await;
+    let tools = m["window"]["tools"].as_array().unwrap();
+    assert_eq!(tools.len(), 1, "{m}");
+    assert_eq!(tools[0]["tool"], "fail");
+    assert!(m["window"].get("servers").is_none(), "{m}");
     let (_, m) = gw.get("/api/v1/metrics?bucket=1h").await;
     assert_eq!(m["window"]["buckets"].as_array().unwrap().len(), 1, "{m}");
     assert_eq!(m["window"]["bucketSeconds"], 3600);

@@ -491,10 +491,16 @@ fn prometheus_disabled() -> Response {
 }
 
 async fn metrics(State(st): State<AppRef>, q: QueryResult, headers: HeaderMap) -> Response {
-    let (format, bucket) = match query_params(q, &["format", "bucket"]) {
-        Ok(mut m) => (m.remove("format"), m.remove("bucket")),
-        Err(e) => return e.into_response(),
-    };
+    let (format, bucket, server, tool) =
+        match query_params(q, &["format", "bucket", "server", "tool"]) {
+            Ok(mut m) => (
+                m.remove("format"),
+                m.remove("bucket"),
+                m.remove("server"),
+                m.remove("tool"),
+            ),
+            Err(e) => return e.into_response(),
+        };
     if let Some(f) = format
         .as_deref()
         .filter(|f| !matches!(*f, "prometheus" | "json"))
@@ -532,7 +538,12 @@ async fn metrics(State(st): State<AppRef>, q: QueryResult, headers: HeaderMap) -
     }
     let snap = st.recorder.snapshot();
     let mut v = serde_json::to_value(&snap).unwrap_or(Value::Null);
-    v["window"] = serde_json::to_value(st.recorder.window(bucket)).unwrap_or(Value::Null);
+    v["window"] = serde_json::to_value(st.recorder.window(
+        bucket,
+        server.as_deref(),
+        tool.as_deref(),
+    ))
+    .unwrap_or(Value::Null);
     v["mcpSessions"] = json!(st.mcp_sessions());
     v["requestLog"] = json!({
         "enabled": st.recorder.log().enabled(),
@@ -543,40 +554,20 @@ async fn metrics(State(st): State<AppRef>, q: QueryResult, headers: HeaderMap) -
 }
 
 fn prometheus_text(st: &AppState) -> Response {
-    use mcp_gateway_metrics::escape;
-    use std::fmt::Write;
-    let mut text = st.recorder.prometheus();
-    text.push_str("# HELP mcp_gateway_mcp_sessions Live downstream MCP sessions.\n# TYPE mcp_gateway_mcp_sessions gauge\n");
-    let _ = writeln!(text, "mcp_gateway_mcp_sessions {}", st.mcp_sessions());
-    text.push_str("# HELP mcp_gateway_upstream_up 1 when the server is ready.\n# TYPE mcp_gateway_upstream_up gauge\n");
-    let mut restarts = String::from(
-        "# HELP mcp_gateway_upstream_restarts_total Restarts after failures.\n# TYPE mcp_gateway_upstream_restarts_total counter\n",
-    );
-    for slot in &st.servers {
-        let (word, status) = status_word(slot);
-        let id = escape(&slot.config.id);
-        let _ = writeln!(
-            text,
-            "mcp_gateway_upstream_up{{server=\"{id}\"}} {}",
-            // Up means connected; how well it answers is `mcp_gateway_upstream_health`.
-            u8::from(matches!(word, "healthy" | "degraded" | "unhealthy"))
-        );
-        if let Some(s) = status {
-            let _ = writeln!(
-                restarts,
-                "mcp_gateway_upstream_restarts_total{{server=\"{id}\"}} {}",
-                s.restarts
-            );
-        }
-    }
-    text.push_str(&restarts);
-    text.push_str(&crate::state::health_prometheus(st));
+    let Some(exporter) = &st.exporter else {
+        return ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "the metrics exporter could not be built (see the gateway's log)",
+        )
+        .into_response();
+    };
     (
         [(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        text,
+        exporter.render(),
     )
         .into_response()
 }

@@ -29,18 +29,20 @@
 mod histogram;
 mod layer;
 mod log;
+mod otel;
 mod recorder;
 mod window;
 
 pub use histogram::Histogram;
 pub use layer::{CallInfo, McpMetrics, McpMetricsLayer, RequestIds, ResponseFuture};
 pub use log::{LogEntry, LogQuery, REDACTED, RequestLog, log_body, redact};
+pub use otel::{DURATION_BUCKETS, PrometheusExporter};
 pub use recorder::{
     DEFAULT_MAX_SERIES, InFlight, METHODS, MethodSnapshot, OTHER, Outcome, RateLimitCounts,
     RateLimitDecision, Recorder, RecorderOptions, Snapshot, StatsSnapshot, ToolSnapshot, escape,
     method_label,
 };
-pub use window::{Bucket, WindowLatency, WindowReport, WindowStats};
+pub use window::{Bucket, SeriesWindow, ToolWindow, WindowLatency, WindowReport, WindowStats};
 
 /// Formats a time as RFC 3339 UTC with milliseconds (`2026-11-25T21:29:07.123Z`).
 pub fn rfc3339(t: std::time::SystemTime) -> String {

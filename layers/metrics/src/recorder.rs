@@ -2,7 +2,7 @@
 
 use crate::histogram::Histogram;
 use crate::log::{LogEntry, RequestLog};
-use crate::window::{Window, WindowReport};
+use crate::window::{ToolWindow, Window, WindowReport};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
@@ -162,12 +162,25 @@ pub struct RateLimitCounts {
 struct Stats {
     outcomes: [AtomicU64; Outcome::ALL.len()],
     latency: Histogram,
+    /// Per-minute aggregates of a server or (server, tool) pair, made on its first call.
+    window: OnceLock<Box<Window>>,
+    /// The pair's series of the OpenTelemetry latency histogram, bound to its attributes
+    /// once so recording never hashes an attribute set (tool entries only, once exported).
+    otel: OnceLock<opentelemetry::metrics::BoundHistogram<f64>>,
 }
 
 impl Stats {
     fn record(&self, outcome: Outcome, d: Duration) {
         self.outcomes[outcome as usize].fetch_add(1, Ordering::Relaxed);
         self.latency.record(d);
+    }
+
+    /// Counts the call in this series' own window too (made with `keep` on first use).
+    fn record_windowed(&self, now: SystemTime, keep: Duration, outcome: Outcome, d: Duration) {
+        self.record(outcome, d);
+        self.window
+            .get_or_init(|| Box::new(Window::new(keep)))
+            .record(now, outcome, d);
     }
 
     fn snapshot(&self) -> StatsSnapshot {
@@ -351,6 +364,8 @@ struct Inner {
     resolver: OnceLock<Box<ResolveFn>>,
     rate_limit: [AtomicU64; 4],
     auth_failures: RwLock<HashMap<&'static str, AtomicU64>>,
+    /// `mcp_gateway_tool_call_duration` once an OpenTelemetry exporter is attached.
+    duration: OnceLock<opentelemetry::metrics::Histogram<f64>>,
 }
 
 impl std::fmt::Debug for Inner {
@@ -404,6 +419,7 @@ impl Recorder {
                 resolver: OnceLock::new(),
                 rate_limit: Default::default(),
                 auth_failures: RwLock::new(HashMap::new()),
+                duration: OnceLock::new(),
             }),
         };
         r.configure(&opts);
@@ -426,6 +442,13 @@ impl Recorder {
         *i.redact.write().expect("metrics lock poisoned") = Arc::from(o.redact.clone());
         i.log.set_retention(o.retention);
         i.window.set_keep(o.retention);
+        let map = i.servers.read().expect("metrics lock poisoned");
+        for (e, tools) in map.values() {
+            let series = std::iter::once(&e.stats).chain(tools.values().map(|t| &**t));
+            for w in series.filter_map(|s| s.window.get()) {
+                w.set_keep(o.retention);
+            }
+        }
     }
 
     /// Lets the layer label in-flight calls by the server a tool call will go to. The first
@@ -471,7 +494,7 @@ impl Recorder {
         };
         let entry = entry.unwrap_or_else(|| {
             let mut map = self.inner.servers.write().expect("metrics lock poisoned");
-            self.server_entry(&mut map, server).0.clone()
+            self.server_entry(&mut map, server).1.0.clone()
         });
         entry.in_flight.fetch_add(1, Ordering::Relaxed);
         InFlight { entry }
@@ -489,7 +512,7 @@ impl Recorder {
         &self,
         map: &'m mut ServerMap,
         server: &str,
-    ) -> &'m mut (Arc<ServerEntry>, ToolMap) {
+    ) -> (Arc<str>, &'m mut (Arc<ServerEntry>, ToolMap)) {
         let key: Arc<str> = if map.contains_key(server) {
             Arc::from(server)
         } else if self.inner.series.load(Ordering::Relaxed)
@@ -500,7 +523,7 @@ impl Recorder {
         } else {
             Arc::from(OTHER)
         };
-        map.entry(key).or_default()
+        (key.clone(), map.entry(key).or_default())
     }
 
     /// Records one finished request: `tool` is the tool of a `tools/call`.
@@ -513,21 +536,24 @@ impl Recorder {
         elapsed: Duration,
     ) {
         let mi = method_index(method);
+        let now = SystemTime::now();
+        let keep = self.inner.window.keep();
         self.inner.total.record(outcome, elapsed);
-        self.inner
-            .window
-            .record(SystemTime::now(), outcome, elapsed);
+        self.inner.window.record(now, outcome, elapsed);
         let server_recorded = {
             let map = self.inner.servers.read().expect("metrics lock poisoned");
             match map.get(server) {
                 Some((s, tools)) => {
-                    s.stats.record(outcome, elapsed);
+                    s.stats.record_windowed(now, keep, outcome, elapsed);
                     s.methods[mi][outcome as usize].fetch_add(1, Ordering::Relaxed);
                     match tool {
                         None => return,
                         Some(t) => {
                             if let Some(t) = tools.get(t) {
-                                t.record(outcome, elapsed);
+                                t.record_windowed(now, keep, outcome, elapsed);
+                                if let Some(h) = t.otel.get() {
+                                    h.record(elapsed.as_secs_f64());
+                                }
                                 return;
                             }
                         }
@@ -539,9 +565,9 @@ impl Recorder {
         };
         // First call for this server/tool pair: take the write lock once.
         let mut map = self.inner.servers.write().expect("metrics lock poisoned");
-        let entry = self.server_entry(&mut map, server);
+        let (label, entry) = self.server_entry(&mut map, server);
         if !server_recorded {
-            entry.0.stats.record(outcome, elapsed);
+            entry.0.stats.record_windowed(now, keep, outcome, elapsed);
             entry.0.methods[mi][outcome as usize].fetch_add(1, Ordering::Relaxed);
         }
         let Some(tool) = tool else { return };
@@ -549,16 +575,28 @@ impl Recorder {
             Some(s) => s.clone(),
             None => {
                 let i = &self.inner;
-                if i.series.load(Ordering::Relaxed) < i.max_series.load(Ordering::Relaxed) {
-                    i.series.fetch_add(1, Ordering::Relaxed);
-                    entry.1.entry(Box::from(tool)).or_default().clone()
-                } else {
-                    i.overflow.fetch_add(1, Ordering::Relaxed);
-                    entry.1.entry(Box::from(OTHER)).or_default().clone()
+                let tool =
+                    if i.series.load(Ordering::Relaxed) < i.max_series.load(Ordering::Relaxed) {
+                        i.series.fetch_add(1, Ordering::Relaxed);
+                        tool
+                    } else {
+                        i.overflow.fetch_add(1, Ordering::Relaxed);
+                        OTHER
+                    };
+                let stats = entry.1.entry(Box::from(tool)).or_default().clone();
+                if let Some(h) = i.duration.get() {
+                    let _ = stats.otel.set(h.bind(&[
+                        opentelemetry::KeyValue::new("server", label.to_string()),
+                        opentelemetry::KeyValue::new("tool", tool.to_string()),
+                    ]));
                 }
+                stats
             }
         };
-        stats.record(outcome, elapsed);
+        stats.record_windowed(now, keep, outcome, elapsed);
+        if let Some(h) = stats.otel.get() {
+            h.record(elapsed.as_secs_f64());
+        }
     }
 
     /// Counts one rate-limiter decision.
@@ -627,9 +665,47 @@ impl Recorder {
         self.inner.total.latency.count()
     }
 
-    /// Calls over the retention window, in buckets of `bucket_minutes` when given.
-    pub fn window(&self, bucket_minutes: Option<u64>) -> WindowReport {
-        self.inner.window.report(SystemTime::now(), bucket_minutes)
+    /// Calls over the retention window, in buckets of `bucket_minutes` when given: in all,
+    /// per server and per (server, tool) pair. `server` and `tool` keep only the matching
+    /// servers and pairs.
+    pub fn window(
+        &self,
+        bucket_minutes: Option<u64>,
+        server: Option<&str>,
+        tool: Option<&str>,
+    ) -> WindowReport {
+        let now = SystemTime::now();
+        let mut r = self.inner.window.report(now, bucket_minutes);
+        let map = self.inner.servers.read().expect("metrics lock poisoned");
+        for (sid, (e, tools)) in map.iter() {
+            if server.is_some_and(|s| s != &**sid) {
+                continue;
+            }
+            if tool.is_none()
+                && let Some(w) = e
+                    .stats
+                    .window
+                    .get()
+                    .and_then(|w| w.series(now, bucket_minutes))
+            {
+                r.servers.insert(sid.to_string(), w);
+            }
+            for (t, st) in tools {
+                if tool.is_some_and(|x| x != &**t) {
+                    continue;
+                }
+                if let Some(w) = st.window.get().and_then(|w| w.series(now, bucket_minutes)) {
+                    r.tools.push(ToolWindow {
+                        server: sid.to_string(),
+                        tool: t.to_string(),
+                        window: w,
+                    });
+                }
+            }
+        }
+        r.tools
+            .sort_by(|a, b| (&a.server, &a.tool).cmp(&(&b.server, &b.tool)));
+        r
     }
 
     /// A point-in-time copy of every number.
@@ -683,139 +759,54 @@ impl Recorder {
         }
     }
 
-    /// Prometheus text exposition (format 0.0.4) of the call metrics.
-    pub fn prometheus(&self) -> String {
-        use std::fmt::Write;
-        const BOUNDS_US: [u64; 12] = [
-            1_000, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000, 1_000_000, 2_500_000,
-            5_000_000, 10_000_000,
-        ];
-        let mut out = String::new();
-        let map = self.inner.servers.read().expect("metrics lock poisoned");
-        let mut servers: Vec<_> = map.iter().collect();
-        servers.sort_by(|a, b| a.0.cmp(b.0));
+    /// Has tool-call latency recorded into `h` too (an OpenTelemetry exporter's histogram),
+    /// one series per (server, tool) pair, bound to its attributes when the pair is first
+    /// seen. Attach it before the first call; the first histogram attached stays.
+    pub(crate) fn attach_duration(&self, h: opentelemetry::metrics::Histogram<f64>) {
+        let _ = self.inner.duration.set(h);
+    }
 
-        out.push_str(
-            "# HELP mcp_gateway_requests_total MCP requests by server, method and outcome.\n",
-        );
-        out.push_str("# TYPE mcp_gateway_requests_total counter\n");
-        for (s, (e, _)) in &servers {
+    /// Every non-zero request count by (server, method, outcome).
+    pub(crate) fn each_request_count(&self, mut f: impl FnMut(&str, &'static str, Outcome, u64)) {
+        let map = self.inner.servers.read().expect("metrics lock poisoned");
+        for (s, (e, _)) in map.iter() {
             for (mi, counts) in e.methods.iter().enumerate() {
                 for o in Outcome::ALL {
                     let n = counts[o as usize].load(Ordering::Relaxed);
                     if n > 0 {
-                        let _ = writeln!(
-                            out,
-                            "mcp_gateway_requests_total{{server=\"{}\",method=\"{}\",outcome=\"{}\"}} {n}",
-                            escape(s),
-                            METHODS[mi],
-                            o.as_str()
-                        );
+                        f(s, METHODS[mi], o, n);
                     }
                 }
             }
         }
+    }
 
-        out.push_str(
-            "# HELP mcp_gateway_tool_calls_total Tool calls by server, tool and outcome.\n",
-        );
-        out.push_str("# TYPE mcp_gateway_tool_calls_total counter\n");
-        let mut rows: Vec<_> = servers
-            .iter()
-            .flat_map(|(s, (_, t))| t.iter().map(move |(tool, st)| (*s, tool, st)))
-            .collect();
-        rows.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
-        for (s, t, st) in &rows {
-            for o in Outcome::ALL {
-                let n = st.outcomes[o as usize].load(Ordering::Relaxed);
-                if n > 0 {
-                    let _ = writeln!(
-                        out,
-                        "mcp_gateway_tool_calls_total{{server=\"{}\",tool=\"{}\",outcome=\"{}\"}} {n}",
-                        escape(s),
-                        escape(t),
-                        o.as_str()
-                    );
+    /// Every non-zero tool-call count by (server, tool, outcome).
+    pub(crate) fn each_tool_count(&self, mut f: impl FnMut(&str, &str, Outcome, u64)) {
+        let map = self.inner.servers.read().expect("metrics lock poisoned");
+        for (s, (_, tools)) in map.iter() {
+            for (t, st) in tools {
+                for o in Outcome::ALL {
+                    let n = st.outcomes[o as usize].load(Ordering::Relaxed);
+                    if n > 0 {
+                        f(s, t, o, n);
+                    }
                 }
             }
         }
-        out.push_str("# HELP mcp_gateway_tool_call_duration_seconds Latency of tool calls.\n");
-        out.push_str("# TYPE mcp_gateway_tool_call_duration_seconds histogram\n");
-        for (s, t, st) in &rows {
-            let labels = format!("server=\"{}\",tool=\"{}\"", escape(s), escape(t));
-            let cum = st.latency.cumulative(&BOUNDS_US);
-            for (b, c) in BOUNDS_US.iter().zip(cum) {
-                let _ = writeln!(
-                    out,
-                    "mcp_gateway_tool_call_duration_seconds_bucket{{{labels},le=\"{}\"}} {c}",
-                    *b as f64 / 1e6
-                );
-            }
-            let n = st.latency.count();
-            let _ = writeln!(
-                out,
-                "mcp_gateway_tool_call_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {n}"
-            );
-            let _ = writeln!(
-                out,
-                "mcp_gateway_tool_call_duration_seconds_sum{{{labels}}} {}",
-                st.latency.sum_us() as f64 / 1e6
-            );
-            let _ = writeln!(
-                out,
-                "mcp_gateway_tool_call_duration_seconds_count{{{labels}}} {n}"
-            );
-        }
+    }
 
-        out.push_str("# HELP mcp_gateway_in_flight_calls MCP calls in flight, by server.\n");
-        out.push_str("# TYPE mcp_gateway_in_flight_calls gauge\n");
-        for (s, (e, _)) in &servers {
-            let _ = writeln!(
-                out,
-                "mcp_gateway_in_flight_calls{{server=\"{}\"}} {}",
-                escape(s),
-                e.in_flight.load(Ordering::Relaxed)
-            );
+    /// Calls in flight now, per server seen so far.
+    pub(crate) fn each_in_flight(&self, mut f: impl FnMut(&str, i64)) {
+        let map = self.inner.servers.read().expect("metrics lock poisoned");
+        for (s, (e, _)) in map.iter() {
+            f(s, e.in_flight.load(Ordering::Relaxed));
         }
-        drop(map);
-        out.push_str("# HELP mcp_gateway_series_overflow_total Tool calls counted under tool=\"_other\" because the (server, tool) series bound was reached.\n");
-        out.push_str("# TYPE mcp_gateway_series_overflow_total counter\n");
-        let _ = writeln!(
-            out,
-            "mcp_gateway_series_overflow_total {}",
-            self.inner.overflow.load(Ordering::Relaxed)
-        );
+    }
 
-        let failures = self.auth_failures();
-        out.push_str(
-            "# HELP mcp_gateway_auth_failures_total Requests refused by authentication, by reason.\n",
-        );
-        out.push_str("# TYPE mcp_gateway_auth_failures_total counter\n");
-        for (reason, n) in failures {
-            let _ = writeln!(
-                out,
-                "mcp_gateway_auth_failures_total{{reason=\"{}\"}} {n}",
-                escape(reason)
-            );
-        }
-        let rl = self.rate_limit_counts();
-        out.push_str(
-            "# HELP mcp_gateway_rate_limit_decisions_total Rate-limiter decisions by result.\n",
-        );
-        out.push_str("# TYPE mcp_gateway_rate_limit_decisions_total counter\n");
-        let _ = writeln!(
-            out,
-            "mcp_gateway_rate_limit_decisions_total{{result=\"allowed\"}} {}\nmcp_gateway_rate_limit_decisions_total{{result=\"limited\"}} {}",
-            rl.allowed, rl.limited
-        );
-        out.push_str("# HELP mcp_gateway_rate_limit_fallbacks_total Requests decided by the fail mode while the shared rate-limit backend was unreachable.\n");
-        out.push_str("# TYPE mcp_gateway_rate_limit_fallbacks_total counter\n");
-        let _ = writeln!(
-            out,
-            "mcp_gateway_rate_limit_fallbacks_total{{mode=\"open\"}} {}\nmcp_gateway_rate_limit_fallbacks_total{{mode=\"closed\"}} {}",
-            rl.fallback_open, rl.fallback_closed
-        );
-        out
+    /// Tool calls counted under `tool="_other"` because of the series bound.
+    pub fn series_overflow(&self) -> u64 {
+        self.inner.overflow.load(Ordering::Relaxed)
     }
 
     /// When the recorder was created.
@@ -834,10 +825,30 @@ pub fn escape(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::PrometheusExporter;
+
+    /// The value of the series `name` with exactly `labels` (in any order) in `text`.
+    fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+        let mut want: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect();
+        want.sort();
+        text.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
+            let (series, value) = l.rsplit_once(' ')?;
+            let (n, rest) = series.split_once('{').unwrap_or((series, "}"));
+            let body = rest.strip_suffix('}')?;
+            let mut got: Vec<String> = body
+                .split(',')
+                .filter(|p| !p.is_empty())
+                .map(String::from)
+                .collect();
+            got.sort();
+            (n == name && got == want).then(|| value.parse().ok())?
+        })
+    }
 
     #[test]
     fn records_per_server_and_tool() {
         let r = Recorder::new(10);
+        let exporter = PrometheusExporter::new(&r, 100).unwrap();
         r.record(
             "fs",
             "tools/call",
@@ -874,29 +885,54 @@ mod tests {
         let read = s.tools.iter().find(|t| t.tool == "read").unwrap();
         assert_eq!(read.stats.calls, 2);
         assert_eq!(read.stats.error_rate, 0.5);
-        let p = r.prometheus();
-        assert!(
-            p.contains(
-                r#"mcp_gateway_tool_calls_total{server="fs",tool="read",outcome="tool_error"} 1"#
-            ),
+        let p = exporter.render();
+        let tool_calls = [
+            ("server", "fs"),
+            ("tool", "read"),
+            ("outcome", "tool_error"),
+        ];
+        assert_eq!(
+            sample(&p, "mcp_gateway_tool_calls_total", &tool_calls),
+            Some(1.0),
             "{p}"
         );
-        assert!(p.contains(
-            r#"mcp_gateway_tool_call_duration_seconds_count{server="gh",tool="issue"} 1"#
-        ));
+        let gh = [("server", "gh"), ("tool", "issue")];
+        assert_eq!(
+            sample(&p, "mcp_gateway_tool_call_duration_seconds_count", &gh),
+            Some(1.0),
+            "{p}"
+        );
+        // 30 ms: above the 25 ms bucket, within the 50 ms one.
+        let le = |b: &'static str| [("server", "gh"), ("tool", "issue"), ("le", b)];
+        let bucket = "mcp_gateway_tool_call_duration_seconds_bucket";
+        assert_eq!(sample(&p, bucket, &le("0.025")), Some(0.0), "{p}");
+        assert_eq!(sample(&p, bucket, &le("0.05")), Some(1.0), "{p}");
         r.record_rate_limit(RateLimitDecision::Limited);
         r.record_rate_limit(RateLimitDecision::FallbackOpen);
         assert_eq!(r.snapshot().rate_limit.limited, 1);
-        let p = r.prometheus();
-        assert!(p.contains("mcp_gateway_rate_limit_decisions_total{result=\"limited\"} 1\n"));
-        assert!(p.contains("mcp_gateway_rate_limit_fallbacks_total{mode=\"open\"} 1\n"));
+        let p = exporter.render();
+        let limited = [("result", "limited")];
+        assert_eq!(
+            sample(&p, "mcp_gateway_rate_limit_decisions_total", &limited),
+            Some(1.0)
+        );
+        let open = [("mode", "open")];
+        assert_eq!(
+            sample(&p, "mcp_gateway_rate_limit_fallbacks_total", &open),
+            Some(1.0)
+        );
         r.count_auth_failure("token_expired");
         r.count_auth_failure("token_expired");
         r.count_auth_failure("missing_credentials");
         assert_eq!(r.snapshot().auth_failures["token_expired"], 2);
-        assert!(
-            r.prometheus()
-                .contains(r#"mcp_gateway_auth_failures_total{reason="token_expired"} 2"#)
+        let expired = [("reason", "token_expired")];
+        assert_eq!(
+            sample(
+                &exporter.render(),
+                "mcp_gateway_auth_failures_total",
+                &expired
+            ),
+            Some(2.0)
         );
     }
 
@@ -907,6 +943,7 @@ mod tests {
             max_series: 3,
             ..Default::default()
         });
+        let exporter = PrometheusExporter::new(&r, 3).unwrap();
         let ms = Duration::from_millis(1);
         r.record("fs", "tools/call", Some("a"), Outcome::Ok, ms); // server + 1 pair
         r.record("fs", "tools/call", Some("b"), Outcome::Ok, ms); // 3: at the bound
@@ -914,16 +951,55 @@ mod tests {
         r.record("fs", "tools/call", Some("d"), Outcome::Ok, ms); // -> _other
         r.record("gh", "tools/list", None, Outcome::Ok, ms); // new server -> _other
         r.record("fs", "weird/method", None, Outcome::Timeout, ms);
-        let p = r.prometheus();
-        for line in [
-            r#"mcp_gateway_tool_calls_total{server="fs",tool="_other",outcome="ok"} 2"#,
-            r#"mcp_gateway_requests_total{server="fs",method="tools/call",outcome="ok"} 4"#,
-            r#"mcp_gateway_requests_total{server="fs",method="_other",outcome="timeout"} 1"#,
-            r#"mcp_gateway_requests_total{server="_other",method="tools/list",outcome="ok"} 1"#,
-            "mcp_gateway_series_overflow_total 2",
+        let p = exporter.render();
+        let requests = "mcp_gateway_requests_total";
+        for (name, labels, want) in [
+            (
+                "mcp_gateway_tool_calls_total",
+                [("server", "fs"), ("tool", "_other"), ("outcome", "ok")],
+                2.0,
+            ),
+            (
+                requests,
+                [
+                    ("server", "fs"),
+                    ("method", "tools/call"),
+                    ("outcome", "ok"),
+                ],
+                4.0,
+            ),
+            (
+                requests,
+                [
+                    ("server", "fs"),
+                    ("method", "_other"),
+                    ("outcome", "timeout"),
+                ],
+                1.0,
+            ),
+            (
+                requests,
+                [
+                    ("server", "_other"),
+                    ("method", "tools/list"),
+                    ("outcome", "ok"),
+                ],
+                1.0,
+            ),
         ] {
-            assert!(p.lines().any(|l| l == line), "missing {line} in\n{p}");
+            assert_eq!(
+                sample(&p, name, &labels),
+                Some(want),
+                "{name} {labels:?} in\n{p}"
+            );
         }
+        assert_eq!(
+            sample(&p, "mcp_gateway_series_overflow_total", &[]),
+            Some(2.0)
+        );
+        let other = [("server", "fs"), ("tool", "_other")];
+        let count = "mcp_gateway_tool_call_duration_seconds_count";
+        assert_eq!(sample(&p, count, &other), Some(2.0), "{p}");
         assert!(!p.contains(r#"tool="c""#));
         assert_eq!(method_label("prompts/get"), "prompts/get");
         assert_eq!(method_label("x"), OTHER);

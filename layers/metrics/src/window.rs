@@ -70,6 +70,11 @@ impl Window {
         w
     }
 
+    /// Minutes kept.
+    pub(crate) fn keep(&self) -> Duration {
+        Duration::from_secs(self.keep_minutes.load(Ordering::Relaxed) * 60)
+    }
+
     pub(crate) fn set_keep(&self, keep: Duration) {
         self.keep_minutes
             .store((keep.as_secs() / 60).max(1), Ordering::Relaxed);
@@ -172,7 +177,25 @@ impl Window {
             total: total.stats(),
             bucket_seconds: bucket_minutes.map(|b| b.max(1) * 60),
             buckets,
+            servers: Default::default(),
+            tools: Vec::new(),
         }
+    }
+}
+
+impl Window {
+    /// The window of one server or tool: all its calls in the window, plus buckets of
+    /// `bucket_minutes` when given. `None` when it had no call in the window.
+    pub(crate) fn series(
+        &self,
+        now: SystemTime,
+        bucket_minutes: Option<u64>,
+    ) -> Option<SeriesWindow> {
+        let r = self.report(now, bucket_minutes);
+        (r.total.calls > 0).then_some(SeriesWindow {
+            total: r.total,
+            buckets: r.buckets,
+        })
     }
 }
 
@@ -264,6 +287,37 @@ pub struct WindowReport {
     /// Buckets with calls, oldest first, when asked for (`?bucket=1m|5m|15m|1h|1d`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub buckets: Option<Vec<Bucket>>,
+    /// The same per server that had calls in the window.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub servers: std::collections::BTreeMap<String, SeriesWindow>,
+    /// The same per (server, tool) pair that had calls in the window.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tools: Vec<ToolWindow>,
+}
+
+/// One server's or tool's calls over the window.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SeriesWindow {
+    /// All its calls in the window.
+    #[serde(flatten)]
+    pub total: WindowStats,
+    /// Its buckets with calls, when asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub buckets: Option<Vec<Bucket>>,
+}
+
+/// One (server, tool) pair's calls over the window.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ToolWindow {
+    /// Server id (`-` when no server was reached).
+    pub server: String,
+    /// Tool name (`_other` past the series bound).
+    pub tool: String,
+    /// Its numbers.
+    #[serde(flatten)]
+    pub window: SeriesWindow,
 }
 
 /// Counts and latency of the calls in a span of time.
