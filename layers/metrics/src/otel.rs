@@ -37,9 +37,9 @@ impl std::fmt::Debug for PrometheusExporter {
 }
 
 impl PrometheusExporter {
-    /// Exposes `recorder`. `max_series` is the recorder's (server, tool) bound: OpenTelemetry
-    /// streams are sized for it (and every outcome), so the SDK's own cardinality limit never
-    /// folds series the recorder keeps.
+    /// Exposes `recorder`. `max_series` is the recorder's (server, tool) bound: the
+    /// per-tool streams are sized for it (and every outcome), so the SDK's own cardinality
+    /// limit never folds series the recorder keeps.
     pub fn new(recorder: &Recorder, max_series: usize) -> Result<Self, String> {
         let registry = prometheus::Registry::new();
         let reader = opentelemetry_prometheus::exporter()
@@ -48,11 +48,21 @@ impl PrometheusExporter {
             .scope_info_enabled(false)
             .build()
             .map_err(|e| format!("cannot build the Prometheus exporter: {e}"))?;
-        // tools × outcomes, plus the `_other` rows and a margin for the per-server series.
-        let limit = (max_series + 1) * crate::recorder::Outcome::ALL.len() + 1024;
+        // The SDK folds series past an instrument's cardinality limit into one overflow
+        // series, and preallocates a table for the limit: size the (server, tool) instruments
+        // for the recorder's bound, and the rest for what they can hold.
+        let outcomes = crate::recorder::Outcome::ALL.len();
+        let pairs = max_series + 2;
         let provider = SdkMeterProvider::builder()
             .with_reader(reader)
-            .with_view(move |_: &Instrument| {
+            .with_view(move |i: &Instrument| {
+                let limit = match i.name() {
+                    "mcp_gateway_tool_call_duration" => pairs,
+                    "mcp_gateway_tool_calls" => pairs * outcomes,
+                    // Every method and outcome of 64 servers.
+                    "mcp_gateway_requests" => 64 * crate::recorder::METHODS.len() * outcomes,
+                    _ => return None,
+                };
                 Stream::builder().with_cardinality_limit(limit).build().ok()
             })
             .build();
