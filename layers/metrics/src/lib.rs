@@ -7,7 +7,8 @@
 //! Recording is a few atomic adds behind an uncontended read lock, with no allocation once
 //! a (server, tool) pair has been seen; the ring takes a short mutex, and the per-minute
 //! ring one lock per minute. Everything lives in one [`Recorder`] shared by every clone of
-//! the layer, and [`Recorder::prometheus`] renders it as Prometheus text (format 0.0.4).
+//! the layer. [`PrometheusExporter`] exposes it as OpenTelemetry instruments, rendered as
+//! Prometheus text (format 0.0.4) by `opentelemetry-prometheus`.
 //!
 //! ```
 //! use mcp_gateway_core::{McpError, McpRequest, McpResponse};

@@ -4,7 +4,7 @@
 //! Counters and gauges are *observable* instruments: their callbacks read the recorder's
 //! atomics when Prometheus scrapes, so the call path pays nothing for them. Latency is a
 //! synchronous OpenTelemetry histogram whose series are bound to their (server, tool)
-//! attributes once, when the pair is first seen ([`Recorder::attach_duration`]), so a call
+//! attributes once, when the recorder first sees the pair, so a call
 //! records into it without building or hashing an attribute set.
 
 use crate::recorder::{OTHER, Recorder};
