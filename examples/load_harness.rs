@@ -46,6 +46,14 @@
 //! does, so both paths cost the upstream the same; with `both` the gateway picks the
 //! stateless 2026-07-28 protocol, which costs this test server much more per call).
 //!
+//! Every point also reports CPU time per completed call, read from `/proc` over exactly the
+//! measured window: of this process (load generator + whatever runs in-process: the
+//! gateway, the floor) and of its child processes (the test servers). Throughput ratios on
+//! a small machine are partly physics (the gateway path does twice the HTTP work of the
+//! direct path on the same cores); the CPU a call costs is not, so the "gateway" column of
+//! the CPU table (this process's CPU per call minus `direct-http`'s at the same
+//! concurrency) is the gateway's own cost per call.
+//!
 //! Memory modes: `--rss` starts a gateway with 3 stdio test servers in a child process
 //! (this binary with `--serve-gateway 3`) and reports its `VmRSS` once it is up and idle;
 //! `--sessions N` opens N MCP sessions on that gateway (`initialize` +
@@ -569,6 +577,15 @@ struct Stats {
     p90_us: f64,
     p99_us: f64,
     max_us: f64,
+    /// Calls that completed inside the measured window (successful or not): the
+    /// denominator of the CPU figures.
+    completed: u64,
+    /// CPU time of this process (load generator + in-process gateway or floor) per
+    /// completed call, in µs.
+    cpu_self_us: f64,
+    /// CPU time of the child processes (the test servers: the Streamable HTTP one and the
+    /// gateway's stdio ones) per completed call, in µs.
+    cpu_children_us: f64,
 }
 
 /// Runs `plan` with `conc` workers: a warm-up, then `dur` of measurement.
@@ -584,13 +601,24 @@ async fn run_load(plan: Arc<Plan>, conc: usize, dur: Duration) -> Result<Stats, 
     }
     let t0 = Instant::now() + Duration::from_millis(20);
     let (start, end) = (t0 + warmup, t0 + warmup + dur);
+    // CPU time over exactly the measured window, sampled by a task of its own.
+    let sampler = tokio::spawn(async move {
+        tokio::time::sleep_until(start.into()).await;
+        let before = cpu_sample();
+        tokio::time::sleep_until(end.into()).await;
+        let after = cpu_sample();
+        (
+            after.0.saturating_sub(before.0),
+            after.1.saturating_sub(before.1),
+        )
+    });
     let tasks: Vec<_> = workers
         .into_iter()
         .map(|mut w| {
             let plan = plan.clone();
             tokio::spawn(async move {
                 let mut lat: Vec<u64> = Vec::with_capacity(1 << 14);
-                let mut errors = 0u64;
+                let (mut errors, mut completed) = (0u64, 0u64);
                 tokio::time::sleep_until(t0.into()).await;
                 loop {
                     let t = Instant::now();
@@ -600,6 +628,7 @@ async fn run_load(plan: Arc<Plan>, conc: usize, dur: Duration) -> Result<Stats, 
                     let ok = plan.call(&mut w).await;
                     let done = Instant::now();
                     let counted = t >= start && done <= end;
+                    completed += u64::from(done >= start && done <= end);
                     match ok {
                         Ok(true) if counted => lat.push((done - t).as_nanos() as u64),
                         Ok(true) => {}
@@ -616,17 +645,26 @@ async fn run_load(plan: Arc<Plan>, conc: usize, dur: Duration) -> Result<Stats, 
                         }
                     }
                 }
-                (lat, errors)
+                (lat, errors, completed)
             })
         })
         .collect();
     let mut all = Vec::new();
-    let mut errors = 0;
+    let (mut errors, mut completed) = (0, 0);
     for t in tasks {
-        let (lat, e) = t.await?;
+        let (lat, e, c) = t.await?;
         all.extend(lat);
         errors += e;
+        completed += c;
     }
+    let (cpu_self, cpu_children) = sampler.await?;
+    let per_call = |ticks: u64| {
+        if completed == 0 {
+            f64::NAN
+        } else {
+            ticks as f64 * 1e6 / USER_HZ / completed as f64
+        }
+    };
     all.sort_unstable();
     let pct = |p: f64| -> f64 {
         if all.is_empty() {
@@ -643,7 +681,42 @@ async fn run_load(plan: Arc<Plan>, conc: usize, dur: Duration) -> Result<Stats, 
         p90_us: pct(0.90),
         p99_us: pct(0.99),
         max_us: all.last().map_or(f64::NAN, |&m| m as f64 / 1000.0),
+        completed,
+        cpu_self_us: per_call(cpu_self),
+        cpu_children_us: per_call(cpu_children),
     })
+}
+
+/// Clock ticks per second of `/proc/*/stat` times (`USER_HZ`, 100 on every Linux ABI).
+const USER_HZ: f64 = 100.0;
+
+/// `utime + stime` of process `pid` (all its threads, living and exited), in clock ticks.
+fn proc_cpu_ticks(pid: &str) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name, which is in parentheses and may contain spaces.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let mut f = rest.split(' ');
+    // `rest` starts at field 3 (state); utime and stime are fields 14 and 15.
+    let utime: u64 = f.nth(11)?.parse().ok()?;
+    let stime: u64 = f.next()?.parse().ok()?;
+    Some(utime + stime)
+}
+
+/// CPU ticks used so far by this process and by its live child processes (the test
+/// servers; read from `/proc/self/task/*/children`). Zeros where `/proc` is unavailable.
+fn cpu_sample() -> (u64, u64) {
+    let own = proc_cpu_ticks("self").unwrap_or(0);
+    let mut children = 0;
+    if let Ok(tasks) = std::fs::read_dir("/proc/self/task") {
+        for task in tasks.flatten() {
+            let list = std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+            children += list
+                .split_whitespace()
+                .filter_map(proc_cpu_ticks)
+                .sum::<u64>();
+        }
+    }
+    (own, children)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -994,8 +1067,16 @@ async fn load(opts: &Opts) -> Result<(), Error> {
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
     println!(
-        "{:<16} {:>5} {:>10} {:>9} {:>9} {:>9} {:>7}",
-        "case", "conc", "req/s", "p50 µs", "p90 µs", "p99 µs", "errors"
+        "{:<16} {:>5} {:>10} {:>9} {:>9} {:>9} {:>7} {:>11} {:>11}",
+        "case",
+        "conc",
+        "req/s",
+        "p50 µs",
+        "p90 µs",
+        "p99 µs",
+        "errors",
+        "cpu µs/req",
+        "upstr µs/req"
     );
     let mut rows = Vec::new();
     for (name, plan) in &plans {
@@ -1012,8 +1093,16 @@ async fn load(opts: &Opts) -> Result<(), Error> {
                 }
             };
             println!(
-                "{:<16} {:>5} {:>10.0} {:>9.1} {:>9.1} {:>9.1} {:>7}",
-                name, c, stats.rps, stats.p50_us, stats.p90_us, stats.p99_us, stats.errors
+                "{:<16} {:>5} {:>10.0} {:>9.1} {:>9.1} {:>9.1} {:>7} {:>11.1} {:>11.1}",
+                name,
+                c,
+                stats.rps,
+                stats.p50_us,
+                stats.p90_us,
+                stats.p99_us,
+                stats.errors,
+                stats.cpu_self_us,
+                stats.cpu_children_us
             );
             rows.push(Row {
                 case: name.clone(),
@@ -1045,6 +1134,34 @@ async fn load(opts: &Opts) -> Result<(), Error> {
             );
         }
     }
+    let cpu = cpu_summary(&rows);
+    if !cpu.is_empty() {
+        println!(
+            "\nCPU per call (µs of CPU time per completed call; gateway = this process's \
+             CPU per call − direct-http's at the same concurrency, i.e. the gateway's own \
+             cost with the load generator's subtracted):"
+        );
+        println!(
+            "{:<16} {:>5} {:>10} {:>10} {:>10} {:>10}",
+            "case", "conc", "harness", "upstream", "total", "gateway"
+        );
+        for s in &cpu {
+            let f = |k: &str| {
+                s.get(k)
+                    .and_then(Value::as_f64)
+                    .map_or("-".to_string(), |v| format!("{v:.1}"))
+            };
+            println!(
+                "{:<16} {:>5} {:>10} {:>10} {:>10} {:>10}",
+                s["case"].as_str().unwrap_or(""),
+                s["concurrency"],
+                f("harness_us"),
+                f("upstream_us"),
+                f("total_us"),
+                f("gateway_us")
+            );
+        }
+    }
     if let Some(path) = &opts.json {
         let results: Vec<Value> = rows
             .iter()
@@ -1054,6 +1171,9 @@ async fn load(opts: &Opts) -> Result<(), Error> {
                     "requests": r.stats.requests, "errors": r.stats.errors,
                     "rps": r.stats.rps, "p50_us": r.stats.p50_us, "p90_us": r.stats.p90_us,
                     "p99_us": r.stats.p99_us, "max_us": r.stats.max_us,
+                    "completed": r.stats.completed,
+                    "cpu_self_us_per_req": finite(r.stats.cpu_self_us),
+                    "cpu_children_us_per_req": finite(r.stats.cpu_children_us),
                 })
             })
             .collect();
@@ -1063,6 +1183,7 @@ async fn load(opts: &Opts) -> Result<(), Error> {
             "cores": std::thread::available_parallelism().map_or(0, |n| n.get()),
             "results": results,
             "summary_at_64": summary,
+            "cpu_per_call": cpu,
         });
         std::fs::write(path, serde_json::to_string_pretty(&doc)?)?;
         println!("wrote {}", path.display());
@@ -1091,6 +1212,37 @@ fn summarize(rows: &[Row], c: usize) -> Vec<Value> {
                 "added_p99_us": direct.map(|d| s.p99_us - d.p99_us),
                 "throughput_vs_direct": direct.map(|d| s.rps / d.rps),
                 "throughput_vs_floor": floor.map(|f| s.rps / f.rps),
+            })
+        })
+        .collect()
+}
+
+/// `Some(v)` for a finite number (JSON has no NaN).
+fn finite(v: f64) -> Option<f64> {
+    v.is_finite().then_some(v)
+}
+
+/// CPU per completed call of every row, and the gateway's own share: this process's CPU
+/// per call minus that of `direct-http` at the same concurrency. Both runs pay for the
+/// load generator in this process; only the gateway cases also run the gateway here, so
+/// the difference is what the gateway itself spends on one call, whatever the other
+/// processes on the machine are doing to throughput.
+fn cpu_summary(rows: &[Row]) -> Vec<Value> {
+    rows.iter()
+        .filter(|r| r.stats.completed > 0)
+        .map(|r| {
+            let s = &r.stats;
+            let direct = rows
+                .iter()
+                .find(|d| d.case == "direct-http" && d.concurrency == r.concurrency)
+                .filter(|_| r.case.starts_with("gw-") || r.case == "inproc-rest");
+            json!({
+                "case": r.case,
+                "concurrency": r.concurrency,
+                "harness_us": finite(s.cpu_self_us),
+                "upstream_us": finite(s.cpu_children_us),
+                "total_us": finite(s.cpu_self_us + s.cpu_children_us),
+                "gateway_us": direct.and_then(|d| finite(s.cpu_self_us - d.stats.cpu_self_us)),
             })
         })
         .collect()
