@@ -37,6 +37,7 @@
 
 mod config;
 mod connection;
+mod h1;
 mod link;
 mod param_headers;
 mod service;

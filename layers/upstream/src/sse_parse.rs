@@ -128,11 +128,23 @@ impl SseParser {
     }
 }
 
+/// A response body read chunk by chunk: reqwest's, or the lean HTTP/1.1 client's.
+pub(crate) trait ChunkSource {
+    /// The next chunk; `None` at the end of the body; the error in words.
+    fn next_chunk(&mut self) -> impl Future<Output = Result<Option<Bytes>, String>> + Send;
+}
+
+impl ChunkSource for reqwest::Response {
+    async fn next_chunk(&mut self) -> Result<Option<Bytes>, String> {
+        self.chunk().await.map_err(|e| error_chain(&e))
+    }
+}
+
 /// Reads a `text/event-stream` body to its end, handing every event to `on_event`.
 ///
 /// Returns `Ok(())` when the server ended the stream, or why reading failed.
 pub(crate) async fn read_events(
-    response: reqwest::Response,
+    response: impl ChunkSource,
     max: usize,
     on_event: impl FnMut(SseEvent),
 ) -> Result<(), String> {
@@ -141,16 +153,16 @@ pub(crate) async fn read_events(
 
 /// [`read_events`] continuing with a parser that already read the start of the stream.
 pub(crate) async fn read_events_with(
-    mut response: reqwest::Response,
+    mut response: impl ChunkSource,
     mut parser: SseParser,
     mut on_event: impl FnMut(SseEvent),
 ) -> Result<(), String> {
     let mut events = Vec::new();
     loop {
         let chunk: Option<Bytes> = response
-            .chunk()
+            .next_chunk()
             .await
-            .map_err(|e| format!("reading the event stream failed: {}", error_chain(&e)))?;
+            .map_err(|e| format!("reading the event stream failed: {e}"))?;
         let Some(chunk) = chunk else { return Ok(()) };
         parser
             .push(&chunk, &mut events)
