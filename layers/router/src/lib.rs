@@ -41,8 +41,7 @@
 
 use mcp_gateway_core::{McpError, McpRequest, McpResponse};
 use serde_json::value::RawValue;
-use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, RwLock};
@@ -316,14 +315,34 @@ fn qualified<'a>(name: &'a str, server: &str) -> Option<&'a str> {
 }
 
 /// Rewrites the `name` member of tool-call params, keeping every other member raw.
+///
+/// The new name is spliced in place of the old one's text: the params are scanned once
+/// (other members are skipped, not built) and copied once, with no map of members.
 pub fn rename_tool(params: &RawValue, name: &str) -> Result<Box<RawValue>, McpError> {
-    let mut top: BTreeMap<Cow<'_, str>, &RawValue> = serde_json::from_str(params.get())
-        .map_err(|e| McpError::InvalidParams(format!("tools/call params: {e}")))?;
-    let n = serde_json::to_string(name).expect("strings serialize");
-    let n = RawValue::from_string(n).expect("serialized JSON is valid");
-    top.insert(Cow::Borrowed("name"), &n);
-    let text = serde_json::to_string(&top).expect("map serializes");
-    Ok(RawValue::from_string(text).expect("serialized JSON is valid"))
+    #[derive(serde::Deserialize)]
+    struct Named<'a> {
+        #[serde(borrow)]
+        name: &'a RawValue,
+    }
+    let text = params.get();
+    // serde would also read a struct from an array (`["x"]`); params are an object.
+    if !text.trim_start().starts_with('{') {
+        return Err(McpError::InvalidParams(
+            "tools/call params must be a JSON object".into(),
+        ));
+    }
+    let old = serde_json::from_str::<Named<'_>>(text)
+        .map_err(|e| McpError::InvalidParams(format!("tools/call params: {e}")))?
+        .name
+        .get();
+    // `old` borrows from `text`: its position is the distance between the two.
+    let at = old.as_ptr() as usize - text.as_ptr() as usize;
+    let new = serde_json::to_string(name).expect("strings serialize");
+    let mut out = String::with_capacity(text.len() - old.len() + new.len());
+    out.push_str(&text[..at]);
+    out.push_str(&new);
+    out.push_str(&text[at + old.len()..]);
+    Ok(RawValue::from_string(out).expect("a JSON value spliced into valid JSON"))
 }
 
 impl<S> Service<McpRequest> for ToolRouter<S>
@@ -430,6 +449,28 @@ where
 mod tests {
     use super::*;
     use tower::{ServiceExt, service_fn};
+
+    #[test]
+    fn rename_tool_replaces_only_the_top_level_name() {
+        let raw = |s: &str| RawValue::from_string(s.to_string()).unwrap();
+        let p = raw(r#"{ "arguments": {"name": "inner", "x": [1, {"name": 2}]},
+            "name" : "fs__read", "_meta": {"progressToken": 7} }"#);
+        let out = rename_tool(&p, "read \"quoted\"").unwrap();
+        let v: serde_json::Value = serde_json::from_str(out.get()).unwrap();
+        assert_eq!(v["name"], "read \"quoted\"");
+        assert_eq!(v["arguments"]["name"], "inner");
+        assert_eq!(v["arguments"]["x"][1]["name"], 2);
+        assert_eq!(v["_meta"]["progressToken"], 7);
+        // Everything but the name is kept byte for byte.
+        assert!(
+            out.get()
+                .starts_with(r#"{ "arguments": {"name": "inner", "x""#)
+        );
+        assert!(out.get().ends_with(r#""_meta": {"progressToken": 7} }"#));
+        assert!(rename_tool(&raw(r#"{"arguments": {}}"#), "x").is_err());
+        assert!(rename_tool(&raw(r#"{"name": "a", "name": "b"}"#), "x").is_err());
+        assert!(rename_tool(&raw("[1]"), "x").is_err());
+    }
 
     type Svc = tower::util::BoxCloneService<McpRequest, McpResponse, McpError>;
 
