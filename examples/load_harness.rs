@@ -34,6 +34,10 @@
 //!   10⁹ per minute, metrics, request log) in front of the test server over stdio or over
 //!   Streamable HTTP (the same process as `direct-http`), called through
 //!   `POST /api/v1/tools/call` or `POST /mcp`.
+//! - `relay`: `direct-http` through a byte-for-byte TCP relay in this process (one upstream
+//!   connection per client connection, nothing parsed): the least any gateway can add on
+//!   this machine, one more loopback exchange and one more wake-up each way. It runs on the
+//!   gateways' runtime with `--gateway-threads`. Not in the default cases.
 //! - `target`: `--target-mcp URL`, any MCP Streamable HTTP endpoint (another gateway), same
 //!   client as `direct-http`; `--target-tool` names the tool (default `echo`, with arguments
 //!   `{"text": ...}`), `--target-header 'Name: value'` adds headers.
@@ -44,7 +48,11 @@
 //! `--upstream-generation session|both` (`--generation` of the Streamable HTTP test server;
 //! with `session`, the default, the gateway opens one session upstream, as the direct client
 //! does, so both paths cost the upstream the same; with `both` the gateway picks the
-//! stateless 2026-07-28 protocol, which costs this test server much more per call).
+//! stateless 2026-07-28 protocol, which costs this test server much more per call),
+//! `--gateway-threads N` (run the `gw-*` gateways on a Tokio runtime of their own, apart
+//! from the load generator's: one current-thread scheduler for `1`, `N` workers otherwise;
+//! the CPU of its threads is then reported on its own as the gateway's, with no
+//! subtraction; default `0`, one runtime for everything).
 //!
 //! Every point also reports CPU time per completed call, read from `/proc` over exactly the
 //! measured window: of this process (load generator + whatever runs in-process: the
@@ -124,6 +132,7 @@ struct Opts {
     server_bin: Option<PathBuf>,
     upstream_generation: String,
     serve_gateway: Option<usize>,
+    gateway_threads: usize,
 }
 
 /// Parses `std::env::args` by hand.
@@ -143,6 +152,7 @@ fn parse_args() -> Result<Opts, String> {
         server_bin: None,
         upstream_generation: "session".into(),
         serve_gateway: None,
+        gateway_threads: 0,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -179,6 +189,11 @@ fn parse_args() -> Result<Opts, String> {
             }
             "--server-bin" => o.server_bin = Some(value()?.into()),
             "--upstream-generation" => o.upstream_generation = value()?,
+            "--gateway-threads" => {
+                o.gateway_threads = value()?
+                    .parse()
+                    .map_err(|e| format!("--gateway-threads: {e}"))?
+            }
             "--serve-gateway" => {
                 o.serve_gateway = Some(value()?.parse().map_err(|e| format!("{a}: {e}"))?)
             }
@@ -198,7 +213,7 @@ async fn main() {
                 "{e}\nusage: load_harness [--quick] [--duration S] [--json FILE] \
                  [--concurrency 1,16,64,256] [--cases a,b] [--label TEXT] [--target-mcp URL \
                  [--target-label NAME] [--target-tool NAME] [--target-header 'K: V']] [--rss] \
-                 [--sessions N] [--server-bin PATH]"
+                 [--sessions N] [--server-bin PATH] [--gateway-threads N]"
             );
             std::process::exit(if e.is_empty() { 0 } else { 2 });
         }
@@ -586,6 +601,9 @@ struct Stats {
     /// CPU time of the child processes (the test servers: the Streamable HTTP one and the
     /// gateway's stdio ones) per completed call, in µs.
     cpu_children_us: f64,
+    /// CPU time of the gateways' own runtime threads per completed call, in µs (with
+    /// `--gateway-threads`; 0 without).
+    cpu_gateway_us: f64,
 }
 
 /// Runs `plan` with `conc` workers: a warm-up, then `dur` of measurement.
@@ -610,6 +628,7 @@ async fn run_load(plan: Arc<Plan>, conc: usize, dur: Duration) -> Result<Stats, 
         (
             after.0.saturating_sub(before.0),
             after.1.saturating_sub(before.1),
+            after.2.saturating_sub(before.2),
         )
     });
     let tasks: Vec<_> = workers
@@ -657,7 +676,7 @@ async fn run_load(plan: Arc<Plan>, conc: usize, dur: Duration) -> Result<Stats, 
         errors += e;
         completed += c;
     }
-    let (cpu_self, cpu_children) = sampler.await?;
+    let (cpu_self, cpu_children, cpu_gateway) = sampler.await?;
     let per_call = |ticks: u64| {
         if completed == 0 {
             f64::NAN
@@ -684,6 +703,7 @@ async fn run_load(plan: Arc<Plan>, conc: usize, dur: Duration) -> Result<Stats, 
         completed,
         cpu_self_us: per_call(cpu_self),
         cpu_children_us: per_call(cpu_children),
+        cpu_gateway_us: per_call(cpu_gateway),
     })
 }
 
@@ -702,11 +722,12 @@ fn proc_cpu_ticks(pid: &str) -> Option<u64> {
     Some(utime + stime)
 }
 
-/// CPU ticks used so far by this process and by its live child processes (the test
-/// servers; read from `/proc/self/task/*/children`). Zeros where `/proc` is unavailable.
-fn cpu_sample() -> (u64, u64) {
+/// CPU ticks used so far by this process, by its live child processes (the test servers;
+/// read from `/proc/self/task/*/children`) and by the live threads of the gateways' own
+/// runtime (`--gateway-threads`; zero without it). Zeros where `/proc` is unavailable.
+fn cpu_sample() -> (u64, u64, u64) {
     let own = proc_cpu_ticks("self").unwrap_or(0);
-    let mut children = 0;
+    let (mut children, mut gateway) = (0, 0);
     if let Ok(tasks) = std::fs::read_dir("/proc/self/task") {
         for task in tasks.flatten() {
             let list = std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
@@ -714,9 +735,15 @@ fn cpu_sample() -> (u64, u64) {
                 .split_whitespace()
                 .filter_map(proc_cpu_ticks)
                 .sum::<u64>();
+            let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+            if comm.trim_end() == GATEWAY_THREAD {
+                let tid = task.file_name();
+                let path = format!("self/task/{}", tid.to_string_lossy());
+                gateway += proc_cpu_ticks(&path).unwrap_or(0);
+            }
         }
     }
-    (own, children)
+    (own, children, gateway)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -825,6 +852,51 @@ fn stdio_entry(id: &str, bin: &Path) -> String {
     )
 }
 
+/// Name of the threads of the gateways' own runtime (`--gateway-threads`): their CPU time
+/// is the gateway's, read per thread from `/proc/self/task`.
+const GATEWAY_THREAD: &str = "mcp-gw";
+
+/// With `--gateway-threads N`, a runtime of the gateways' own on threads named
+/// [`GATEWAY_THREAD`]: one thread (Tokio's current-thread scheduler) for `1`, a
+/// multi-thread runtime of `N` workers otherwise. The runtime lives as long as the process.
+fn gateway_runtime(threads: usize) -> Result<Option<tokio::runtime::Handle>, Error> {
+    if threads == 0 {
+        return Ok(None);
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name(GATEWAY_THREAD.into())
+        .spawn(move || {
+            let mut b = if threads == 1 {
+                tokio::runtime::Builder::new_current_thread()
+            } else {
+                let mut b = tokio::runtime::Builder::new_multi_thread();
+                b.worker_threads(threads);
+                b
+            };
+            let rt = match b.enable_all().thread_name(GATEWAY_THREAD).build() {
+                Ok(rt) => rt,
+                Err(e) => {
+                    let _ = tx.send(Err(e.to_string()));
+                    return;
+                }
+            };
+            let _ = tx.send(Ok(rt.handle().clone()));
+            // A current-thread runtime runs its tasks only inside `block_on`.
+            rt.block_on(std::future::pending::<()>());
+        })?;
+    Ok(Some(rx.recv()??))
+}
+
+/// Starts a gateway, on `rt` when given, and checks its servers came up.
+async fn start_gateway_on(
+    rt: Option<&tokio::runtime::Handle>,
+    cfg: Config,
+) -> Result<(Gateway, Started), Error> {
+    // The gateway spawns its tasks on the runtime `start` runs on.
+    on(rt, start_gateway(cfg)).await
+}
+
 /// Starts a gateway and checks its servers came up.
 async fn start_gateway(cfg: Config) -> Result<(Gateway, Started), Error> {
     let gw = Gateway::new(cfg)?;
@@ -879,6 +951,39 @@ async fn serve(app: Router) -> Result<SocketAddr, Error> {
         let _ = axum::serve(listener, app).await;
     });
     Ok(addr)
+}
+
+/// Starts the `relay` case: a byte-for-byte TCP relay to `upstream`, one upstream
+/// connection per client connection. It parses nothing, so what it adds over calling the
+/// upstream directly is the least any gateway on this machine can add: one more loopback
+/// TCP exchange, and one more process wake-up each way.
+async fn relay(upstream: SocketAddr) -> Result<SocketAddr, Error> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move {
+        while let Ok((mut down, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let Ok(mut up) = TcpStream::connect(upstream).await else {
+                    return;
+                };
+                let _ = down.set_nodelay(true);
+                let _ = up.set_nodelay(true);
+                let _ = tokio::io::copy_bidirectional(&mut down, &mut up).await;
+            });
+        }
+    });
+    Ok(addr)
+}
+
+/// Runs `fut` on `rt` when given (the gateways' own runtime), else here.
+async fn on<T: Send + 'static>(
+    rt: Option<&tokio::runtime::Handle>,
+    fut: impl std::future::Future<Output = Result<T, Error>> + Send + 'static,
+) -> Result<T, Error> {
+    match rt {
+        Some(rt) => rt.spawn(fut).await?,
+        None => fut.await,
+    }
 }
 
 /// The in-process upstream: answers every `tools/call` with its arguments as
@@ -991,15 +1096,17 @@ async fn load(opts: &Opts) -> Result<(), Error> {
     let mut plans: Vec<(String, Plan)> = Vec::new();
     let mut _keep = Vec::new();
     let mut gateways = Vec::new();
-    let http_url = if needs("direct-http") || needs("gw-http") {
+    let http_url = if needs("direct-http") || needs("gw-http") || needs("relay") {
         let (child, url) = spawn_http_server(&bin, &opts.upstream_generation).await?;
         _keep.push(child);
         Some(url)
     } else {
         None
     };
+    let gw_rt = gateway_runtime(opts.gateway_threads)?;
     let stdio_gw = if needs("gw-stdio") {
-        let (gw, started) = start_gateway(gateway_config(&stdio_entry("stdio", &bin))?).await?;
+        let cfg = gateway_config(&stdio_entry("stdio", &bin))?;
+        let (gw, started) = start_gateway_on(gw_rt.as_ref(), cfg).await?;
         gateways.push(gw);
         Some(started.addr)
     } else {
@@ -1010,7 +1117,7 @@ async fn load(opts: &Opts) -> Result<(), Error> {
             let entry = format!(
                 "  - id: http\n    transport: streamable-http\n    url: {url:?}\n    maxConcurrency: 1024\n"
             );
-            let (gw, started) = start_gateway(gateway_config(&entry)?).await?;
+            let (gw, started) = start_gateway_on(gw_rt.as_ref(), gateway_config(&entry)?).await?;
             gateways.push(gw);
             Some(started.addr)
         }
@@ -1023,6 +1130,15 @@ async fn load(opts: &Opts) -> Result<(), Error> {
                 rest_plan(serve(app).await?, "echo")
             }
             "inproc-rest" => rest_plan(serve(inproc_app()).await?, "echo"),
+            "relay" => {
+                let (addr, path) = split_url(http_url.as_deref().ok_or("no http server")?).await?;
+                Plan::Mcp {
+                    addr: on(gw_rt.as_ref(), relay(addr)).await?,
+                    path,
+                    headers: Vec::new(),
+                    tool: "echo".into(),
+                }
+            }
             "direct-http" => {
                 let (addr, path) = split_url(http_url.as_deref().ok_or("no http server")?).await?;
                 Plan::Mcp {
@@ -1111,14 +1227,19 @@ async fn load(opts: &Opts) -> Result<(), Error> {
             });
         }
     }
+    // Added latency is read at concurrency 1 (no queueing), throughput at 64.
+    let summary_1 = summarize(&rows, 1);
     let summary = summarize(&rows, 64);
-    if !summary.is_empty() {
-        println!("\nat concurrency 64 (added = case − direct-http; ratios of req/s):");
+    for (c, summary) in [(1, &summary_1), (64, &summary)] {
+        if summary.is_empty() {
+            continue;
+        }
+        println!("\nat concurrency {c} (added = case − direct-http; ratios of req/s):");
         println!(
             "{:<16} {:>12} {:>12} {:>10} {:>10}",
             "case", "added p50 µs", "added p99 µs", "vs direct", "vs floor"
         );
-        for s in &summary {
+        for s in summary {
             let f = |k: &str, digits: usize| {
                 s.get(k)
                     .and_then(Value::as_f64)
@@ -1142,8 +1263,8 @@ async fn load(opts: &Opts) -> Result<(), Error> {
              cost with the load generator's subtracted):"
         );
         println!(
-            "{:<16} {:>5} {:>10} {:>10} {:>10} {:>10}",
-            "case", "conc", "harness", "upstream", "total", "gateway"
+            "{:<16} {:>5} {:>10} {:>10} {:>10} {:>10} {:>10}",
+            "case", "conc", "harness", "upstream", "total", "gateway", "gw threads"
         );
         for s in &cpu {
             let f = |k: &str| {
@@ -1152,13 +1273,14 @@ async fn load(opts: &Opts) -> Result<(), Error> {
                     .map_or("-".to_string(), |v| format!("{v:.1}"))
             };
             println!(
-                "{:<16} {:>5} {:>10} {:>10} {:>10} {:>10}",
+                "{:<16} {:>5} {:>10} {:>10} {:>10} {:>10} {:>10}",
                 s["case"].as_str().unwrap_or(""),
                 s["concurrency"],
                 f("harness_us"),
                 f("upstream_us"),
                 f("total_us"),
-                f("gateway_us")
+                f("gateway_us"),
+                f("gateway_threads_us")
             );
         }
     }
@@ -1174,6 +1296,7 @@ async fn load(opts: &Opts) -> Result<(), Error> {
                     "completed": r.stats.completed,
                     "cpu_self_us_per_req": finite(r.stats.cpu_self_us),
                     "cpu_children_us_per_req": finite(r.stats.cpu_children_us),
+                    "cpu_gateway_threads_us_per_req": finite(r.stats.cpu_gateway_us),
                 })
             })
             .collect();
@@ -1182,6 +1305,7 @@ async fn load(opts: &Opts) -> Result<(), Error> {
             "duration_s": opts.duration.as_secs_f64(),
             "cores": std::thread::available_parallelism().map_or(0, |n| n.get()),
             "results": results,
+            "summary_at_1": summary_1,
             "summary_at_64": summary,
             "cpu_per_call": cpu,
         });
@@ -1235,7 +1359,9 @@ fn cpu_summary(rows: &[Row]) -> Vec<Value> {
             let direct = rows
                 .iter()
                 .find(|d| d.case == "direct-http" && d.concurrency == r.concurrency)
-                .filter(|_| r.case.starts_with("gw-") || r.case == "inproc-rest");
+                .filter(|_| {
+                    r.case.starts_with("gw-") || r.case == "inproc-rest" || r.case == "relay"
+                });
             json!({
                 "case": r.case,
                 "concurrency": r.concurrency,
@@ -1243,6 +1369,10 @@ fn cpu_summary(rows: &[Row]) -> Vec<Value> {
                 "upstream_us": finite(s.cpu_children_us),
                 "total_us": finite(s.cpu_self_us + s.cpu_children_us),
                 "gateway_us": direct.and_then(|d| finite(s.cpu_self_us - d.stats.cpu_self_us)),
+                "gateway_threads_us": ((r.case.starts_with("gw-") || r.case == "relay")
+                    && s.cpu_gateway_us > 0.0)
+                    .then(|| finite(s.cpu_gateway_us))
+                    .flatten(),
             })
         })
         .collect()
