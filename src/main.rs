@@ -88,10 +88,7 @@ fn main() -> ExitCode {
                     return ExitCode::from(1);
                 }
             };
-            let rt = match tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-            {
+            let rt = match runtime(cfg.workers) {
                 Ok(rt) => rt,
                 Err(e) => {
                     eprintln!("cannot start the async runtime: {e}");
@@ -105,6 +102,22 @@ fn main() -> ExitCode {
             code
         }
     }
+}
+
+/// The runtime for `workers` threads (`Config::workers`): one per core for `0`, Tokio's
+/// current-thread scheduler for `1`, a multi-thread runtime of `workers` otherwise.
+fn runtime(workers: usize) -> std::io::Result<tokio::runtime::Runtime> {
+    let mut b = match workers {
+        1 => tokio::runtime::Builder::new_current_thread(),
+        n => {
+            let mut b = tokio::runtime::Builder::new_multi_thread();
+            if n > 1 {
+                b.worker_threads(n);
+            }
+            b
+        }
+    };
+    b.enable_all().build()
 }
 
 fn init(path: &std::path::Path, force: bool) -> ExitCode {
@@ -155,10 +168,12 @@ async fn start(cfg: Config) -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    let workers = tokio::runtime::Handle::current().metrics().num_workers();
     println!(
-        "mcp-gateway {} listening on http://{}",
+        "mcp-gateway {} listening on http://{} ({workers} worker thread{})",
         env!("CARGO_PKG_VERSION"),
-        started.addr
+        started.addr,
+        if workers == 1 { "" } else { "s" }
     );
     for s in &started.servers {
         println!("  {s}");

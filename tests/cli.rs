@@ -451,8 +451,13 @@ async fn start_reports_servers_serves_rest_and_stops_on_sigterm() {
     let has = |needle: &str| lines.iter().any(|l| l.contains(needle));
     assert!(
         has(&format!(
-            "mcp-gateway {} listening on http://127.0.0.1:{port}",
-            env!("CARGO_PKG_VERSION")
+            "mcp-gateway {} listening on http://127.0.0.1:{port} ({})",
+            env!("CARGO_PKG_VERSION"),
+            // `workers: 0`, the default: one per core.
+            match std::thread::available_parallelism().unwrap().get() {
+                1 => "1 worker thread".to_string(),
+                n => format!("{n} worker threads"),
+            }
         )),
         "{lines:#?}"
     );
@@ -569,22 +574,43 @@ async fn env_port_overrides_the_config() {
         entry("t", "T", &["--name", &tag])
     );
     std::fs::write(dir.path().join("gw.yml"), config).unwrap();
+    // MCP_GATEWAY_WORKERS=1: the whole gateway on one thread (current-thread scheduler).
     let mut gw = Running::spawn(
         dir.path(),
         "gw.yml",
-        &[("MCP_GATEWAY_PORT", env_port.to_string())],
+        &[
+            ("MCP_GATEWAY_PORT", env_port.to_string()),
+            ("MCP_GATEWAY_WORKERS", "1".to_string()),
+        ],
     );
     let lines = gw.read_until("REST API").await;
     assert!(
-        lines
-            .iter()
-            .any(|l| l.contains(&format!("listening on http://127.0.0.1:{env_port}"))),
+        lines.iter().any(|l| l.contains(&format!(
+            "listening on http://127.0.0.1:{env_port} (1 worker thread)"
+        ))),
         "{lines:#?}"
     );
     let res = reqwest::get(format!("http://127.0.0.1:{env_port}/api/v1/health"))
         .await
         .unwrap();
     assert_eq!(res.status().as_u16(), 200);
+    // Calls and the server's stdio traffic run on that one thread too.
+    let http = reqwest::Client::new();
+    for i in 0..20 {
+        let res = http
+            .post(format!("http://127.0.0.1:{env_port}/api/v1/tools/call"))
+            .json(&json!({"tool": "echo", "arguments": {"text": format!("call {i}")}}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status().as_u16(), 200);
+        let v: Value = res.json().await.unwrap();
+        assert_eq!(
+            v["result"]["content"][0]["text"],
+            format!("call {i}"),
+            "{v}"
+        );
+    }
     assert!(
         reqwest::get(format!("http://127.0.0.1:{config_port}/healthz"))
             .await
@@ -598,6 +624,13 @@ async fn env_port_overrides_the_config() {
     let o = gw_cmd_output(dir.path(), &[("MCP_GATEWAY_PORT", "not-a-port")]);
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("MCP_GATEWAY_PORT"), "{}", stderr(&o));
+    let o = gw_cmd_output(dir.path(), &[("MCP_GATEWAY_WORKERS", "many")]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("MCP_GATEWAY_WORKERS") && stderr(&o).contains("\"many\""),
+        "{}",
+        stderr(&o)
+    );
 }
 
 /// `start -c gw.yml` run to completion (for configs that make it exit at once).

@@ -59,6 +59,13 @@ pub struct Config {
     /// How long shutdown waits for in-flight calls, in milliseconds.
     #[serde(default = "default_shutdown_ms")]
     pub shutdown_timeout: u64,
+    /// Threads of the `mcp-gateway` binary's async runtime, which serve every request and
+    /// drive every upstream: `0` (the default) one per CPU core; `1` one thread (Tokio's
+    /// current-thread scheduler: no hand-offs between threads, the least CPU per call when
+    /// the gateway shares a small machine with its upstreams); `N` that many. Env:
+    /// `MCP_GATEWAY_WORKERS`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub workers: usize,
     /// How tools are named on the MCP endpoint: `prefixed` (`<server>__<tool>`) or `bare`.
     #[serde(default)]
     pub tool_naming: ToolNaming,
@@ -98,6 +105,11 @@ fn default_session_idle() -> u64 {
 fn default_true() -> bool {
     true
 }
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+/// Most runtime threads `workers` accepts.
+const MAX_WORKERS: usize = 1024;
 fn default_timeout_ms() -> u64 {
     30_000
 }
@@ -120,6 +132,7 @@ impl Default for Config {
             cors_origins: Vec::new(),
             max_body_bytes: default_max_body(),
             shutdown_timeout: default_shutdown_ms(),
+            workers: 0,
             tool_naming: ToolNaming::default(),
             session_idle_timeout: default_session_idle(),
             health_check: HealthCheckConfig::default(),
@@ -936,7 +949,8 @@ impl Config {
         })
     }
 
-    /// Applies `MCP_GATEWAY_PORT`, `MCP_GATEWAY_HOST` and `MCP_GATEWAY_LOG_LEVEL`.
+    /// Applies `MCP_GATEWAY_PORT`, `MCP_GATEWAY_HOST`, `MCP_GATEWAY_LOG_LEVEL` and
+    /// `MCP_GATEWAY_WORKERS`.
     pub fn apply_env_overrides(
         &mut self,
         lookup: impl Fn(&str) -> Option<String>,
@@ -967,6 +981,14 @@ impl Config {
                     )
                 })?;
         }
+        if let Some(w) = lookup("MCP_GATEWAY_WORKERS") {
+            self.workers = w.trim().parse().map_err(|_| {
+                bad(
+                    "MCP_GATEWAY_WORKERS",
+                    format!("{w:?} is not a number of threads (0 for one per core)"),
+                )
+            })?;
+        }
         Ok(())
     }
 
@@ -987,6 +1009,12 @@ impl Config {
         }
         if self.max_body_bytes < 1024 {
             e("maxBodyBytes".into(), "must be at least 1024".into());
+        }
+        if self.workers > MAX_WORKERS {
+            e(
+                "workers".into(),
+                format!("must be at most {MAX_WORKERS} (0 for one thread per core)"),
+            );
         }
         let mut ids = HashSet::new();
         for (i, s) in self.servers.iter().enumerate() {

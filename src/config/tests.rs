@@ -123,17 +123,37 @@ fn env_overrides_apply_and_fail_clearly() {
         "MCP_GATEWAY_PORT" => Some("4100".into()),
         "MCP_GATEWAY_HOST" => Some("0.0.0.0".into()),
         "MCP_GATEWAY_LOG_LEVEL" => Some("DEBUG".into()),
+        "MCP_GATEWAY_WORKERS" => Some(" 1 ".into()),
         _ => None,
     })
     .unwrap();
     assert_eq!(
-        (c.port, c.host.as_str(), c.log_level),
-        (4100, "0.0.0.0", LogLevel::Debug)
+        (c.port, c.host.as_str(), c.log_level, c.workers),
+        (4100, "0.0.0.0", LogLevel::Debug, 1)
     );
+    let e = c
+        .apply_env_overrides(|k| (k == "MCP_GATEWAY_WORKERS").then(|| "-2".to_string()))
+        .unwrap_err();
+    assert!(e.to_string().contains("MCP_GATEWAY_WORKERS"), "{e}");
     let e = c
         .apply_env_overrides(|k| (k == "MCP_GATEWAY_PORT").then(|| "99999".to_string()))
         .unwrap_err();
     assert!(e.to_string().contains("MCP_GATEWAY_PORT"), "{e}");
+}
+
+#[test]
+fn workers_default_range_and_round_trip() {
+    assert_eq!(Config::default().workers, 0);
+    let c = parse("workers: 1\n", Format::Yaml).unwrap();
+    assert_eq!(c.workers, 1);
+    // The default is left out when a config is written back.
+    let json = serde_json::to_string(&Config::default()).unwrap();
+    assert!(!json.contains("workers"), "{json}");
+    let e = one_error(parse("workers: 5000\n", Format::Yaml));
+    assert_eq!(e.path.as_deref(), Some("workers"));
+    assert!(e.message.contains("at most 1024"), "{}", e.message);
+    let e = one_error(parse("workers: -1\n", Format::Yaml));
+    assert_eq!(e.path.as_deref(), Some("workers"), "{e}");
 }
 
 #[test]
