@@ -168,16 +168,20 @@ async fn start(cfg: Config) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let workers = tokio::runtime::Handle::current().metrics().num_workers();
     println!(
-        "mcp-gateway {} listening on http://{} ({workers} worker thread{})",
+        "mcp-gateway {} listening on http://{}",
         env!("CARGO_PKG_VERSION"),
-        started.addr,
-        if workers == 1 { "" } else { "s" }
+        started.addr
     );
     for s in &started.servers {
         println!("  {s}");
     }
+    // What the runtime really has (`workers: 0` is one per core), not what was asked.
+    let workers = tokio::runtime::Handle::current().metrics().num_workers();
+    println!(
+        "  Runtime: {workers} worker thread{}",
+        if workers == 1 { "" } else { "s" }
+    );
     println!(
         "  REST API: http://{}/api/v1   Prometheus: http://{}/metrics",
         started.addr, started.addr

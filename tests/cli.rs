@@ -451,14 +451,17 @@ async fn start_reports_servers_serves_rest_and_stops_on_sigterm() {
     let has = |needle: &str| lines.iter().any(|l| l.contains(needle));
     assert!(
         has(&format!(
-            "mcp-gateway {} listening on http://127.0.0.1:{port} ({})",
+            "mcp-gateway {} listening on http://127.0.0.1:{port}",
             env!("CARGO_PKG_VERSION"),
-            // `workers: 0`, the default: one per core.
-            match std::thread::available_parallelism().unwrap().get() {
-                1 => "1 worker thread".to_string(),
-                n => format!("{n} worker threads"),
-            }
         )),
+        "{lines:#?}"
+    );
+    // `workers: 0`, the default: one per core.
+    assert!(
+        has(&match std::thread::available_parallelism().unwrap().get() {
+            1 => "  Runtime: 1 worker thread".to_string(),
+            n => format!("  Runtime: {n} worker threads"),
+        }),
         "{lines:#?}"
     );
     assert!(has("✓ Alpha — 12 tools available"), "{lines:#?}");
@@ -585,9 +588,13 @@ async fn env_port_overrides_the_config() {
     );
     let lines = gw.read_until("REST API").await;
     assert!(
-        lines.iter().any(|l| l.contains(&format!(
-            "listening on http://127.0.0.1:{env_port} (1 worker thread)"
-        ))),
+        lines
+            .iter()
+            .any(|l| l.contains(&format!("listening on http://127.0.0.1:{env_port}"))),
+        "{lines:#?}"
+    );
+    assert!(
+        lines.iter().any(|l| l == "  Runtime: 1 worker thread"),
         "{lines:#?}"
     );
     let res = reqwest::get(format!("http://127.0.0.1:{env_port}/api/v1/health"))
