@@ -5,7 +5,8 @@ use crate::jsonrpc::write_json_str;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use std::borrow::Cow;
-use std::sync::Arc;
+use std::ops::Range;
+use std::sync::{Arc, OnceLock};
 
 /// Who is calling, as established by an authentication layer.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -36,12 +37,22 @@ pub struct McpRequest {
     pub identity: Option<Arc<Identity>>,
     /// Anything else a layer wants to pass down (trace context, downstream session, ...).
     pub extensions: http::Extensions,
+    /// Where [`McpRequest::tool_name`] found a name without escapes in `params`, so the
+    /// layers that each ask for it (metrics, access control, router) scan `params`, and the
+    /// `arguments` in them, once. Reset whenever `params` change.
+    name_at: OnceLock<Option<Range<usize>>>,
 }
 
 #[derive(Deserialize)]
 struct NameOnly<'a> {
     #[serde(borrow)]
     name: Cow<'a, str>,
+}
+
+#[derive(Deserialize)]
+struct NameRaw<'a> {
+    #[serde(borrow)]
+    name: &'a RawValue,
 }
 
 impl McpRequest {
@@ -53,6 +64,7 @@ impl McpRequest {
             server: None,
             identity: None,
             extensions: http::Extensions::new(),
+            name_at: OnceLock::new(),
         }
     }
 
@@ -92,10 +104,12 @@ impl McpRequest {
     /// Replaces the raw params.
     pub fn set_params(&mut self, params: Option<Box<RawValue>>) {
         self.params = params;
+        self.name_at = OnceLock::new();
     }
 
     /// Takes the raw params out of the request.
     pub fn take_params(&mut self) -> Option<Box<RawValue>> {
+        self.name_at = OnceLock::new();
         self.params.take()
     }
 
@@ -106,7 +120,21 @@ impl McpRequest {
         let Some(p) = self.params.as_deref() else {
             return Ok(None);
         };
-        match serde_json::from_str::<NameOnly<'_>>(p.get()) {
+        let text = p.get();
+        let at = self.name_at.get_or_init(|| {
+            let raw = serde_json::from_str::<NameRaw<'_>>(text).ok()?.name.get();
+            // A JSON string without escapes is its text between the quotes.
+            let inner = raw.strip_prefix('"')?.strip_suffix('"')?;
+            if inner.contains('\\') {
+                return None;
+            }
+            let start = inner.as_ptr() as usize - text.as_ptr() as usize;
+            Some(start..start + inner.len())
+        });
+        if let Some(at) = at {
+            return Ok(Some(Cow::Borrowed(&text[at.clone()])));
+        }
+        match serde_json::from_str::<NameOnly<'_>>(text) {
             Ok(n) => Ok(Some(n.name)),
             Err(e) => Err(McpError::InvalidParams(format!(
                 "{} params need a string \"name\": {e}",
@@ -196,5 +224,43 @@ mod tests {
             Some(RawValue::from_string(r#"{"name":3}"#.into()).unwrap()),
         );
         assert!(matches!(bad.tool_name(), Err(McpError::InvalidParams(_))));
+    }
+
+    #[test]
+    fn tool_name_is_found_once_and_follows_new_params() {
+        let raw = |t: &str| Some(RawValue::from_string(t.to_string()).unwrap());
+        let mut r = McpRequest::new(
+            "tools/call",
+            raw(r#"{"arguments":{"name":"not this"},"name":"read_file"}"#),
+        );
+        // Asked twice: the second answer comes from where the first found it.
+        assert_eq!(r.tool_name().unwrap().as_deref(), Some("read_file"));
+        assert!(r.name_at.get().unwrap().is_some());
+        assert_eq!(r.tool_name().unwrap().as_deref(), Some("read_file"));
+        // New params (the router's rename) are read again.
+        r.set_params(raw(r#"{"name":"fs__read_file","arguments":{}}"#));
+        assert_eq!(r.tool_name().unwrap().as_deref(), Some("fs__read_file"));
+        r.set_params(raw(r#"{"name":"x"}"#));
+        assert_eq!(r.take_params().unwrap().get(), r#"{"name":"x"}"#);
+        assert_eq!(r.tool_name().unwrap(), None);
+        // Escapes are decoded, every time; bad names stay errors.
+        for (params, name) in [
+            (r#"{"name":"a\u0041\"b"}"#, Some("aA\"b")),
+            (r#"{"name" : "spaced" }"#, Some("spaced")),
+            (r#"{"name":""}"#, Some("")),
+        ] {
+            let r = McpRequest::new("tools/call", raw(params));
+            assert_eq!(r.tool_name().unwrap().as_deref(), name, "{params}");
+            assert_eq!(r.tool_name().unwrap().as_deref(), name, "{params}");
+        }
+        for params in [
+            r#"{"name":null}"#,
+            r#"{"other":1}"#,
+            r#"{"name":"a","name":"b"}"#,
+        ] {
+            let r = McpRequest::new("tools/call", raw(params));
+            assert!(r.tool_name().is_err(), "{params}");
+            assert!(r.tool_name().is_err(), "{params}");
+        }
     }
 }
