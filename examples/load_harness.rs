@@ -38,6 +38,11 @@
 //!   connection per client connection, nothing parsed): the least any gateway can add on
 //!   this machine, one more loopback exchange and one more wake-up each way. It runs on the
 //!   gateways' runtime with `--gateway-threads`. Not in the default cases.
+//! - `proxy`: `direct-http` through a minimal HTTP/1.1 proxy on hyper (server and client
+//!   connections, one upstream connection per client connection, request and answer passed
+//!   on as they are, nothing else): what terminating HTTP on both sides costs before any
+//!   gateway logic, between `relay` and the gateway. Runs where `relay` runs; not in the
+//!   default cases.
 //! - `target`: `--target-mcp URL`, any MCP Streamable HTTP endpoint (another gateway), same
 //!   client as `direct-http`; `--target-tool` names the tool (default `echo`, with arguments
 //!   `{"text": ...}`), `--target-header 'Name: value'` adds headers.
@@ -975,6 +980,43 @@ async fn relay(upstream: SocketAddr) -> Result<SocketAddr, Error> {
     Ok(addr)
 }
 
+/// Starts the `proxy` case: an HTTP/1.1 proxy to `upstream` on hyper's server and client
+/// connections, one upstream connection per client connection. Each request goes upstream
+/// as it came (method, target, headers, streamed body) and each answer comes back as it
+/// came: the cost of parsing and writing HTTP on both sides, with no gateway logic.
+async fn proxy(upstream: SocketAddr) -> Result<SocketAddr, Error> {
+    use hyper::body::Incoming;
+    use hyper_util::rt::TokioIo;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move {
+        while let Ok((down, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let Ok(up) = TcpStream::connect(upstream).await else {
+                    return;
+                };
+                let _ = down.set_nodelay(true);
+                let _ = up.set_nodelay(true);
+                let Ok((sender, conn)) =
+                    hyper::client::conn::http1::handshake::<_, Incoming>(TokioIo::new(up)).await
+                else {
+                    return;
+                };
+                tokio::spawn(conn);
+                let sender = Arc::new(tokio::sync::Mutex::new(sender));
+                let svc = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
+                    let sender = sender.clone();
+                    async move { sender.lock().await.send_request(req).await }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(down), svc)
+                    .await;
+            });
+        }
+    });
+    Ok(addr)
+}
+
 /// Runs `fut` on `rt` when given (the gateways' own runtime), else here.
 async fn on<T: Send + 'static>(
     rt: Option<&tokio::runtime::Handle>,
@@ -1096,7 +1138,7 @@ async fn load(opts: &Opts) -> Result<(), Error> {
     let mut plans: Vec<(String, Plan)> = Vec::new();
     let mut _keep = Vec::new();
     let mut gateways = Vec::new();
-    let http_url = if needs("direct-http") || needs("gw-http") || needs("relay") {
+    let http_url = if needs("direct-http") || needs("gw-http") || needs("relay") || needs("proxy") {
         let (child, url) = spawn_http_server(&bin, &opts.upstream_generation).await?;
         _keep.push(child);
         Some(url)
@@ -1134,6 +1176,15 @@ async fn load(opts: &Opts) -> Result<(), Error> {
                 let (addr, path) = split_url(http_url.as_deref().ok_or("no http server")?).await?;
                 Plan::Mcp {
                     addr: on(gw_rt.as_ref(), relay(addr)).await?,
+                    path,
+                    headers: Vec::new(),
+                    tool: "echo".into(),
+                }
+            }
+            "proxy" => {
+                let (addr, path) = split_url(http_url.as_deref().ok_or("no http server")?).await?;
+                Plan::Mcp {
+                    addr: on(gw_rt.as_ref(), proxy(addr)).await?,
                     path,
                     headers: Vec::new(),
                     tool: "echo".into(),
@@ -1360,7 +1411,7 @@ fn cpu_summary(rows: &[Row]) -> Vec<Value> {
                 .iter()
                 .find(|d| d.case == "direct-http" && d.concurrency == r.concurrency)
                 .filter(|_| {
-                    r.case.starts_with("gw-") || r.case == "inproc-rest" || r.case == "relay"
+                    r.case.starts_with("gw-") || r.case == "inproc-rest" || on_gw_rt(&r.case)
                 });
             json!({
                 "case": r.case,
@@ -1369,13 +1420,18 @@ fn cpu_summary(rows: &[Row]) -> Vec<Value> {
                 "upstream_us": finite(s.cpu_children_us),
                 "total_us": finite(s.cpu_self_us + s.cpu_children_us),
                 "gateway_us": direct.and_then(|d| finite(s.cpu_self_us - d.stats.cpu_self_us)),
-                "gateway_threads_us": ((r.case.starts_with("gw-") || r.case == "relay")
+                "gateway_threads_us": ((r.case.starts_with("gw-") || on_gw_rt(&r.case))
                     && s.cpu_gateway_us > 0.0)
                     .then(|| finite(s.cpu_gateway_us))
                     .flatten(),
             })
         })
         .collect()
+}
+
+/// The in-process stand-ins that run on the gateways' runtime with `--gateway-threads`.
+fn on_gw_rt(case: &str) -> bool {
+    case == "relay" || case == "proxy"
 }
 
 // ---------------------------------------------------------------------------------------

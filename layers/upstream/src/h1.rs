@@ -94,6 +94,8 @@ impl H1Client {
     /// [`H1Client::send`].
     pub(crate) fn request(&self, method: http::Method, body: Bytes) -> Request<Full<Bytes>> {
         let mut req = Request::new(Full::new(body));
+        // Room for every header a POST gets, so filling them in never grows the map.
+        *req.headers_mut() = http::HeaderMap::with_capacity(16);
         *req.method_mut() = method;
         *req.uri_mut() = self.target.clone();
         req.headers_mut().insert(HOST, self.host.clone());

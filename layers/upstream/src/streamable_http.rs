@@ -55,7 +55,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::{AbortHandle, JoinHandle, JoinSet};
@@ -91,6 +91,7 @@ pub(crate) fn open(h: &HttpConfig, cfg: &UpstreamConfig) -> Result<Opened, Strin
         reinit: tokio::sync::Mutex::new(()),
         init_frame: Mutex::new(None),
         get_stream: Mutex::new(None),
+        version: OnceLock::new(),
     });
     let link = NetLink::spawn(move |stop, closed| http.drive(out, stop, closed));
     Ok((conn, Link::Net(link), events))
@@ -112,6 +113,9 @@ struct Http {
     /// The `initialize` request as sent, repeated to renew an expired session.
     init_frame: Mutex<Option<Bytes>>,
     get_stream: Mutex<Option<JoinHandle<()>>>,
+    /// `MCP-Protocol-Version` of the negotiated generation, made on the first POST after
+    /// the handshake (a connection's generation is set once) instead of on every POST.
+    version: OnceLock<Option<HeaderValue>>,
 }
 
 /// What the transport needs to know about an outgoing frame.
@@ -146,6 +150,24 @@ struct NameParams<'a> {
 impl Head {
     /// What the headers of `frame` need; `conn` knows the tools' `x-mcp-header` parameters.
     fn parse(frame: &[u8], stateless: bool, conn: &Connection) -> Head {
+        let wants_params = |method: &str| match method {
+            "tools/call" | "prompts/get" | "resources/read" => stateless,
+            "notifications/cancelled" => true,
+            _ => false,
+        };
+        // Almost every frame is a request the connection wrote itself, and almost none
+        // needs its params here: read its id and method off the fixed prefix instead of
+        // parsing the whole frame (arguments included) a second time.
+        if let Some((id, method)) = request_lead(frame)
+            && !wants_params(method)
+        {
+            return Head {
+                caller: conn.take_call_headers(id),
+                request_id: Some(id),
+                method: Some(method.to_owned()),
+                ..Head::default()
+            };
+        }
         let Ok(msg) = serde_json::from_slice::<Message<'_>>(frame) else {
             return Head::default();
         };
@@ -160,11 +182,7 @@ impl Head {
             method,
             ..Head::default()
         };
-        let wants = match head.method.as_deref() {
-            Some("tools/call" | "prompts/get" | "resources/read") => stateless,
-            Some("notifications/cancelled") => true,
-            _ => false,
-        };
+        let wants = head.method.as_deref().is_some_and(wants_params);
         if let (true, Some(p)) = (wants, msg.params)
             && let Ok(p) = serde_json::from_str::<NameParams<'_>>(p.get())
         {
@@ -474,8 +492,8 @@ impl Http {
         if let Some(s) = session {
             h.append(SESSION_HEADER, s.clone());
         }
-        let stateless_headers = |h: &mut HeaderMap, version: &str| {
-            if let Ok(v) = HeaderValue::from_str(version) {
+        let stateless_headers = |h: &mut HeaderMap, version: Option<HeaderValue>| {
+            if let Some(v) = version {
                 h.append(VERSION_HEADER, v);
             }
             if let Some(m) = head
@@ -492,17 +510,23 @@ impl Http {
                 h.append(name.clone(), value.clone());
             }
         };
+        let negotiated = |g: &Generation| {
+            self.version
+                .get_or_init(|| HeaderValue::from_str(g.version()).ok())
+                .clone()
+        };
         match self.conn.generation() {
-            Some(Generation::Stateless(v)) => stateless_headers(h, v),
-            Some(Generation::Session(v)) => {
-                if let Ok(v) = HeaderValue::from_str(v) {
+            Some(g @ Generation::Stateless(_)) => stateless_headers(h, negotiated(g)),
+            Some(g @ Generation::Session(_)) => {
+                if let Some(v) = negotiated(g) {
                     h.append(VERSION_HEADER, v);
                 }
             }
             // The probe of the supervisor's handshake is a 2026-07-28 request.
-            None if head.method() == "server/discover" => {
-                stateless_headers(h, protocol::STATELESS_VERSION)
-            }
+            None if head.method() == "server/discover" => stateless_headers(
+                h,
+                Some(HeaderValue::from_static(protocol::STATELESS_VERSION)),
+            ),
             None => {}
         }
     }
@@ -832,6 +856,24 @@ fn replace_headers(dst: &mut HeaderMap, src: &HeaderMap) {
     }
 }
 
+/// The id and method of a request frame as [`jsonrpc::request_frame`] writes it
+/// (`{"jsonrpc":"2.0","id":<positive integer>,"method":"<name without escapes>"` followed by
+/// `,` or `}`); `None` for any other frame, which then gets a full parse.
+fn request_lead(frame: &[u8]) -> Option<(u64, &str)> {
+    let rest = frame.strip_prefix(br#"{"jsonrpc":"2.0","id":"#)?;
+    let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+    if digits == 0 || digits > 18 || rest[0] == b'0' {
+        return None;
+    }
+    let id = std::str::from_utf8(&rest[..digits]).ok()?.parse().ok()?;
+    let rest = rest[digits..].strip_prefix(br#","method":""#)?;
+    let end = rest.iter().position(|&b| b == b'"' || b == b'\\')?;
+    if rest[end] != b'"' || !matches!(rest.get(end + 1), Some(b',' | b'}')) {
+        return None;
+    }
+    Some((id, std::str::from_utf8(&rest[..end]).ok()?))
+}
+
 /// The first 200 characters of a body, on one line.
 fn snippet(body: &[u8]) -> String {
     let s = String::from_utf8_lossy(&body[..body.len().min(200)]);
@@ -881,6 +923,43 @@ mod tests {
             "our answers are not calls"
         );
         assert!(h.params.is_empty());
+    }
+
+    #[test]
+    fn reads_the_lead_of_the_connections_own_frames_only() {
+        let frame = jsonrpc::request_frame(&RequestId::Number(42), "tools/call", Some("{}"));
+        assert_eq!(request_lead(&frame), Some((42, "tools/call")));
+        let bare = jsonrpc::request_frame(&RequestId::Number(9), "ping", None);
+        assert_eq!(request_lead(&bare), Some((9, "ping")));
+        for other in [
+            &br#"{"jsonrpc":"2.0","id":0,"method":"ping"}"#[..],
+            br#"{"jsonrpc":"2.0","id":-1,"method":"ping"}"#,
+            br#"{"jsonrpc":"2.0","id":"7","method":"ping"}"#,
+            br#"{"jsonrpc":"2.0","id":07,"method":"ping"}"#,
+            br#"{"jsonrpc":"2.0","id":3,"result":{}}"#,
+            br#"{"jsonrpc":"2.0","id":3,"method":"a\"b"}"#,
+            br#"{"jsonrpc":"2.0","id":3,"method":"ping""#,
+            br#"{"jsonrpc":"2.0","id":99999999999999999999,"method":"ping"}"#,
+            br#"{"id":3,"jsonrpc":"2.0","method":"ping"}"#,
+            br#"{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":7}}"#,
+        ] {
+            assert_eq!(
+                request_lead(other),
+                None,
+                "{}",
+                String::from_utf8_lossy(other)
+            );
+        }
+        // The fast path and the full parse agree on what the headers need.
+        let (conn, _out, _events) = link::new_connection(&Arc::from("t"));
+        let escaped = br#"{"jsonrpc":"2.0","id":3,"method":"a\"b"}"#;
+        let h = Head::parse(escaped, false, &conn);
+        assert_eq!((h.request_id, h.method.as_deref()), (Some(3), Some("a\"b")));
+        let h = Head::parse(&frame, false, &conn);
+        assert_eq!(
+            (h.request_id, h.method.as_deref()),
+            (Some(42), Some("tools/call"))
+        );
     }
 
     #[test]
