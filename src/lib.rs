@@ -158,66 +158,80 @@ impl Gateway {
             .get_or_init(|| mcp_endpoint::Endpoint::new(state.clone()))
             .clone();
         let (api, mcp) = (api::routes(state.clone()), mcp_endpoint::routes(endpoint));
-        // Rate limiting sits inside any auth layer added below, so it can key on the
-        // caller's identity; REST and MCP share one budget but answer in their own format.
-        let mut router = match &cfg.rate_limit {
-            Some(rl) => {
-                let limiter = self
-                    .inner
-                    .rate_limit
-                    .get_or_init(|| limits::layer(rl, &cfg.auth.api_keys, state.recorder.clone()))
-                    .clone();
-                api.layer(limiter.clone())
-                    .merge(mcp.layer(limiter.error_format(rate_limit::ErrorFormat::JsonRpc)))
-            }
-            None => api.merge(mcp),
-        };
-        // Authentication covers everything but the probes and the OAuth metadata.
-        if let Some(layer) = self.inner.auth.layer() {
+        // From the outside in: the HTTP span, the replica header, CORS, authentication (not
+        // on the probes and the OAuth metadata), then the rate limit, which sits inside
+        // authentication so it can key on the caller's identity; REST and MCP share one
+        // budget but answer in their own format.
+        //
+        // Each group of routes gets its whole stack as one `Router::layer`: axum wraps
+        // every route in a boxed service per `layer` call, and clones and boxes each level
+        // again on every request (measured: two allocations and ~1 000 instructions per
+        // level and call).
+        let trace = tower_http::trace::TraceLayer::new_for_http()
+            .make_span_with(telemetry::http_span)
+            .on_response(
+                |res: &http::Response<_>, _latency: std::time::Duration, span: &tracing::Span| {
+                    span.record("http.response.status_code", res.status().as_u16());
+                },
+            );
+        // Behind a load balancer, says which replica answered.
+        let replica = state
+            .cluster
+            .enabled
+            .then(|| http::HeaderValue::from_str(&state.cluster.replica).ok())
+            .flatten()
+            .map(|name| {
+                tower_http::set_header::SetResponseHeaderLayer::overriding(
+                    http::HeaderName::from_static("x-mcp-gateway-replica"),
+                    name,
+                )
+            });
+        let cors = (!cfg.cors_origins.is_empty()).then(|| {
+            let origins: Vec<http::HeaderValue> = cfg
+                .cors_origins
+                .iter()
+                .filter_map(|o| o.parse().ok())
+                .collect();
+            tower_http::cors::CorsLayer::new()
+                .allow_origin(origins)
+                .allow_methods([http::Method::GET, http::Method::POST, http::Method::DELETE])
+                .allow_headers(tower_http::cors::Any)
+        });
+        let open_stack = tower::ServiceBuilder::new()
+            .layer(trace)
+            .option_layer(replica)
+            .option_layer(cors);
+        let auth = self.inner.auth.layer().map(|layer| {
             let recorder = state.recorder.clone();
-            router =
-                router.layer(layer.on_failure(move |e| recorder.count_auth_failure(e.reason())));
-        }
+            layer.on_failure(move |e| recorder.count_auth_failure(e.reason()))
+        });
+        let limiter = cfg.rate_limit.as_ref().map(|rl| {
+            self.inner
+                .rate_limit
+                .get_or_init(|| limits::layer(rl, &cfg.auth.api_keys, state.recorder.clone()))
+                .clone()
+        });
+        let guarded = |routes: axum::Router, limiter: Option<limits::Limiter>| {
+            routes.layer(
+                open_stack
+                    .clone()
+                    .option_layer(auth.clone())
+                    .option_layer(limiter)
+                    .into_inner(),
+            )
+        };
+        let mcp_limiter = limiter
+            .as_ref()
+            .map(|l| l.clone().error_format(rate_limit::ErrorFormat::JsonRpc));
         let mut open = api::probes(state.clone());
         if let Some(m) = &self.inner.auth.metadata {
             for path in m.well_known_paths() {
                 open = open.route_service(&path, m.service());
             }
         }
-        router = router.merge(open);
-        if !cfg.cors_origins.is_empty() {
-            let origins: Vec<http::HeaderValue> = cfg
-                .cors_origins
-                .iter()
-                .filter_map(|o| o.parse().ok())
-                .collect();
-            router = router.layer(
-                tower_http::cors::CorsLayer::new()
-                    .allow_origin(origins)
-                    .allow_methods([http::Method::GET, http::Method::POST, http::Method::DELETE])
-                    .allow_headers(tower_http::cors::Any),
-            );
-        }
-        if state.cluster.enabled
-            && let Ok(name) = http::HeaderValue::from_str(&state.cluster.replica)
-        {
-            // Behind a load balancer, says which replica answered.
-            router = router.layer(tower_http::set_header::SetResponseHeaderLayer::overriding(
-                http::HeaderName::from_static("x-mcp-gateway-replica"),
-                name,
-            ));
-        }
-        router.layer(
-            tower_http::trace::TraceLayer::new_for_http()
-                .make_span_with(telemetry::http_span)
-                .on_response(
-                    |res: &http::Response<_>,
-                     _latency: std::time::Duration,
-                     span: &tracing::Span| {
-                        span.record("http.response.status_code", res.status().as_u16());
-                    },
-                ),
-        )
+        guarded(api, limiter)
+            .merge(guarded(mcp, mcp_limiter))
+            .merge(open.layer(open_stack.into_inner()))
     }
 
     /// The MCP-plane service (metrics → access control → router → upstreams), for front ends
