@@ -4,7 +4,6 @@
 //! mapping from [`McpError`] happens once, in the `IntoResponse` of the API error type.
 
 use crate::state::{AppState, status_word};
-use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -15,6 +14,7 @@ use mcp_gateway_metrics::{CallInfo, LogQuery};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use tower::ServiceExt;
@@ -339,7 +339,8 @@ async fn list_tools(
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct CallBody<'a> {
-    tool: String,
+    #[serde(borrow)]
+    tool: Cow<'a, str>,
     #[serde(default)]
     server: Option<String>,
     #[serde(default, borrow)]
@@ -352,9 +353,12 @@ pub(crate) type Caller = Option<axum::Extension<Arc<mcp_gateway_core::Identity>>
 async fn call_tool(
     State(st): State<AppRef>,
     caller: Caller,
-    headers: HeaderMap,
-    body: Body,
+    req: axum::extract::Request,
 ) -> Result<Response, ApiError> {
+    // The request whole rather than a `HeaderMap` extractor, which would copy every header
+    // for the two this handler reads.
+    let (parts, body) = req.into_parts();
+    let headers = &parts.headers;
     let bytes = axum::body::to_bytes(body, st.config.max_body_bytes)
         .await
         .map_err(|e| {

@@ -415,7 +415,7 @@ impl Http {
                 }
                 Ok(r)
                     if r.status().is_success()
-                        && content_type(&r).starts_with("text/event-stream") =>
+                        && media_is(content_type(&r).as_ref(), "text/event-stream") =>
                 {
                     delay = Duration::from_secs(1);
                     let ended = read_events(r, MAX_EVENT, |ev| {
@@ -538,7 +538,7 @@ impl Http {
             return Err(self.http_error(response).await);
         }
         let ctype = content_type(&response);
-        if ctype.starts_with("text/event-stream") {
+        if media_is(ctype.as_ref(), "text/event-stream") {
             let mut malformed = None;
             let ended = read_events(response, MAX_EVENT, |ev| {
                 if ev.event == "message"
@@ -565,7 +565,10 @@ impl Http {
         if text.is_empty() {
             return Ok(());
         }
-        if !ctype.starts_with("application/json") {
+        if !media_is(ctype.as_ref(), "application/json") {
+            let ctype = ctype
+                .as_ref()
+                .map_or(Cow::Borrowed(""), |v| String::from_utf8_lossy(v.as_bytes()));
             return Err(self.upstream(format!(
                 "unexpected content type {ctype:?} in the answer to {}",
                 head.method()
@@ -728,17 +731,21 @@ impl Http {
 }
 
 /// The `Content-Type` of a response, lower-cased.
-fn content_type(r: &impl HasHeaders) -> String {
-    r.header_map()
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_ascii_lowercase()
+fn content_type(r: &impl HasHeaders) -> Option<HeaderValue> {
+    // A handle on the received header, not a copy: this runs on every answer.
+    r.header_map().get(CONTENT_TYPE).cloned()
+}
+
+/// True when `ct` names a media type that starts with `prefix`, compared without regard
+/// to ASCII case (as media types are).
+fn media_is(ct: Option<&HeaderValue>, prefix: &str) -> bool {
+    ct.and_then(|v| v.as_bytes().get(..prefix.len()))
+        .is_some_and(|head| head.eq_ignore_ascii_case(prefix.as_bytes()))
 }
 
 /// The data of the first JSON-RPC response in a JSON or event-stream answer.
 async fn first_response(response: Reply) -> Result<String, String> {
-    if content_type(&response).starts_with("text/event-stream") {
+    if media_is(content_type(&response).as_ref(), "text/event-stream") {
         let mut found = None;
         read_events(response, MAX_EVENT, |ev| {
             let is_response = serde_json::from_str::<Message<'_>>(&ev.data)
@@ -923,6 +930,22 @@ mod tests {
             "our answers are not calls"
         );
         assert!(h.params.is_empty());
+    }
+
+    #[test]
+    fn matches_media_types_without_regard_to_case() {
+        let v = |s: &'static str| Some(HeaderValue::from_static(s));
+        assert!(media_is(
+            v("text/event-stream").as_ref(),
+            "text/event-stream"
+        ));
+        assert!(media_is(
+            v("Application/JSON; charset=utf-8").as_ref(),
+            "application/json"
+        ));
+        assert!(!media_is(v("text/plain").as_ref(), "text/event-stream"));
+        assert!(!media_is(v("text").as_ref(), "text/event-stream"));
+        assert!(!media_is(None, "application/json"));
     }
 
     #[test]
