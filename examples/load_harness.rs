@@ -1172,19 +1172,14 @@ async fn load(opts: &Opts) -> Result<(), Error> {
                 rest_plan(serve(app).await?, "echo")
             }
             "inproc-rest" => rest_plan(serve(inproc_app()).await?, "echo"),
-            "relay" => {
+            "relay" | "proxy" => {
                 let (addr, path) = split_url(http_url.as_deref().ok_or("no http server")?).await?;
+                let addr = match case.as_str() {
+                    "relay" => on(gw_rt.as_ref(), relay(addr)).await?,
+                    _ => on(gw_rt.as_ref(), proxy(addr)).await?,
+                };
                 Plan::Mcp {
-                    addr: on(gw_rt.as_ref(), relay(addr)).await?,
-                    path,
-                    headers: Vec::new(),
-                    tool: "echo".into(),
-                }
-            }
-            "proxy" => {
-                let (addr, path) = split_url(http_url.as_deref().ok_or("no http server")?).await?;
-                Plan::Mcp {
-                    addr: on(gw_rt.as_ref(), proxy(addr)).await?,
+                    addr,
                     path,
                     headers: Vec::new(),
                     tool: "echo".into(),
