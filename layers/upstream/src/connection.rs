@@ -9,12 +9,59 @@ use mcp_gateway_core::protocol::{self, Generation};
 use mcp_gateway_core::relay::{RelaySink, ServerMessage};
 use serde_json::value::RawValue;
 use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
+use std::task::{Context, Poll};
+use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
 /// What a pending call eventually receives.
 pub(crate) type Reply = Result<Box<RawValue>, McpError>;
+
+/// The sending of one request and the reading of its answer, run by the caller's task.
+pub(crate) type Exchange = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// A transport that can send a request on the caller's own task instead of through the
+/// driver's queue, saving a hand-off to the driver and a task per request.
+pub(crate) trait Direct: Send + Sync {
+    /// The exchange for the request `frame`, or the frame back when it must go through the
+    /// queue (to keep its order behind the frames queued before it, for example).
+    fn send_direct(self: Arc<Self>, frame: Bytes) -> Result<Exchange, Bytes>;
+}
+
+/// How long the rest of an exchange may run after its answer arrived (the end of an event
+/// stream the server has not closed yet), so its connection can be reused.
+const DRAIN: Duration = Duration::from_secs(10);
+
+/// The reply to one request: the receiver of the pending-call table, and the exchange that
+/// carries the request when the transport sends it on the caller's task.
+pub(crate) struct ReplyFuture {
+    rx: oneshot::Receiver<Reply>,
+    exchange: Option<Exchange>,
+}
+
+impl Future for ReplyFuture {
+    type Output = Result<Reply, oneshot::error::RecvError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        if let Some(ex) = self.exchange.as_mut()
+            && ex.as_mut().poll(cx).is_ready()
+        {
+            self.exchange = None;
+        }
+        let reply = std::task::ready!(Pin::new(&mut self.rx).poll(cx));
+        if let (Some(rest), Ok(_)) = (self.exchange.take(), &reply) {
+            // The answer came on an event stream that is still open: read it to its end
+            // elsewhere, as the driver's task would, instead of dropping the connection.
+            tokio::spawn(async move {
+                let _ = tokio::time::timeout(DRAIN, rest).await;
+            });
+        }
+        Poll::Ready(reply)
+    }
+}
 
 /// Something the server said that the supervisor must act on.
 #[derive(Debug)]
@@ -52,6 +99,9 @@ pub(crate) struct Connection {
     /// Per-call headers (per-caller credentials) by request id, until the transport takes
     /// them; empty unless credentials are configured.
     call_headers: Mutex<HashMap<u64, Arc<http::HeaderMap>>>,
+    /// The transport, when it can send requests on the callers' tasks. Weak: the transport
+    /// holds the connection.
+    direct: OnceLock<Weak<dyn Direct>>,
 }
 
 impl std::fmt::Debug for Connection {
@@ -81,7 +131,13 @@ impl Connection {
             events,
             param_headers: RwLock::default(),
             call_headers: Mutex::new(HashMap::new()),
+            direct: OnceLock::new(),
         }
+    }
+
+    /// Lets `transport` send requests on the callers' tasks (see [`Direct`]).
+    pub(crate) fn set_direct(&self, transport: Weak<dyn Direct>) {
+        let _ = self.direct.set(transport);
     }
 
     /// The caller-chosen headers of request `id` (taken once, by an HTTP transport).
@@ -138,7 +194,7 @@ impl Connection {
         method: &str,
         params: Option<&RawValue>,
         relay: Option<&RelaySink>,
-    ) -> Result<(oneshot::Receiver<Reply>, PendingGuard), McpError> {
+    ) -> Result<(ReplyFuture, PendingGuard), McpError> {
         self.send_request_with(method, params, relay, None)
     }
 
@@ -150,7 +206,7 @@ impl Connection {
         params: Option<&RawValue>,
         relay: Option<&RelaySink>,
         headers: Option<Arc<http::HeaderMap>>,
-    ) -> Result<(oneshot::Receiver<Reply>, PendingGuard), McpError> {
+    ) -> Result<(ReplyFuture, PendingGuard), McpError> {
         if self.closed.load(Ordering::Acquire) {
             return Err(self.gone("connection closed"));
         }
@@ -219,10 +275,26 @@ impl Connection {
             has_headers,
         };
         // `close` may have drained the table between the first check and the insert.
-        if self.closed.load(Ordering::Acquire) || self.out.send(Bytes::from(frame)).is_err() {
+        if self.closed.load(Ordering::Acquire) {
             return Err(self.gone("connection closed"));
         }
-        Ok((rx, guard))
+        let mut frame = Bytes::from(frame);
+        if let Some(direct) = self.direct.get().and_then(Weak::upgrade) {
+            match direct.send_direct(frame) {
+                Ok(exchange) => {
+                    let reply = ReplyFuture {
+                        rx,
+                        exchange: Some(exchange),
+                    };
+                    return Ok((reply, guard));
+                }
+                Err(back) => frame = back,
+            }
+        }
+        if self.out.send(frame).is_err() {
+            return Err(self.gone("connection closed"));
+        }
+        Ok((ReplyFuture { rx, exchange: None }, guard))
     }
 
     /// Sends a request and waits for its reply (no timeout: callers add one).

@@ -1,7 +1,7 @@
 //! The tower `Service` that forwards MCP-plane requests to an upstream's live connection.
 
 use crate::config::Transport;
-use crate::connection::{PendingGuard, Reply};
+use crate::connection::{PendingGuard, ReplyFuture};
 use crate::supervisor::Shared;
 use mcp_gateway_core::{McpError, McpRequest, McpResponse, TraceContext};
 use serde_json::value::RawValue;
@@ -9,7 +9,6 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use tokio::sync::oneshot;
 use tower::Service;
 
 /// Forwards each [`McpRequest`] to the upstream's current connection.
@@ -139,7 +138,7 @@ pub struct ResponseFuture {
 enum State {
     Failed(Option<McpError>),
     Waiting {
-        rx: oneshot::Receiver<Reply>,
+        rx: ReplyFuture,
         guard: PendingGuard,
         server: Arc<str>,
         span: tracing::Span,

@@ -40,7 +40,7 @@
 //! - **Shutdown** sends `DELETE` with the session id.
 
 use crate::config::{HttpConfig, UpstreamConfig};
-use crate::connection::{Connection, Event};
+use crate::connection::{Connection, Direct, Event, Exchange};
 use crate::h1::{H1Body, H1Client};
 use crate::link::{self, Link, NetLink, Opened};
 use crate::param_headers::{self, header_safe};
@@ -55,7 +55,8 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::{AbortHandle, JoinHandle, JoinSet};
@@ -81,6 +82,7 @@ pub(crate) fn open(h: &HttpConfig, cfg: &UpstreamConfig) -> Result<Opened, Strin
         return Err(format!("url {:?} must be http:// or https://", h.url));
     }
     let (conn, out, events) = link::new_connection(&cfg.id);
+    let (fatal, fatal_rx) = mpsc::unbounded_channel();
     let http = Arc::new(Http {
         client: link::http_client()?,
         h1: H1Client::new(&url),
@@ -92,8 +94,12 @@ pub(crate) fn open(h: &HttpConfig, cfg: &UpstreamConfig) -> Result<Opened, Strin
         init_frame: Mutex::new(None),
         get_stream: Mutex::new(None),
         version: OnceLock::new(),
+        fatal,
+        settled: AtomicBool::new(false),
     });
-    let link = NetLink::spawn(move |stop, closed| http.drive(out, stop, closed));
+    let direct: Weak<dyn Direct> = Arc::downgrade(&http) as _;
+    conn.set_direct(direct);
+    let link = NetLink::spawn(move |stop, closed| http.drive(out, fatal_rx, stop, closed));
     Ok((conn, Link::Net(link), events))
 }
 
@@ -116,6 +122,29 @@ struct Http {
     /// `MCP-Protocol-Version` of the negotiated generation, made on the first POST after
     /// the handshake (a connection's generation is set once) instead of on every POST.
     version: OnceLock<Option<HeaderValue>>,
+    /// Reasons the link cannot go on (the server cannot be reached), for the driver.
+    fatal: mpsc::UnboundedSender<String>,
+    /// Set once a session server accepted `notifications/initialized`: from then on requests
+    /// no longer need to queue behind the driver's frames (see [`Direct`]).
+    settled: AtomicBool,
+}
+
+/// Requests are POSTed by the caller's task once the handshake is over. The driver keeps the
+/// handshake, notifications and answers to server requests (whose order matters) and the
+/// requests sent before the server was ready.
+impl Direct for Http {
+    fn send_direct(self: Arc<Self>, frame: Bytes) -> Result<Exchange, Bytes> {
+        if !(self.settled.load(Ordering::Acquire) || self.stateless()) {
+            return Err(frame);
+        }
+        let head = Head::parse(&frame, self.stateless(), &self.conn);
+        if head.request_id.is_none() {
+            return Err(frame);
+        }
+        Ok(Box::pin(async move {
+            self.call(frame, head).await;
+        }))
+    }
 }
 
 /// What the transport needs to know about an outgoing frame.
@@ -228,10 +257,10 @@ impl Http {
     async fn drive(
         self: Arc<Self>,
         mut out: mpsc::UnboundedReceiver<Bytes>,
+        mut fatal_rx: mpsc::UnboundedReceiver<String>,
         stop: CancellationToken,
         closed: oneshot::Sender<String>,
     ) {
-        let (fatal_tx, mut fatal_rx) = mpsc::unbounded_channel::<String>();
         let mut calls: JoinSet<u64> = JoinSet::new();
         let mut running: HashMap<u64, AbortHandle> = HashMap::new();
         let fatal = loop {
@@ -259,11 +288,11 @@ impl Http {
                     }
                     match head.request_id {
                         Some(id) => {
-                            let task = calls.spawn(self.clone().call(frame, head, fatal_tx.clone()));
+                            let task = calls.spawn(self.clone().call(frame, head));
                             running.insert(id, task);
                         }
                         None => {
-                            let sent = tokio::time::timeout(ONEWAY_TIMEOUT, self.oneway(&frame, &head, &fatal_tx)).await;
+                            let sent = tokio::time::timeout(ONEWAY_TIMEOUT, self.oneway(&frame, &head)).await;
                             if sent.is_err() {
                                 tracing::warn!(server = %self.conn.server(), method = head.method(), "the server took too long to accept a notification");
                             }
@@ -289,10 +318,9 @@ impl Http {
         self: Arc<Self>,
         frame: Bytes,
         head: Head,
-        fatal: mpsc::UnboundedSender<String>,
     ) -> u64 {
         let id = head.request_id.expect("only requests are spawned as calls");
-        if let Err(e) = self.exchange(&frame, &head, &fatal).await {
+        if let Err(e) = self.exchange(&frame, &head).await {
             if matches!(&e, McpError::Rpc { error, .. } if error.code == jsonrpc::HEADER_MISMATCH)
                 && head.method() == "tools/call"
             {
@@ -315,7 +343,6 @@ impl Http {
         &self,
         frame: &Bytes,
         head: &Head,
-        fatal: &mpsc::UnboundedSender<String>,
     ) -> Result<(), McpError> {
         let initialize = head.method() == "initialize";
         let mut renewed = false;
@@ -326,7 +353,7 @@ impl Http {
                 Err(e) => {
                     let why = format!("cannot reach {}: {}", self.url, e.why);
                     if e.connect {
-                        let _ = fatal.send(why.clone());
+                        let _ = self.fatal.send(why.clone());
                     }
                     return Err(self.upstream(why));
                 }
@@ -340,7 +367,7 @@ impl Http {
                 renewed = true;
                 if let Err(why) = self.reinitialize(session).await {
                     let why = format!("the session expired and re-initializing failed: {why}");
-                    let _ = fatal.send(why.clone());
+                    let _ = self.fatal.send(why.clone());
                     return Err(self.upstream(why));
                 }
                 continue;
@@ -360,7 +387,6 @@ impl Http {
         self: &Arc<Self>,
         frame: &Bytes,
         head: &Head,
-        fatal: &mpsc::UnboundedSender<String>,
     ) {
         let session = self.session();
         let result = self.post(frame, head, session.as_ref()).await;
@@ -370,7 +396,7 @@ impl Http {
                 let why = format!("cannot reach {}: {}", self.url, e.why);
                 tracing::warn!(server = %self.conn.server(), method = head.method(), "{why}");
                 if e.connect {
-                    let _ = fatal.send(why);
+                    let _ = self.fatal.send(why);
                 }
                 return;
             }
@@ -383,6 +409,9 @@ impl Http {
         }
         // Read the (normally empty) body to its end, so the connection can be reused.
         let _ = response.bytes().await;
+        if head.method() == "notifications/initialized" {
+            self.settled.store(true, Ordering::Release);
+        }
         if head.method() == "notifications/initialized" && session.is_some() {
             let mut slot = self.get_stream.lock().expect("lock poisoned");
             if slot.is_none() {
