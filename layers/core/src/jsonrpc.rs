@@ -114,13 +114,31 @@ pub fn write_json_str(out: &mut Vec<u8>, s: &str) {
 
 /// Serializes a request frame `{"jsonrpc":"2.0","id":..,"method":..,"params":..}`.
 pub fn request_frame(id: &RequestId, method: &str, params: Option<&str>) -> Vec<u8> {
-    let mut out = Vec::with_capacity(48 + method.len() + params.map_or(0, str::len));
-    out.extend_from_slice(br#"{"jsonrpc":"2.0","id":"#);
+    const OPEN: &[u8] = br#"{"jsonrpc":"2.0","id":"#;
+    const METHOD: &[u8] = br#","method":"#;
+    const PARAMS: &[u8] = br#","params":"#;
+    // The exact length when nothing needs escaping: a frame whose length equals its
+    // capacity becomes `Bytes` without another allocation.
+    let id_len = match id {
+        RequestId::Number(n) => {
+            (n.unsigned_abs().checked_ilog10().unwrap_or(0) as usize) + 1 + usize::from(*n < 0)
+        }
+        RequestId::String(s) => s.len() + 2,
+    };
+    let len = OPEN.len()
+        + id_len
+        + METHOD.len()
+        + method.len()
+        + 2
+        + params.map_or(0, |p| PARAMS.len() + p.len())
+        + 1;
+    let mut out = Vec::with_capacity(len);
+    out.extend_from_slice(OPEN);
     serde_json::to_writer(&mut out, id).expect("writing to a Vec never fails");
-    out.extend_from_slice(br#","method":"#);
+    out.extend_from_slice(METHOD);
     write_json_str(&mut out, method);
     if let Some(p) = params {
-        out.extend_from_slice(br#","params":"#);
+        out.extend_from_slice(PARAMS);
         out.extend_from_slice(p.as_bytes());
     }
     out.push(b'}');
@@ -195,5 +213,34 @@ mod tests {
         let f = result_frame(&RequestId::String("x".into()), r#"{"ok":true}"#);
         let v: serde_json::Value = serde_json::from_slice(&f).unwrap();
         assert_eq!(v["result"]["ok"], true);
+    }
+
+    #[test]
+    fn request_frames_are_sized_exactly_when_nothing_is_escaped() {
+        let ids = [
+            RequestId::Number(0),
+            RequestId::Number(9),
+            RequestId::Number(10),
+            RequestId::Number(-1),
+            RequestId::Number(-10),
+            RequestId::Number(i64::MAX),
+            RequestId::Number(i64::MIN),
+            RequestId::String("abc".into()),
+        ];
+        for id in &ids {
+            for params in [None, Some(r#"{"name":"x"}"#)] {
+                let f = request_frame(id, "tools/call", params);
+                assert_eq!(f.len(), f.capacity(), "{id:?} {params:?}");
+                let v: serde_json::Value = serde_json::from_slice(&f).unwrap();
+                assert_eq!(v["id"], serde_json::to_value(id).unwrap());
+            }
+        }
+        // Escapes only cost a larger buffer.
+        let f = request_frame(&RequestId::String("a\"b".into()), "x\ty", None);
+        let v: serde_json::Value = serde_json::from_slice(&f).unwrap();
+        assert_eq!(
+            (v["id"].as_str(), v["method"].as_str()),
+            (Some("a\"b"), Some("x\ty"))
+        );
     }
 }

@@ -21,6 +21,7 @@
 
 mod error;
 pub mod glob;
+pub mod header;
 pub mod jsonrpc;
 pub mod protocol;
 pub mod relay;

@@ -1,7 +1,6 @@
 //! The MCP-plane request and response.
 
 use crate::McpError;
-use crate::jsonrpc::write_json_str;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use std::borrow::Cow;
@@ -70,17 +69,16 @@ impl McpRequest {
 
     /// A `tools/call` for tool `name` with raw `arguments`.
     pub fn call_tool(name: &str, arguments: Option<&RawValue>) -> Self {
-        let args = arguments.map(RawValue::get);
-        let mut out = Vec::with_capacity(32 + name.len() + args.map_or(0, str::len));
-        out.extend_from_slice(br#"{"name":"#);
-        write_json_str(&mut out, name);
-        if let Some(a) = args {
-            out.extend_from_slice(br#","arguments":"#);
-            out.extend_from_slice(a.as_bytes());
+        #[derive(serde::Serialize)]
+        struct Params<'a> {
+            name: &'a str,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            arguments: Option<&'a RawValue>,
         }
-        out.push(b'}');
-        let text = String::from_utf8(out).expect("built from str pieces");
-        let params = RawValue::from_string(text).expect("built from valid JSON pieces");
+        // Serialized straight into a `RawValue`: `RawValue::from_string` would parse the
+        // arguments again only to check what is already known to be JSON.
+        let params = serde_json::value::to_raw_value(&Params { name, arguments })
+            .expect("a name and raw JSON serialize");
         Self::new("tools/call", Some(params))
     }
 

@@ -1,6 +1,7 @@
 //! One rate-limit decision and the headers that report it.
 
-use http::{HeaderMap, HeaderName, HeaderValue};
+use http::{HeaderMap, HeaderName};
+use mcp_gateway_core::header::int_header;
 use std::time::Duration;
 
 /// `X-RateLimit-Limit`: requests allowed per window.
@@ -72,11 +73,11 @@ impl Decision {
 
     /// Writes `X-RateLimit-Limit`, `-Remaining` and `-Reset` (and `Retry-After` when limited).
     pub fn write_headers(&self, headers: &mut HeaderMap) {
-        headers.insert(X_RATELIMIT_LIMIT, HeaderValue::from(self.limit));
-        headers.insert(X_RATELIMIT_REMAINING, HeaderValue::from(self.remaining));
-        headers.insert(X_RATELIMIT_RESET, HeaderValue::from(self.reset_secs));
+        headers.insert(X_RATELIMIT_LIMIT, int_header(self.limit));
+        headers.insert(X_RATELIMIT_REMAINING, int_header(self.remaining));
+        headers.insert(X_RATELIMIT_RESET, int_header(self.reset_secs));
         if let Some(s) = self.retry_after_secs() {
-            headers.insert(http::header::RETRY_AFTER, HeaderValue::from(s));
+            headers.insert(http::header::RETRY_AFTER, int_header(s));
         }
     }
 }

@@ -69,10 +69,12 @@ const MAX_ERROR_BODY: usize = 64 * 1024;
 /// Bound on sending one notification, so a stuck server cannot stall the send queue.
 const ONEWAY_TIMEOUT: Duration = Duration::from_secs(10);
 
-const SESSION_HEADER: &str = "mcp-session-id";
-const VERSION_HEADER: &str = "mcp-protocol-version";
-const METHOD_HEADER: &str = "mcp-method";
-const NAME_HEADER: &str = "mcp-name";
+// Header names as constants: a name given as `&str` is copied into a new allocation on
+// every insert.
+const SESSION_HEADER: HeaderName = HeaderName::from_static("mcp-session-id");
+const VERSION_HEADER: HeaderName = HeaderName::from_static("mcp-protocol-version");
+const METHOD_HEADER: HeaderName = HeaderName::from_static("mcp-method");
+const NAME_HEADER: HeaderName = HeaderName::from_static("mcp-name");
 
 /// Opens a Streamable HTTP link to `h.url`. No request is made yet: the supervisor's
 /// handshake is the first POST, and its failure says why the server cannot be reached.
@@ -314,11 +316,7 @@ impl Http {
     }
 
     /// One request: POST it, hand its answer to the connection, fail it if none came.
-    async fn call(
-        self: Arc<Self>,
-        frame: Bytes,
-        head: Head,
-    ) -> u64 {
+    async fn call(self: Arc<Self>, frame: Bytes, head: Head) -> u64 {
         let id = head.request_id.expect("only requests are spawned as calls");
         if let Err(e) = self.exchange(&frame, &head).await {
             if matches!(&e, McpError::Rpc { error, .. } if error.code == jsonrpc::HEADER_MISMATCH)
@@ -339,11 +337,7 @@ impl Http {
     }
 
     /// POSTs a frame (retrying once after renewing an expired session) and reads the answer.
-    async fn exchange(
-        &self,
-        frame: &Bytes,
-        head: &Head,
-    ) -> Result<(), McpError> {
+    async fn exchange(&self, frame: &Bytes, head: &Head) -> Result<(), McpError> {
         let initialize = head.method() == "initialize";
         let mut renewed = false;
         loop {
@@ -383,11 +377,7 @@ impl Http {
 
     /// Sends a notification or an answer to a server request; only logs failures, since
     /// nobody waits for them.
-    async fn oneway(
-        self: &Arc<Self>,
-        frame: &Bytes,
-        head: &Head,
-    ) {
+    async fn oneway(self: &Arc<Self>, frame: &Bytes, head: &Head) {
         let session = self.session();
         let result = self.post(frame, head, session.as_ref()).await;
         let response = match result {
