@@ -84,7 +84,7 @@ use mcp_gateway::auth::{
 };
 use mcp_gateway::config::{Config, Format};
 use mcp_gateway::core::{McpError, McpRequest, McpResponse};
-use mcp_gateway::metrics::{CallInfo, McpMetrics, McpMetricsLayer, Recorder};
+use mcp_gateway::metrics::{McpMetrics, McpMetricsLayer, Recorder};
 use mcp_gateway::rate_limit::RateLimitLayer;
 use mcp_gateway::router::ToolRouter;
 use mcp_gateway::{Gateway, Started};
@@ -1061,7 +1061,7 @@ async fn inproc_handler(
     };
     let mut req = McpRequest::call_tool(&b.tool, b.arguments);
     req.identity = caller.map(|axum::Extension(i)| i);
-    req.extensions.insert(CallInfo { transport: "rest" });
+    req.transport = "rest";
     match mcp.oneshot(req).await {
         Ok(res) => rest_answer(
             res.server.as_deref().unwrap_or("-"),

@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use mcp_gateway_core::{McpError, McpRequest};
-use mcp_gateway_metrics::{CallInfo, LogQuery};
+use mcp_gateway_metrics::LogQuery;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
@@ -412,7 +412,7 @@ async fn call_tool(
         req.server = Some(Arc::from(s.as_str()));
     }
     req.identity = caller.map(|axum::Extension(i)| i);
-    req.extensions.insert(CallInfo { transport: "rest" });
+    req.transport = "rest";
     let span = tracing::debug_span!(
         "tools/call",
         transport = "rest",
@@ -455,15 +455,23 @@ async fn call_tool(
     let server = res.server.as_deref().unwrap_or("-");
     span.record("server", server);
     // The tool result is spliced in raw, never parsed.
-    let mut out = Vec::with_capacity(res.result.get().len() + 64 + body.tool.len());
-    out.extend_from_slice(br#"{"server":"#);
+    const SERVER: &[u8] = br#"{"server":"#;
+    const TOOL: &[u8] = br#","tool":"#;
+    const RESULT: &[u8] = br#","result":"#;
+    let result = res.result.get().as_bytes();
+    // Exact when the names need no escapes: a body whose length equals its capacity
+    // becomes `Bytes` without another allocation.
+    let len = SERVER.len() + server.len() + 2 + TOOL.len() + body.tool.len() + 2;
+    let mut out = Vec::with_capacity(len + RESULT.len() + result.len() + 1);
+    out.extend_from_slice(SERVER);
     serde_json::to_writer(&mut out, server).expect("vec write");
-    out.extend_from_slice(br#","tool":"#);
+    out.extend_from_slice(TOOL);
     serde_json::to_writer(&mut out, &body.tool).expect("vec write");
-    out.extend_from_slice(br#","result":"#);
-    out.extend_from_slice(res.result.get().as_bytes());
+    out.extend_from_slice(RESULT);
+    out.extend_from_slice(result);
     out.push(b'}');
-    Ok(([(header::CONTENT_TYPE, "application/json")], out).into_response())
+    let json = HeaderValue::from_static("application/json");
+    Ok(([(header::CONTENT_TYPE, json)], out).into_response())
 }
 
 /// What `/api/v1/health` says about scale-out (`null` when no `cluster:` is configured).

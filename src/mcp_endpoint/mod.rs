@@ -33,7 +33,6 @@ use mcp_gateway_core::jsonrpc::{self, JsonRpcError, Message, RequestId};
 use mcp_gateway_core::protocol::{self, STATELESS_VERSION};
 use mcp_gateway_core::relay::RelaySink;
 use mcp_gateway_core::{McpError, McpRequest};
-use mcp_gateway_metrics::CallInfo;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
@@ -1107,7 +1106,6 @@ async fn call_tool(
         }
     }
     req.identity = ctx.identity.clone();
-    req.extensions.insert(CallInfo { transport: "mcp" });
     if let Some(r) = relay {
         req.extensions.insert(r);
     }

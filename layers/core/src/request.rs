@@ -34,6 +34,10 @@ pub struct McpRequest {
     pub server: Option<Arc<str>>,
     /// The authenticated caller, if an auth layer ran.
     pub identity: Option<Arc<Identity>>,
+    /// The front end that received the request: `mcp` (the default) or `rest`. A field
+    /// rather than an extension: REST calls carry no other extension, and the first one
+    /// costs three allocations.
+    pub transport: &'static str,
     /// Anything else a layer wants to pass down (trace context, downstream session, ...).
     pub extensions: http::Extensions,
     /// Where [`McpRequest::tool_name`] found a name without escapes in `params`, so the
@@ -62,6 +66,7 @@ impl McpRequest {
             params,
             server: None,
             identity: None,
+            transport: "mcp",
             extensions: http::Extensions::new(),
             name_at: OnceLock::new(),
         }
@@ -92,6 +97,12 @@ impl McpRequest {
     /// The JSON-RPC method.
     pub fn method(&self) -> &str {
         &self.method
+    }
+
+    /// The JSON-RPC method as shared text: a copy without allocation for the methods the
+    /// front ends name with a literal (`tools/call`, ...).
+    pub fn method_text(&self) -> Cow<'static, str> {
+        self.method.clone()
     }
 
     /// The raw params, if any.

@@ -2,7 +2,8 @@
 
 use crate::log::{LogEntry, log_body};
 use crate::recorder::{InFlight, Outcome, Recorder};
-use mcp_gateway_core::{McpError, McpRequest, McpResponse};
+use mcp_gateway_core::{Identity, McpError, McpRequest, McpResponse};
+use std::borrow::Cow;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -10,15 +11,8 @@ use std::task::{Context, Poll};
 use std::time::{Instant, SystemTime};
 use tower::{Layer, Service};
 
-/// Describes the call for the request log; front ends put it in the request's extensions.
-#[derive(Clone, Debug, Default)]
-pub struct CallInfo {
-    /// `rest` or `mcp`.
-    pub transport: &'static str,
-}
-
 /// Ids that tie a request-log entry to the caller's request and trace; front ends put it
-/// in the request's extensions next to [`CallInfo`].
+/// in the request's extensions.
 #[derive(Clone, Debug, Default)]
 pub struct RequestIds {
     /// The caller's id for the request (the JSON-RPC id on `/mcp`, an `X-Request-Id`).
@@ -111,14 +105,11 @@ where
         };
         let call = Call {
             recorder: self.recorder.clone(),
-            method: req.method().to_string(),
+            method: req.method_text(),
             tool,
-            server: req.server.as_deref().map(str::to_string),
-            identity: req.identity.as_ref().map(|i| i.subject.clone()),
-            transport: req
-                .extensions
-                .get::<CallInfo>()
-                .map_or("mcp", |c| c.transport),
+            server: req.server.clone(),
+            identity: req.identity.clone(),
+            transport: req.transport,
             request_id: ids.and_then(|i| i.request_id.clone()),
             trace_id: ids.and_then(|i| i.trace_id.clone()),
             arguments,
@@ -136,10 +127,10 @@ where
 
 struct Call {
     recorder: Recorder,
-    method: String,
+    method: Cow<'static, str>,
     tool: Option<String>,
-    server: Option<String>,
-    identity: Option<String>,
+    server: Option<Arc<str>>,
+    identity: Option<Arc<Identity>>,
     transport: &'static str,
     request_id: Option<String>,
     trace_id: Option<String>,
@@ -168,12 +159,12 @@ impl Call {
                 } else {
                     Outcome::Ok
                 };
-                (outcome, 200, r.server.as_deref().map(str::to_string), None)
+                (outcome, 200, r.server.clone(), None)
             }
             Some(Err(e)) => (
                 Outcome::of_error(e),
                 e.http_status(),
-                e.server().map(|s| s.to_string()),
+                e.server().cloned(),
                 Some(e.to_string()),
             ),
         };
@@ -181,12 +172,12 @@ impl Call {
         // resolved to.
         let server = server
             .or(self.server)
-            .or_else(|| self.target.as_deref().map(str::to_string))
+            .or(self.target)
             .unwrap_or_else(|| "-".into());
         // A qualified name (`fs__read`) is recorded under the name the server knows.
         let tool = self.tool.map(|t| {
             match t
-                .strip_prefix(server.as_str())
+                .strip_prefix(&*server)
                 .and_then(|r| r.strip_prefix("__"))
             {
                 Some(bare) => bare.to_string(),

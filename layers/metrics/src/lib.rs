@@ -35,7 +35,7 @@ mod recorder;
 mod window;
 
 pub use histogram::Histogram;
-pub use layer::{CallInfo, McpMetrics, McpMetricsLayer, RequestIds, ResponseFuture};
+pub use layer::{McpMetrics, McpMetricsLayer, RequestIds, ResponseFuture};
 pub use log::{LogEntry, LogQuery, REDACTED, RequestLog, log_body, redact};
 pub use otel::{DURATION_BUCKETS, PrometheusExporter};
 pub use recorder::{

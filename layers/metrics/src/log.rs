@@ -1,14 +1,27 @@
 //! A bounded ring of recent calls.
 
+use mcp_gateway_core::Identity;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use std::borrow::Cow;
 use std::collections::VecDeque;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 fn as_rfc3339<S: serde::Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&crate::rfc3339(*t))
+}
+
+fn as_str<S: serde::Serializer>(t: &Arc<str>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(t)
+}
+
+fn as_subject<S: serde::Serializer>(i: &Option<Arc<Identity>>, s: S) -> Result<S::Ok, S::Error> {
+    match i {
+        Some(i) => s.serialize_some(&i.subject),
+        None => s.serialize_none(),
+    }
 }
 
 /// One call in the request log.
@@ -29,13 +42,15 @@ pub struct LogEntry {
     pub trace_id: Option<String>,
     /// Front end that received it: `rest` or `mcp`.
     pub transport: &'static str,
-    /// Caller's identity name, when authenticated.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub identity: Option<String>,
+    /// The authenticated caller, serialized as its subject (the key's name or the token's
+    /// `sub`). Shared with the request, not copied.
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "as_subject")]
+    pub identity: Option<Arc<Identity>>,
     /// JSON-RPC method.
-    pub method: String,
+    pub method: Cow<'static, str>,
     /// Server that answered (`-` if none).
-    pub server: String,
+    #[serde(serialize_with = "as_str")]
+    pub server: Arc<str>,
     /// Tool called, for `tools/call`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tool: Option<String>,
@@ -191,7 +206,7 @@ impl RequestLog {
         entries
             .iter()
             .rev()
-            .filter(|e| q.server.as_ref().is_none_or(|s| &e.server == s))
+            .filter(|e| q.server.as_ref().is_none_or(|s| *e.server == **s))
             .filter(|e| q.tool.as_ref().is_none_or(|t| e.tool.as_ref() == Some(t)))
             .filter(|e| {
                 q.status
