@@ -1088,6 +1088,43 @@ async fn batches_and_malformed_json_are_rejected() {
 }
 
 #[tokio::test]
+async fn request_bodies_are_limited_by_max_body_bytes() {
+    // 3 MiB is over axum's own default limit for a buffered body (2 MiB) and under the
+    // limit configured here.
+    let gw = gateway("maxBodyBytes: 4194304\n", &[]).await;
+    let sid = session(&gw).await;
+    let text = "y".repeat(3 * 1024 * 1024);
+    let call = rpc(
+        2,
+        "tools/call",
+        call_params("t__echo", json!({ "text": text })),
+    );
+    let r = in_session(&gw, &sid, &call).await;
+    assert_eq!(r.status, 200, "{}", &r.text[..r.text.len().min(300)]);
+    assert_eq!(result_text(&r.answer()).len(), text.len());
+    // Over the limit: a JSON-RPC error naming it, and the session goes on.
+    let text = "z".repeat(5 * 1024 * 1024);
+    let call = rpc(
+        3,
+        "tools/call",
+        call_params("t__echo", json!({ "text": text })),
+    );
+    let r = in_session(&gw, &sid, &call).await;
+    let e = r.error(413, -32600);
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .contains("4194304 bytes (maxBodyBytes)"),
+        "{e}"
+    );
+    let r = in_session(&gw, &sid, &rpc(4, "tools/list", json!({}))).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(logged_calls(&gw).await, 1);
+    gw.stop().await;
+}
+
+#[tokio::test]
 async fn origin_is_checked() {
     let gw = gateway("corsOrigins: [\"https://app.example.com\"]\n", &[]).await;
     let sid = session(&gw).await;

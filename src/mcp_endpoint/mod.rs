@@ -324,29 +324,49 @@ struct Envelope<'a> {
     uri: Option<Cow<'a, str>>,
 }
 
+/// Reads a request body of at most `maxBodyBytes`; a larger one is refused with a 413 and a
+/// JSON-RPC error naming the limit.
+async fn read_body(state: &AppState, body: Body) -> Result<Bytes, Response> {
+    let limit = state.config.max_body_bytes;
+    axum::body::to_bytes(body, limit).await.map_err(|e| {
+        let too_large = std::error::Error::source(&e)
+            .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+        let (status, why) = if too_large {
+            (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("request body exceeds {limit} bytes (maxBodyBytes)"),
+            )
+        } else {
+            (
+                StatusCode::BAD_REQUEST,
+                format!("could not read the request body: {e}"),
+            )
+        };
+        rpc_error(
+            status,
+            None,
+            JsonRpcError::new(jsonrpc::INVALID_REQUEST, why),
+        )
+    })
+}
+
 async fn post_mcp(
     State(ep): State<Arc<Endpoint>>,
     caller: crate::api::Caller,
-    headers: HeaderMap,
-    body: Bytes,
+    req: axum::extract::Request,
 ) -> Response {
+    // The request whole: a `HeaderMap` extractor copies every header, and the `Bytes`
+    // extractor applies axum's own 2 MiB limit instead of `maxBodyBytes`.
+    let (parts, body) = req.into_parts();
+    let headers = parts.headers;
     let identity = caller.map(|axum::Extension(i)| i);
     if !origin_allowed(&ep.state, &headers) {
         return forbidden_origin();
     }
-    if body.len() > ep.state.config.max_body_bytes {
-        return rpc_error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            None,
-            JsonRpcError::new(
-                jsonrpc::INVALID_REQUEST,
-                format!(
-                    "request body exceeds {} bytes (maxBodyBytes)",
-                    ep.state.config.max_body_bytes
-                ),
-            ),
-        );
-    }
+    let body = match read_body(&ep.state, body).await {
+        Ok(b) => b,
+        Err(refused) => return refused,
+    };
     if body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
         return rpc_error(
             StatusCode::BAD_REQUEST,
@@ -1353,12 +1373,17 @@ async fn post_messages(
     State(ep): State<Arc<Endpoint>>,
     caller: crate::api::Caller,
     Query(q): Query<MessagesQuery>,
-    headers: HeaderMap,
-    body: Bytes,
+    req: axum::extract::Request,
 ) -> Response {
+    let (parts, body) = req.into_parts();
+    let headers = parts.headers;
     if !origin_allowed(&ep.state, &headers) {
         return forbidden_origin();
     }
+    let body = match read_body(&ep.state, body).await {
+        Ok(b) => b,
+        Err(refused) => return refused,
+    };
     let identity = caller.map(|axum::Extension(i)| i);
     let owner = identity.as_ref().map(|i| i.subject.as_str());
     let unknown = || {

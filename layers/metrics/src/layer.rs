@@ -175,15 +175,13 @@ impl Call {
             .or(self.target)
             .unwrap_or_else(|| "-".into());
         // A qualified name (`fs__read`) is recorded under the name the server knows.
-        let tool = self.tool.map(|t| {
-            match t
-                .strip_prefix(&*server)
-                .and_then(|r| r.strip_prefix("__"))
-            {
-                Some(bare) => bare.to_string(),
-                None => t,
-            }
-        });
+        let tool =
+            self.tool.map(
+                |t| match t.strip_prefix(&*server).and_then(|r| r.strip_prefix("__")) {
+                    Some(bare) => bare.to_string(),
+                    None => t,
+                },
+            );
         self.recorder
             .record(&server, &self.method, tool.as_deref(), outcome, elapsed);
         let log = self.recorder.log();
