@@ -19,6 +19,7 @@
 //! ```
 
 pub mod api;
+mod body;
 mod cluster;
 pub mod config;
 mod limits;

@@ -359,27 +359,22 @@ async fn call_tool(
     // for the two this handler reads.
     let (parts, body) = req.into_parts();
     let headers = &parts.headers;
-    let bytes = axum::body::to_bytes(body, st.config.max_body_bytes)
+    let bytes = crate::body::read_limited(body, st.config.max_body_bytes)
         .await
-        .map_err(|e| {
-            let too_large = std::error::Error::source(&e)
-                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
-            if too_large {
-                ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "payload_too_large",
-                    format!(
-                        "request body exceeds {} bytes (maxBodyBytes)",
-                        st.config.max_body_bytes
-                    ),
-                )
-            } else {
-                ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "bad_request",
-                    format!("could not read body: {e}"),
-                )
-            }
+        .map_err(|e| match e {
+            crate::body::BodyError::TooLarge => ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!(
+                    "request body exceeds {} bytes (maxBodyBytes)",
+                    st.config.max_body_bytes
+                ),
+            ),
+            crate::body::BodyError::Read(e) => ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                format!("could not read body: {e}"),
+            ),
         })?;
     if bytes.is_empty() {
         return Err(ApiError::new(

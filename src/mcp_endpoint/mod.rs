@@ -20,6 +20,7 @@ mod catalog;
 mod mrtr;
 mod session;
 
+use crate::body::BodyError;
 use crate::state::AppState;
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -328,19 +329,16 @@ struct Envelope<'a> {
 /// JSON-RPC error naming the limit.
 async fn read_body(state: &AppState, body: Body) -> Result<Bytes, Response> {
     let limit = state.config.max_body_bytes;
-    axum::body::to_bytes(body, limit).await.map_err(|e| {
-        let too_large = std::error::Error::source(&e)
-            .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
-        let (status, why) = if too_large {
-            (
+    crate::body::read_limited(body, limit).await.map_err(|e| {
+        let (status, why) = match e {
+            BodyError::TooLarge => (
                 StatusCode::PAYLOAD_TOO_LARGE,
                 format!("request body exceeds {limit} bytes (maxBodyBytes)"),
-            )
-        } else {
-            (
+            ),
+            BodyError::Read(e) => (
                 StatusCode::BAD_REQUEST,
                 format!("could not read the request body: {e}"),
-            )
+            ),
         };
         rpc_error(
             status,
