@@ -193,6 +193,12 @@ pub trait ToolPolicy: Send + Sync + std::fmt::Debug {
         let _ = kind;
         self.allows(identity, server, name)
     }
+
+    /// True when every caller may use everything, so a caller can skip resolving which
+    /// tool a call names for a decision that cannot refuse. False unless the policy knows.
+    fn allows_everything(&self) -> bool {
+        false
+    }
 }
 
 /// What an access decision is about.

@@ -182,11 +182,25 @@ impl ToolPolicy for AccessPolicy {
         }
         allowed || self.default_allow
     }
+
+    fn allows_everything(&self) -> bool {
+        self.default_allow && self.rules.iter().all(|r| r.deny.is_empty())
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn allows_everything_only_without_a_deny_anywhere() {
+        assert!(AccessPolicy::new(true).allows_everything());
+        let extra = AccessPolicy::new(true).rule(AccessRule::everyone().allow(["fs__*"]));
+        assert!(extra.allows_everything());
+        let denies = AccessPolicy::new(true).rule(AccessRule::everyone().deny(["fs__rm"]));
+        assert!(!denies.allows_everything());
+        assert!(!AccessPolicy::deny_by_default().allows_everything());
+    }
 
     #[test]
     fn kind_prefixes_limit_patterns() {

@@ -86,13 +86,13 @@ impl<S> AccessControl<S> {
 
     /// `Some(refusal)` when `req` must not reach the inner service.
     fn check(&self, req: &McpRequest) -> Option<McpError> {
-        if req.method() != "tools/call" {
+        let policy = &*self.shared.policy;
+        if req.method() != "tools/call" || policy.allows_everything() {
             return None;
         }
         // Malformed params: the inner service answers with the precise error.
         let name = req.tool_name().ok().flatten()?;
         let identity = req.identity.as_deref();
-        let policy = &*self.shared.policy;
         let allowed = match self.shared.resolver.resolve(&name, req.server.as_deref()) {
             Resolved::Tool { server, tool } => policy.allows(identity, &server, &tool),
             // Only when every candidate is allowed may the caller learn of the ambiguity.
