@@ -85,7 +85,8 @@ async fn call(
     method: &str,
     params: Option<Box<RawValue>>,
 ) -> Result<Box<RawValue>, McpError> {
-    let req = McpRequest::new(method.to_string(), params).with_server(server.clone());
+    let req = McpRequest::new(mcp_gateway_core::protocol::method_text(method), params)
+        .with_server(server.clone());
     ep.state.mcp.clone().oneshot(req).await.map(|r| r.result)
 }
 

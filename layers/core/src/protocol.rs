@@ -43,3 +43,63 @@ impl Generation {
 pub fn is_session_version(v: &str) -> bool {
     SESSION_VERSIONS.contains(&v)
 }
+
+/// The MCP methods the gateway sends or relays, for [`method_text`].
+const METHODS: &[&str] = &[
+    "tools/call",
+    "tools/list",
+    "initialize",
+    "ping",
+    "notifications/initialized",
+    "notifications/cancelled",
+    "notifications/progress",
+    "notifications/message",
+    "prompts/list",
+    "prompts/get",
+    "resources/list",
+    "resources/read",
+    "resources/templates/list",
+    "resources/subscribe",
+    "resources/unsubscribe",
+    "completion/complete",
+    "logging/setLevel",
+    "server/discover",
+    "subscriptions/listen",
+    "sampling/createMessage",
+    "elicitation/create",
+    "roots/list",
+    "notifications/tools/list_changed",
+    "notifications/resources/list_changed",
+    "notifications/prompts/list_changed",
+    "notifications/resources/updated",
+    "notifications/roots/list_changed",
+];
+
+/// `method` as text to keep: static for the methods of MCP (no allocation), a copy for
+/// any other.
+pub fn method_text(method: &str) -> std::borrow::Cow<'static, str> {
+    match METHODS.iter().find(|m| **m == method) {
+        Some(m) => std::borrow::Cow::Borrowed(m),
+        None => std::borrow::Cow::Owned(method.to_owned()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::borrow::Cow;
+
+    #[test]
+    fn method_text_is_static_for_mcp_methods_only() {
+        assert!(matches!(
+            method_text("tools/call"),
+            Cow::Borrowed("tools/call")
+        ));
+        assert!(matches!(
+            method_text("notifications/initialized"),
+            Cow::Borrowed("notifications/initialized")
+        ));
+        let other = method_text("x/custom");
+        assert!(matches!(&other, Cow::Owned(s) if s == "x/custom"));
+    }
+}

@@ -154,7 +154,7 @@ impl Direct for Http {
 struct Head {
     /// Id of a request (not of our answers to server requests).
     request_id: Option<u64>,
-    method: Option<String>,
+    method: Option<Cow<'static, str>>,
     /// `Mcp-Name` source (stateless servers only).
     name: Option<String>,
     /// `Mcp-Param-*` headers of a `tools/call` whose tool has `x-mcp-header` annotations
@@ -195,14 +195,14 @@ impl Head {
             return Head {
                 caller: conn.take_call_headers(id),
                 request_id: Some(id),
-                method: Some(method.to_owned()),
+                method: Some(protocol::method_text(method)),
                 ..Head::default()
             };
         }
         let Ok(msg) = serde_json::from_slice::<Message<'_>>(frame) else {
             return Head::default();
         };
-        let method = msg.method.map(Cow::into_owned);
+        let method = msg.method.map(|m| protocol::method_text(&m));
         let request_id = match (&method, msg.id) {
             (Some(_), Some(RequestId::Number(n))) if n > 0 => Some(n as u64),
             _ => None,
