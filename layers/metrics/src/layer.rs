@@ -175,13 +175,15 @@ impl Call {
             .or(self.target)
             .unwrap_or_else(|| "-".into());
         // A qualified name (`fs__read`) is recorded under the name the server knows.
-        let tool =
-            self.tool.map(
-                |t| match t.strip_prefix(&*server).and_then(|r| r.strip_prefix("__")) {
-                    Some(bare) => bare.to_string(),
-                    None => t,
-                },
-            );
+        let tool = self.tool.map(|mut t| {
+            let qualified = t.strip_prefix(&*server).and_then(|r| r.strip_prefix("__"));
+            if let Some(bare) = qualified {
+                // In place: the bare name is the end of the string.
+                let cut = t.len() - bare.len();
+                t.drain(..cut);
+            }
+            t
+        });
         self.recorder
             .record(&server, &self.method, tool.as_deref(), outcome, elapsed);
         let log = self.recorder.log();
@@ -348,5 +350,47 @@ mod tests {
             &serde_json::json!({"path":"/x","auth":{"password":"[REDACTED]"}})
         );
         assert_eq!(e.result.as_ref().unwrap()["token"], "[REDACTED]");
+    }
+
+    #[tokio::test]
+    async fn logs_the_name_the_server_knows_and_shares_the_caller() {
+        use tower::{ServiceExt, service_fn};
+        let recorder = Recorder::new(10);
+        let svc =
+            McpMetricsLayer::new(recorder.clone()).layer(service_fn(|_r: McpRequest| async {
+                let result = serde_json::value::RawValue::from_string("{}".into()).unwrap();
+                Ok::<_, McpError>(McpResponse {
+                    result,
+                    server: Some("fs".into()),
+                })
+            }));
+        let caller = Arc::new(Identity {
+            subject: "alice".into(),
+            roles: vec![],
+            tenant: None,
+            key_name: None,
+            claims: None,
+        });
+        for name in ["fs__read", "read", "fsx__read"] {
+            let mut req = McpRequest::call_tool(name, None);
+            req.identity = Some(caller.clone());
+            svc.clone().oneshot(req).await.unwrap();
+        }
+        let log = recorder.log().query(&Default::default());
+        let tools: Vec<_> = log
+            .iter()
+            .rev()
+            .map(|e| e.tool.as_deref().unwrap())
+            .collect();
+        assert_eq!(tools, ["read", "read", "fsx__read"]);
+        let e = serde_json::to_value(&log[0]).unwrap();
+        assert_eq!(
+            (e["identity"].as_str(), e["server"].as_str()),
+            (Some("alice"), Some("fs"))
+        );
+        assert_eq!(
+            (e["method"].as_str(), e["transport"].as_str()),
+            (Some("tools/call"), Some("mcp"))
+        );
     }
 }

@@ -359,7 +359,8 @@ impl Http {
                     ));
                 }
                 renewed = true;
-                if let Err(why) = self.reinitialize(session).await {
+                // Boxed, like every path a call rarely takes, to keep the exchange small.
+                if let Err(why) = Box::pin(self.reinitialize(session)).await {
                     let why = format!("the session expired and re-initializing failed: {why}");
                     let _ = self.fatal.send(why.clone());
                     return Err(self.upstream(why));
@@ -481,11 +482,15 @@ impl Http {
             None => {
                 let mut headers = HeaderMap::new();
                 self.post_headers(&mut headers, head, session);
-                self.client
+                // Boxed: reqwest's future is large, and every exchange's state (moved into
+                // a box per call) would otherwise have room for it.
+                let send = self
+                    .client
                     .post(self.url.clone())
                     .headers(headers)
                     .body(frame.clone())
-                    .send()
+                    .send();
+                Box::pin(send)
                     .await
                     .map(Reply::Reqwest)
                     .map_err(|e| SendError {
@@ -554,7 +559,7 @@ impl Http {
     /// unusable or ends before the response to a request.
     async fn answer(&self, response: Reply, head: &Head) -> Result<(), McpError> {
         if !response.status().is_success() {
-            return Err(self.http_error(response).await);
+            return Err(Box::pin(self.http_error(response)).await);
         }
         let ctype = content_type(&response);
         if media_is(ctype.as_ref(), "text/event-stream") {
