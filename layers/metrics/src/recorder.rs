@@ -313,8 +313,9 @@ struct ServerEntry {
     in_flight: AtomicI64,
 }
 
-type ToolMap = HashMap<Box<str>, Arc<Stats>>;
-type ServerMap = HashMap<Arc<str>, (Arc<ServerEntry>, ToolMap)>;
+// aHash: every call looks up its server and tool here, and SipHash took most of that.
+type ToolMap = HashMap<Box<str>, Arc<Stats>, ahash::RandomState>;
+type ServerMap = HashMap<Arc<str>, (Arc<ServerEntry>, ToolMap), ahash::RandomState>;
 
 /// Decides which server a tool call goes to (see [`Recorder::set_resolver`]).
 type ResolveFn = dyn Fn(&str, Option<&str>) -> Option<Arc<str>> + Send + Sync;
@@ -407,7 +408,7 @@ impl Recorder {
             inner: Arc::new(Inner {
                 started: Instant::now(),
                 total: Stats::default(),
-                servers: RwLock::new(HashMap::new()),
+                servers: RwLock::new(ServerMap::default()),
                 series: AtomicUsize::new(0),
                 max_series: AtomicUsize::new(opts.max_series),
                 overflow: AtomicU64::new(0),

@@ -42,6 +42,10 @@
 use mcp_gateway_core::{McpError, McpRequest, McpResponse};
 use serde_json::value::RawValue;
 use std::collections::HashMap;
+
+/// The router's maps, hashed with aHash: a route lookup is a hash of a short name or two,
+/// and SipHash (std's default) took most of it. aHash's keys are random per process too.
+type Map<K, V> = HashMap<K, V, ahash::RandomState>;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, RwLock};
@@ -65,12 +69,12 @@ struct Catalog {
     /// Tool names of each server, by server index; `None` until first discovered.
     per_server: Vec<Option<Arc<[Box<str>]>>>,
     /// Tool name → indexes of the servers offering it.
-    by_name: HashMap<Box<str>, Box<[usize]>>,
+    by_name: Map<Box<str>, Box<[usize]>>,
 }
 
 impl Catalog {
     fn rebuild(per_server: Vec<Option<Arc<[Box<str>]>>>) -> Self {
-        let mut by_name: HashMap<Box<str>, Vec<usize>> = HashMap::new();
+        let mut by_name: Map<Box<str>, Vec<usize>> = Map::default();
         for (i, names) in per_server.iter().enumerate() {
             for n in names.iter().flat_map(|n| n.iter()) {
                 let v = by_name.entry(n.clone()).or_default();
@@ -101,7 +105,7 @@ impl Catalog {
 
 struct Inner<S> {
     servers: Vec<Server<S>>,
-    by_id: HashMap<Arc<str>, usize>,
+    by_id: Map<Arc<str>, usize>,
     catalog: RwLock<Arc<Catalog>>,
 }
 
@@ -165,7 +169,7 @@ impl<S> ToolRouterBuilder<S> {
 
     /// Builds the router (server ids must be unique; later duplicates are ignored).
     pub fn build(self) -> ToolRouter<S> {
-        let mut by_id = HashMap::new();
+        let mut by_id = Map::default();
         let mut servers = Vec::new();
         for s in self.servers {
             if !by_id.contains_key(&s.id) {

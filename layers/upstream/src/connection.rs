@@ -17,6 +17,10 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
+/// Tables keyed by request id, hashed with aHash (SipHash costs more than the rest of an
+/// insert or a removal, and there are two per call).
+type IdMap<V> = HashMap<u64, V, ahash::RandomState>;
+
 /// What a pending call eventually receives.
 pub(crate) type Reply = Result<Box<RawValue>, McpError>;
 
@@ -83,10 +87,10 @@ struct Relay {
 pub(crate) struct Connection {
     server: Arc<str>,
     out: mpsc::UnboundedSender<Bytes>,
-    pending: Mutex<HashMap<u64, oneshot::Sender<Reply>>>,
+    pending: Mutex<IdMap<oneshot::Sender<Reply>>>,
     /// Calls whose server messages are relayed to their client, by call id (which is also
     /// the progress token sent upstream).
-    progress: Mutex<HashMap<u64, Relay>>,
+    progress: Mutex<IdMap<Relay>>,
     next_id: AtomicU64,
     closed: AtomicBool,
     generation: OnceLock<Generation>,
@@ -98,7 +102,7 @@ pub(crate) struct Connection {
     param_headers: RwLock<Arc<ParamTable>>,
     /// Per-call headers (per-caller credentials) by request id, until the transport takes
     /// them; empty unless credentials are configured.
-    call_headers: Mutex<HashMap<u64, Arc<http::HeaderMap>>>,
+    call_headers: Mutex<IdMap<Arc<http::HeaderMap>>>,
     /// The transport, when it can send requests on the callers' tasks. Weak: the transport
     /// holds the connection.
     direct: OnceLock<Weak<dyn Direct>>,
@@ -122,15 +126,15 @@ impl Connection {
         Self {
             server,
             out,
-            pending: Mutex::new(HashMap::new()),
-            progress: Mutex::new(HashMap::new()),
+            pending: Mutex::new(IdMap::default()),
+            progress: Mutex::new(IdMap::default()),
             next_id: AtomicU64::new(1),
             closed: AtomicBool::new(false),
             generation: OnceLock::new(),
             stateless_meta: OnceLock::new(),
             events,
             param_headers: RwLock::default(),
-            call_headers: Mutex::new(HashMap::new()),
+            call_headers: Mutex::new(IdMap::default()),
             direct: OnceLock::new(),
         }
     }
