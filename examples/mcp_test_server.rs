@@ -136,6 +136,9 @@ enum HttpFault {
     Status500,
     /// Answer an event stream with undecodable data and end it without a response.
     BadSse,
+    /// Answer every `tools/call` on an event stream that stays open for 3 s after the
+    /// response.
+    LingerSse,
 }
 
 /// Parses `std::env::args` by hand. `Err("")` means `--help`.
@@ -191,6 +194,7 @@ fn parse_args() -> Result<Config, String> {
                 cfg.http_fault = match value()?.as_str() {
                     "status-500" => Some(HttpFault::Status500),
                     "bad-sse" => Some(HttpFault::BadSse),
+                    "sse-linger" => Some(HttpFault::LingerSse),
                     other => return Err(format!("--http-fault: unknown value {other}")),
                 }
             }
@@ -1369,7 +1373,7 @@ mod net {
                     let body = "event: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":\n\n";
                     return sse_response(Body::from(body), None);
                 }
-                None => {}
+                Some(HttpFault::LingerSse) | None => {}
             }
         }
         let key = peer.key(&id);
@@ -1389,6 +1393,17 @@ mod net {
                 g.key = None;
             }
             drain_for_exit(rx);
+            if matches!(srv.cfg.http_fault, Some(HttpFault::LingerSse)) && method == "tools/call" {
+                let event = Bytes::from(format!("event: message\ndata: {first}\n\n"));
+                let linger = async {
+                    tokio::time::sleep(Duration::from_secs(3)).await;
+                    Ok(Bytes::new())
+                };
+                let body =
+                    futures::stream::once(async { Ok::<_, std::convert::Infallible>(event) })
+                        .chain(futures::stream::once(linger));
+                return sse_response(Body::from_stream(body), new_session.as_deref());
+            }
             let mut r = (
                 StatusCode::OK,
                 [(header::CONTENT_TYPE, "application/json")],

@@ -433,6 +433,26 @@ async fn streamable_http_errors_fail_the_call_not_the_server() {
     }
 }
 
+/// An answer on an event stream the server keeps open after the response reaches the
+/// caller at once, and the connection's stream is read to its end without holding up
+/// later calls.
+#[tokio::test]
+async fn answers_on_a_lingering_event_stream_return_at_once() {
+    let srv = NetServer::start(Wire::Http, &["--http-fault", "sse-linger"]).await;
+    let gw = TestGateway::start(config(&format!("servers:\n{}", srv.yaml("t", 10_000)))).await;
+    wait_healthy(&gw, "t", Duration::from_secs(10)).await;
+    for i in 0..4 {
+        let (status, v, took) = call(&gw, "echo", json!({"text": format!("n{i}")})).await;
+        assert_eq!((status, text(&v)), (200, format!("n{i}").as_str()), "{v}");
+        // The server ends each stream 3 s after its answer.
+        assert!(took < Duration::from_secs(2), "call {i} took {took:?}");
+    }
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    let (status, v, _) = call(&gw, "echo", json!({"text": "after"})).await;
+    assert_eq!((status, text(&v)), (200, "after"), "{v}");
+    gw.stop().await;
+}
+
 /// An unreachable server does not block start-up: it is shown down and picked up once it
 /// listens.
 #[tokio::test]
