@@ -25,6 +25,7 @@ pub mod config;
 mod limits;
 mod mcp_endpoint;
 mod security;
+mod serve;
 mod state;
 pub mod telemetry;
 
@@ -260,14 +261,8 @@ impl Gateway {
         let servers = self.connect().await;
         let app = self.router();
         let stop = self.inner.http_stop.clone();
-        let task = tokio::spawn(async move {
-            // Peer addresses key anonymous callers' rate limits.
-            let app = app.into_make_service_with_connect_info::<SocketAddr>();
-            let serve = axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned());
-            if let Err(e) = serve.await {
-                tracing::error!(error = %e, "HTTP server failed");
-            }
-        });
+        // Peer addresses key anonymous callers' rate limits: `serve` passes them on.
+        let task = tokio::spawn(serve::serve(listener, app, stop));
         *self.inner.http_task.lock().expect("lock") = Some(task);
         Ok(Started {
             addr: local,

@@ -28,6 +28,7 @@ pub mod relay;
 mod request;
 pub mod timeout;
 pub mod trace;
+pub mod wake;
 
 pub use error::McpError;
 pub use glob::Glob;

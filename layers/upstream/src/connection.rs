@@ -7,6 +7,7 @@ use mcp_gateway_core::McpError;
 use mcp_gateway_core::jsonrpc::{self, JsonRpcError, Message, RequestId};
 use mcp_gateway_core::protocol::{self, Generation};
 use mcp_gateway_core::relay::{RelaySink, ServerMessage};
+use mcp_gateway_core::wake::WakeGate;
 use serde_json::value::RawValue;
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
@@ -43,27 +44,72 @@ const DRAIN: Duration = Duration::from_secs(10);
 /// carries the request when the transport sends it on the caller's task.
 pub(crate) struct ReplyFuture {
     rx: oneshot::Receiver<Reply>,
-    exchange: Option<Exchange>,
+    exchange: Option<Gated>,
+}
+
+/// An exchange run on the caller's task, and the gate it is polled through.
+struct Gated {
+    exchange: Exchange,
+    /// Driving a connection and delivering the reply on the caller's own task wakes that
+    /// task while it runs (a request queued to the connection it polls, a body chunk, the
+    /// reply sent to `rx`); the gate turns those into another round of polling instead of
+    /// a yield that wakes another worker (see [`WakeGate`]).
+    gate: WakeGate,
+}
+
+impl ReplyFuture {
+    fn direct(rx: oneshot::Receiver<Reply>, exchange: Exchange) -> ReplyFuture {
+        ReplyFuture {
+            rx,
+            exchange: Some(Gated {
+                exchange,
+                gate: WakeGate::new(),
+            }),
+        }
+    }
 }
 
 impl Future for ReplyFuture {
     type Output = Result<Reply, oneshot::error::RecvError>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        if let Some(ex) = self.exchange.as_mut()
-            && ex.as_mut().poll(cx).is_ready()
-        {
-            self.exchange = None;
+        let this = &mut *self;
+        let Some(gated) = this.exchange.as_mut() else {
+            return Pin::new(&mut this.rx).poll(cx);
+        };
+        let rx = &mut this.rx;
+        let mut done = false;
+        let reply = gated.gate.poll(cx, |cx| {
+            if !done {
+                done = gated.exchange.as_mut().poll(cx).is_ready();
+            }
+            // Registered through the gate, the reply still wakes the caller when it comes
+            // from elsewhere (a closing connection).
+            Pin::new(&mut *rx).poll(cx)
+        });
+        match reply {
+            Poll::Ready(reply) => {
+                if let (false, Ok(_)) = (done, &reply) {
+                    // The answer came on an event stream that is still open: read it to
+                    // its end elsewhere, as the driver's task would, instead of dropping
+                    // the connection.
+                    let rest = this.exchange.take().expect("exchange present").exchange;
+                    tokio::spawn(async move {
+                        let _ = tokio::time::timeout(DRAIN, rest).await;
+                    });
+                }
+                Poll::Ready(reply)
+            }
+            Poll::Pending => {
+                if done {
+                    // Over without a reply yet (the transport fails the call when none
+                    // came): from here on the reply alone wakes the caller.
+                    this.exchange = None;
+                    return Pin::new(&mut this.rx).poll(cx);
+                }
+                Poll::Pending
+            }
         }
-        let reply = std::task::ready!(Pin::new(&mut self.rx).poll(cx));
-        if let (Some(rest), Ok(_)) = (self.exchange.take(), &reply) {
-            // The answer came on an event stream that is still open: read it to its end
-            // elsewhere, as the driver's task would, instead of dropping the connection.
-            tokio::spawn(async move {
-                let _ = tokio::time::timeout(DRAIN, rest).await;
-            });
-        }
-        Poll::Ready(reply)
     }
 }
 
@@ -285,13 +331,7 @@ impl Connection {
         let mut frame = Bytes::from(frame);
         if let Some(direct) = self.direct.get().and_then(Weak::upgrade) {
             match direct.send_direct(frame) {
-                Ok(exchange) => {
-                    let reply = ReplyFuture {
-                        rx,
-                        exchange: Some(exchange),
-                    };
-                    return Ok((reply, guard));
-                }
+                Ok(exchange) => return Ok((ReplyFuture::direct(rx, exchange), guard)),
                 Err(back) => frame = back,
             }
         }
@@ -723,6 +763,94 @@ mod tests {
 
     fn raw(s: &str) -> Box<RawValue> {
         RawValue::from_string(s.into()).unwrap()
+    }
+
+    use std::task::{Wake, Waker};
+
+    /// A waker that counts its wake-ups.
+    struct Count(std::sync::atomic::AtomicUsize);
+
+    impl Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    fn counting() -> (Arc<Count>, Waker) {
+        let count = Arc::new(Count(0.into()));
+        (count.clone(), Waker::from(count))
+    }
+
+    #[test]
+    fn wake_ups_an_exchange_raises_while_polled_are_answered_in_the_same_poll() {
+        let (tx, rx) = oneshot::channel::<Reply>();
+        let mut tx = Some(tx);
+        let mut polls = 0;
+        // Like a connection driven on the caller's task: the first poll queues work and
+        // wakes itself; the second delivers the reply, which wakes the receiver polled just
+        // before; then it is over.
+        let exchange: Exchange = Box::pin(std::future::poll_fn(move |cx| {
+            polls += 1;
+            match polls {
+                1 => {
+                    cx.waker().wake_by_ref();
+                    Poll::Pending
+                }
+                2 => {
+                    let _ = tx.take().unwrap().send(Ok(raw("7")));
+                    Poll::Ready(())
+                }
+                _ => unreachable!("polled after it ended"),
+            }
+        }));
+        let mut reply = ReplyFuture::direct(rx, exchange);
+        let (count, waker) = counting();
+        let mut cx = Context::from_waker(&waker);
+        match Pin::new(&mut reply).poll(&mut cx) {
+            Poll::Ready(Ok(Ok(v))) => assert_eq!(v.get(), "7"),
+            other => panic!("expected the reply in one poll, got {other:?}"),
+        }
+        assert_eq!(
+            count.0.load(Ordering::SeqCst),
+            0,
+            "the caller's task was woken while it ran"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_reply_sent_from_elsewhere_wakes_the_caller() {
+        let (tx, rx) = oneshot::channel::<Reply>();
+        // Still open after the reply (the rest is then read on a task of its own).
+        let exchange: Exchange = Box::pin(std::future::pending());
+        let mut reply = ReplyFuture::direct(rx, exchange);
+        let (count, waker) = counting();
+        let mut cx = Context::from_waker(&waker);
+        assert!(Pin::new(&mut reply).poll(&mut cx).is_pending());
+        // A closing connection fails the call from another thread.
+        std::thread::spawn(move || {
+            let _ = tx.send(Err(McpError::Internal("closed".into())));
+        })
+        .join()
+        .unwrap();
+        assert_eq!(count.0.load(Ordering::SeqCst), 1);
+        assert!(matches!(
+            Pin::new(&mut reply).poll(&mut cx),
+            Poll::Ready(Ok(Err(_)))
+        ));
+    }
+
+    #[test]
+    fn an_exchange_that_keeps_waking_itself_is_left_to_the_scheduler() {
+        let (_tx, rx) = oneshot::channel::<Reply>();
+        let exchange: Exchange = Box::pin(std::future::poll_fn(|cx| {
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        }));
+        let mut reply = ReplyFuture::direct(rx, exchange);
+        let (count, waker) = counting();
+        let mut cx = Context::from_waker(&waker);
+        assert!(Pin::new(&mut reply).poll(&mut cx).is_pending());
+        assert_eq!(count.0.load(Ordering::SeqCst), 1);
     }
 
     #[tokio::test]

@@ -1,0 +1,72 @@
+//! The standalone gateway's HTTP server: an accept loop that serves each connection with
+//! hyper (HTTP/1.1, and HTTP/2 with prior knowledge), as `axum::serve` does, with two
+//! differences.
+//!
+//! - Each connection is polled through a [`Gated`], so the wake-ups a request raises on
+//!   its own connection's task cost no hand-off between worker threads. hyper wakes the
+//!   connection when the handler takes the request body, and an upstream connection
+//!   driven by the call wakes it too. Under `axum::serve` each such wake-up queued the
+//!   connection again as a yield and woke a second worker: one futex wake-up and one
+//!   thread switch per request (see `mcp_gateway_core::wake`).
+//! - Accepted sockets get `TCP_NODELAY`. An event stream writes small events one after
+//!   another, and Nagle's algorithm would hold each until the client acknowledged the
+//!   previous one.
+//!
+//! Shutdown is graceful as before: accepting stops, each connection finishes the request it
+//! is serving and then closes, and [`serve`] returns once all of them have.
+
+use axum::Router;
+use axum::extract::ConnectInfo;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use mcp_gateway_core::wake::Gated;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tower::Layer;
+
+/// Serves `app` on `listener` until `stop` is cancelled and every open connection has
+/// closed. Handlers see the peer address as `ConnectInfo<SocketAddr>`.
+pub(crate) async fn serve(listener: TcpListener, app: Router, stop: CancellationToken) {
+    let graceful = GracefulShutdown::new();
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(conn) => conn,
+                Err(e) => {
+                    if !is_connection_error(&e) {
+                        // Out of file descriptors, say: wait instead of spinning.
+                        tracing::error!(error = %e, "accepting a connection failed");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                    continue;
+                }
+            },
+            () = stop.cancelled() => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let service =
+            TowerToHyperService::new(axum::Extension(ConnectInfo(peer)).layer(app.clone()));
+        let watcher = graceful.watcher();
+        tokio::spawn(Gated::new(async move {
+            let builder = auto::Builder::new(TokioExecutor::new());
+            let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+            if let Err(e) = watcher.watch(conn).await {
+                tracing::trace!(error = %e, %peer, "connection ended with an error");
+            }
+        }));
+    }
+    drop(listener);
+    graceful.shutdown().await;
+}
+
+/// Errors of one connection that failed while being accepted; the listener is fine.
+fn is_connection_error(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::*;
+    matches!(
+        e.kind(),
+        ConnectionRefused | ConnectionAborted | ConnectionReset
+    )
+}
