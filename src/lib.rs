@@ -37,6 +37,7 @@ pub use mcp_gateway_rate_limit as rate_limit;
 pub use mcp_gateway_router as router;
 pub use mcp_gateway_upstream as upstream;
 pub use security::is_loopback;
+pub use serve::serve;
 pub use state::{McpService, ServerReport, StartOutcome};
 
 use state::AppState;
@@ -262,7 +263,7 @@ impl Gateway {
         let app = self.router();
         let stop = self.inner.http_stop.clone();
         // Peer addresses key anonymous callers' rate limits: `serve` passes them on.
-        let task = tokio::spawn(serve::serve(listener, app, stop));
+        let task = tokio::spawn(serve::serve(listener, app, stop.cancelled_owned()));
         *self.inner.http_task.lock().expect("lock") = Some(task);
         Ok(Started {
             addr: local,

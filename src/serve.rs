@@ -1,6 +1,6 @@
-//! The standalone gateway's HTTP server: an accept loop that serves each connection with
-//! hyper (HTTP/1.1, and HTTP/2 with prior knowledge), as `axum::serve` does, with two
-//! differences.
+//! The HTTP server of `Gateway::start`, public as [`serve`] for any axum `Router`: an accept
+//! loop that serves each connection with hyper (HTTP/1.1, and HTTP/2 with prior knowledge),
+//! as `axum::serve` does, with two differences.
 //!
 //! - Each connection is polled through a [`Gated`], so the wake-ups a request raises on
 //!   its own connection's task cost no hand-off between worker threads. hyper wakes the
@@ -12,8 +12,9 @@
 //!   another, and Nagle's algorithm would hold each until the client acknowledged the
 //!   previous one.
 //!
-//! Shutdown is graceful as before: accepting stops, each connection finishes the request it
-//! is serving and then closes, and [`serve`] returns once all of them have.
+//! Shutdown is graceful as with `axum::serve(..).with_graceful_shutdown(..)`: accepting
+//! stops, each connection finishes the request it is serving and then closes, and [`serve`]
+//! returns once all of them have.
 
 use axum::Router;
 use axum::extract::ConnectInfo;
@@ -24,13 +25,28 @@ use hyper_util::service::TowerToHyperService;
 use mcp_gateway_core::wake::Gated;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
 use tower::Layer;
 
-/// Serves `app` on `listener` until `stop` is cancelled and every open connection has
+/// Serves `app` on `listener` until `shutdown` completes and every open connection has
 /// closed. Handlers see the peer address as `ConnectInfo<SocketAddr>`.
-pub(crate) async fn serve(listener: TcpListener, app: Router, stop: CancellationToken) {
+///
+/// ```no_run
+/// # async fn run() -> std::io::Result<()> {
+/// let app = axum::Router::new().route("/", axum::routing::get(|| async { "hi" }));
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+/// mcp_gateway::serve(listener, app, async {
+///     let _ = tokio::signal::ctrl_c().await;
+/// })
+/// .await;
+/// # Ok(()) }
+/// ```
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
     let graceful = GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -44,7 +60,7 @@ pub(crate) async fn serve(listener: TcpListener, app: Router, stop: Cancellation
                     continue;
                 }
             },
-            () = stop.cancelled() => break,
+            () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
         let service =
