@@ -84,7 +84,52 @@ impl McpRequest {
         // arguments again only to check what is already known to be JSON.
         let params = serde_json::value::to_raw_value(&Params { name, arguments })
             .expect("a name and raw JSON serialize");
-        Self::new("tools/call", Some(params))
+        let req = Self::new("tools/call", Some(params));
+        // The name is written first, so where it is needs no scan: `{"name":"` is 9 bytes.
+        if !needs_escape(name) {
+            let _ = req.name_at.set(Some(9..9 + name.len()));
+        }
+        req
+    }
+
+    /// Renames the tool a `tools/call` names: the new name's JSON text replaces the old
+    /// one's, and every other member of `params` stays as it was, byte for byte.
+    ///
+    /// Where [`McpRequest::tool_name`] already found the name, this costs one copy of
+    /// `params` and no further scan for the name, now or by later layers.
+    pub fn rename_tool(&mut self, name: &str) -> Result<(), McpError> {
+        self.tool_name()?;
+        let Some(params) = self.params.as_deref() else {
+            return Err(McpError::InvalidParams(
+                "tools/call needs params with a \"name\"".into(),
+            ));
+        };
+        match self.name_at.get().cloned().flatten() {
+            // The old name's text between its quotes: the quotes stay where they are.
+            Some(at) => {
+                let text = params.get();
+                let plain = !needs_escape(name);
+                let mut out = String::with_capacity(text.len() - at.len() + name.len() + 2);
+                out.push_str(&text[..at.start]);
+                if plain {
+                    out.push_str(name);
+                } else {
+                    let quoted = serde_json::to_string(name).expect("strings serialize");
+                    out.push_str(&quoted[1..quoted.len() - 1]);
+                }
+                out.push_str(&text[at.end..]);
+                let params = RawValue::from_string(out).expect("a JSON string spliced into JSON");
+                self.set_params(Some(params));
+                if plain {
+                    let _ = self.name_at.set(Some(at.start..at.start + name.len()));
+                }
+            }
+            None => {
+                let p = rename_tool(params, name)?;
+                self.set_params(Some(p));
+            }
+        }
+        Ok(())
     }
 
     /// Sets the explicit target server.
@@ -223,9 +268,88 @@ impl ItemKind {
     }
 }
 
+/// Whether serde_json writes `s` as a JSON string with escapes (a quote, a backslash or a
+/// control character), so its text between the quotes is not `s` itself.
+fn needs_escape(s: &str) -> bool {
+    s.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20)
+}
+
+/// Rewrites the `name` member of tool-call params, keeping every other member raw.
+///
+/// The new name is spliced in place of the old one's text: the params are scanned once
+/// (other members are skipped, not built) and copied once, with no map of members.
+/// [`McpRequest::rename_tool`] does the same on a request, with no scan at all when the
+/// name's place is known.
+pub fn rename_tool(params: &RawValue, name: &str) -> Result<Box<RawValue>, McpError> {
+    #[derive(serde::Deserialize)]
+    struct Named<'a> {
+        #[serde(borrow)]
+        name: &'a RawValue,
+    }
+    let text = params.get();
+    // serde would also read a struct from an array (`["x"]`); params are an object.
+    if !text.trim_start().starts_with('{') {
+        return Err(McpError::InvalidParams(
+            "tools/call params must be a JSON object".into(),
+        ));
+    }
+    let old = serde_json::from_str::<Named<'_>>(text)
+        .map_err(|e| McpError::InvalidParams(format!("tools/call params: {e}")))?
+        .name
+        .get();
+    // `old` borrows from `text`: its position is the distance between the two.
+    let at = old.as_ptr() as usize - text.as_ptr() as usize;
+    let new = serde_json::to_string(name).expect("strings serialize");
+    let mut out = String::with_capacity(text.len() - old.len() + new.len());
+    out.push_str(&text[..at]);
+    out.push_str(&new);
+    out.push_str(&text[at + old.len()..]);
+    Ok(RawValue::from_string(out).expect("a JSON value spliced into valid JSON"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn renames_in_place_and_keeps_where_the_name_is() {
+        let raw = |t: &str| Some(RawValue::from_string(t.to_string()).unwrap());
+        // Built by `call_tool`: the name's place is known without a scan.
+        let mut r = McpRequest::call_tool("fs__read", None);
+        assert_eq!(r.name_at.get(), Some(&Some(9..17)));
+        r.rename_tool("read").unwrap();
+        assert_eq!(r.params().unwrap().get(), r#"{"name":"read"}"#);
+        assert_eq!(r.name_at.get(), Some(&Some(9..13)));
+        assert_eq!(r.tool_name().unwrap().as_deref(), Some("read"));
+        // Other members, spacing included, stay byte for byte; a name that needs escapes
+        // is written with them, and read back decoded.
+        let mut r = McpRequest::new(
+            "tools/call",
+            raw(r#"{ "arguments": {"name": "inner"}, "name" : "a__b", "_meta": {} }"#),
+        );
+        r.rename_tool("say \"hi\"\n").unwrap();
+        assert_eq!(
+            r.params().unwrap().get(),
+            r#"{ "arguments": {"name": "inner"}, "name" : "say \"hi\"\n", "_meta": {} }"#
+        );
+        assert_eq!(r.tool_name().unwrap().as_deref(), Some("say \"hi\"\n"));
+        // An old name with escapes has no known place: found by a scan, then replaced.
+        let mut r = McpRequest::new("tools/call", raw(r#"{"name":"a\u0041","arguments":{}}"#));
+        r.rename_tool("b").unwrap();
+        assert_eq!(r.params().unwrap().get(), r#"{"name":"b","arguments":{}}"#);
+        assert_eq!(r.tool_name().unwrap().as_deref(), Some("b"));
+        // Nothing to rename is an error, as it is for `tool_name`.
+        let mut r = McpRequest::new("tools/call", raw(r#"{"arguments":{}}"#));
+        assert!(matches!(
+            r.rename_tool("x"),
+            Err(McpError::InvalidParams(_))
+        ));
+        let mut r = McpRequest::new("tools/call", None);
+        assert!(matches!(
+            r.rename_tool("x"),
+            Err(McpError::InvalidParams(_))
+        ));
+    }
 
     #[test]
     fn builds_and_reads_tool_calls() {

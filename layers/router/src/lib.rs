@@ -39,8 +39,9 @@
 //! # }
 //! ```
 
+pub use mcp_gateway_core::rename_tool;
+
 use mcp_gateway_core::{McpError, McpRequest, McpResponse};
-use serde_json::value::RawValue;
 use std::collections::HashMap;
 
 /// The router's maps, hashed with aHash: a route lookup is a hash of a short name or two,
@@ -318,37 +319,6 @@ fn qualified<'a>(name: &'a str, server: &str) -> Option<&'a str> {
         .filter(|t| !t.is_empty())
 }
 
-/// Rewrites the `name` member of tool-call params, keeping every other member raw.
-///
-/// The new name is spliced in place of the old one's text: the params are scanned once
-/// (other members are skipped, not built) and copied once, with no map of members.
-pub fn rename_tool(params: &RawValue, name: &str) -> Result<Box<RawValue>, McpError> {
-    #[derive(serde::Deserialize)]
-    struct Named<'a> {
-        #[serde(borrow)]
-        name: &'a RawValue,
-    }
-    let text = params.get();
-    // serde would also read a struct from an array (`["x"]`); params are an object.
-    if !text.trim_start().starts_with('{') {
-        return Err(McpError::InvalidParams(
-            "tools/call params must be a JSON object".into(),
-        ));
-    }
-    let old = serde_json::from_str::<Named<'_>>(text)
-        .map_err(|e| McpError::InvalidParams(format!("tools/call params: {e}")))?
-        .name
-        .get();
-    // `old` borrows from `text`: its position is the distance between the two.
-    let at = old.as_ptr() as usize - text.as_ptr() as usize;
-    let new = serde_json::to_string(name).expect("strings serialize");
-    let mut out = String::with_capacity(text.len() - old.len() + new.len());
-    out.push_str(&text[..at]);
-    out.push_str(&new);
-    out.push_str(&text[at + old.len()..]);
-    Ok(RawValue::from_string(out).expect("a JSON value spliced into valid JSON"))
-}
-
 impl<S> Service<McpRequest> for ToolRouter<S>
 where
     S: Service<McpRequest, Response = McpResponse, Error = McpError> + Clone,
@@ -392,8 +362,7 @@ impl<S> ToolRouter<S> {
                 (route.server.clone(), route.rename)
             };
             if let Some(new) = rename {
-                let p = rename_tool(req.params().expect("has a name, so has params"), &new)?;
-                req.set_params(Some(p));
+                req.rename_tool(&new)?;
             }
             let idx = self.index(&server)?;
             req.server = Some(server);
@@ -452,6 +421,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::value::RawValue;
     use tower::{ServiceExt, service_fn};
 
     #[test]
