@@ -22,6 +22,7 @@ pub mod api;
 mod body;
 mod cluster;
 pub mod config;
+mod hot;
 mod limits;
 mod mcp_endpoint;
 mod security;
@@ -153,6 +154,33 @@ impl Gateway {
     ///
     /// Must be called inside a Tokio runtime.
     pub fn router(&self) -> axum::Router {
+        self.routes().router
+    }
+
+    /// The router, and the two routes every tool call takes as stacks of their own for
+    /// [`Gateway::start`] to serve without the router (see `hot.rs`).
+    fn routes(
+        &self,
+    ) -> hot::Hot<
+        impl tower::Service<
+            axum::extract::Request,
+            Response = axum::response::Response,
+            Error = std::convert::Infallible,
+            Future: Send + 'static,
+        > + Clone
+        + Send
+        + Sync
+        + 'static,
+        impl tower::Service<
+            axum::extract::Request,
+            Response = axum::response::Response,
+            Error = std::convert::Infallible,
+            Future: Send + 'static,
+        > + Clone
+        + Send
+        + Sync
+        + 'static,
+    > {
         let state = self.state().clone();
         let cfg = &self.inner.config;
         let endpoint = self
@@ -160,7 +188,10 @@ impl Gateway {
             .endpoint
             .get_or_init(|| mcp_endpoint::Endpoint::new(state.clone()))
             .clone();
-        let (api, mcp) = (api::routes(state.clone()), mcp_endpoint::routes(endpoint));
+        let (api, mcp) = (
+            api::routes(state.clone()),
+            mcp_endpoint::routes(endpoint.clone()),
+        );
         // From the outside in: the HTTP span, the replica header, CORS, authentication (not
         // on the probes and the OAuth metadata), then the rate limit, which sits inside
         // authentication so it can key on the caller's identity; REST and MCP share one
@@ -232,9 +263,26 @@ impl Gateway {
                 open = open.route_service(&path, m.service());
             }
         }
-        guarded(api, limiter)
+        // The same layers around the two hot handlers, each as one stack. The router's
+        // `layer` turns every answer into an axum `Response`; so does `map_response` here.
+        let hot_stack = |limiter: Option<limits::Limiter>| {
+            tower::ServiceBuilder::new()
+                .map_response(axum::response::IntoResponse::into_response)
+                .layer(open_stack.clone().into_inner())
+                .option_layer(auth.clone())
+                .option_layer(limiter)
+        };
+        let rest = hot_stack(limiter.clone()).service(hot::handler(state, api::call_tool));
+        let mcp_hot =
+            hot_stack(mcp_limiter.clone()).service(hot::handler(endpoint, mcp_endpoint::post_mcp));
+        let router = guarded(api, limiter)
             .merge(guarded(mcp, mcp_limiter))
-            .merge(open.layer(open_stack.into_inner()))
+            .merge(open.layer(open_stack.into_inner()));
+        hot::Hot {
+            rest,
+            mcp: mcp_hot,
+            router,
+        }
     }
 
     /// The MCP-plane service (metrics → access control → router → upstreams), for front ends
@@ -260,10 +308,14 @@ impl Gateway {
             .local_addr()
             .map_err(|source| StartError::Bind { addr, source })?;
         let servers = self.connect().await;
-        let app = self.router();
+        let routes = Arc::new(self.routes());
         let stop = self.inner.http_stop.clone();
-        // Peer addresses key anonymous callers' rate limits: `serve` passes them on.
-        let task = tokio::spawn(serve::serve(listener, app, stop.cancelled_owned()));
+        // Peer addresses key anonymous callers' rate limits: each connection passes its on.
+        let task = tokio::spawn(serve::serve_with(
+            listener,
+            stop.cancelled_owned(),
+            move |peer| hot::HotConn::new(routes.clone(), peer),
+        ));
         *self.inner.http_task.lock().expect("lock") = Some(task);
         Ok(Started {
             addr: local,

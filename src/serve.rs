@@ -23,6 +23,8 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use mcp_gateway_core::wake::Gated;
+use std::convert::Infallible;
+use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tower::Layer;
@@ -45,6 +47,29 @@ pub async fn serve(
     app: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
+    serve_with(listener, shutdown, move |peer| {
+        TowerToHyperService::new(axum::Extension(ConnectInfo(peer)).layer(app.clone()))
+    })
+    .await
+}
+
+/// The accept loop of [`serve`], with the service of each connection made by `make` from
+/// the peer's address.
+pub(crate) async fn serve_with<S, B>(
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    make: impl Fn(SocketAddr) -> S,
+) where
+    S: hyper::service::Service<
+            http::Request<hyper::body::Incoming>,
+            Response = http::Response<B>,
+            Error = Infallible,
+        > + Send
+        + 'static,
+    S::Future: Send + 'static,
+    B: hyper::body::Body<Data = bytes::Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
@@ -63,8 +88,7 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let service =
-            TowerToHyperService::new(axum::Extension(ConnectInfo(peer)).layer(app.clone()));
+        let service = make(peer);
         let watcher = graceful.watcher();
         tokio::spawn(Gated::new(async move {
             let builder = auto::Builder::new(TokioExecutor::new());

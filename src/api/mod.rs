@@ -350,7 +350,7 @@ struct CallBody<'a> {
 /// The caller established by an authentication layer, if any.
 pub(crate) type Caller = Option<axum::Extension<Arc<mcp_gateway_core::Identity>>>;
 
-async fn call_tool(
+pub(crate) async fn call_tool(
     State(st): State<AppRef>,
     caller: Caller,
     req: axum::extract::Request,

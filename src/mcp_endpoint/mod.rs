@@ -348,7 +348,7 @@ async fn read_body(state: &AppState, body: Body) -> Result<Bytes, Response> {
     })
 }
 
-async fn post_mcp(
+pub(crate) async fn post_mcp(
     State(ep): State<Arc<Endpoint>>,
     caller: crate::api::Caller,
     req: axum::extract::Request,
@@ -1113,9 +1113,8 @@ async fn call_tool(
     match exposed.get(&name) {
         Some(t) => {
             if t.upstream_name != name {
-                let p = mcp_gateway_router::rename_tool(params, &t.upstream_name)
+                req.rename_tool(&t.upstream_name)
                     .map_err(|e| e.to_jsonrpc())?;
-                req.set_params(Some(p));
             }
             req.server = Some(t.server.clone());
         }
