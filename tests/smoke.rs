@@ -77,7 +77,9 @@ async fn the_hot_routes_answer_as_the_router_does() {
         "clientInfo": {"name": "t", "version": "1"}}});
     let call = |tool: &str| json!({"tool": tool, "arguments": {"text": "hi"}}).to_string();
     let rest = "/api/v1/tools/call";
-    let cases: Vec<(u16, &str, &str, Vec<(&str, &str)>, String)> = vec![
+    // Expected status, path, API key, extra headers, body.
+    type Case<'a> = (u16, &'a str, &'a str, Vec<(&'a str, &'a str)>, String);
+    let cases: Vec<Case<'_>> = vec![
         (200, rest, "alpha-key", vec![], call("echo")),
         (401, rest, "", vec![], call("echo")),
         (401, rest, "wrong", vec![], call("echo")),
