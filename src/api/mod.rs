@@ -427,17 +427,13 @@ pub(crate) async fn call_tool(
     if let Some(t) = &trace {
         span.record("trace_id", t.trace_id());
     }
-    let ids = mcp_gateway_metrics::RequestIds {
+    req.ids = mcp_gateway_metrics::RequestIds {
         request_id: headers
             .get("x-request-id")
             .and_then(|v| v.to_str().ok())
             .map(|s| s.chars().take(128).collect()),
         trace_id: trace.as_ref().map(|t| t.trace_id().to_string()),
     };
-    // Absent ids read as none: most calls carry neither, and an insert allocates.
-    if ids.request_id.is_some() || ids.trace_id.is_some() {
-        req.extensions.insert(ids);
-    }
     if let Some(t) = trace {
         req.extensions.insert(t);
     }

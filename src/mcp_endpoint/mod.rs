@@ -475,8 +475,8 @@ pub(crate) async fn post_mcp(
         }
         return res;
     }
-    let owner = identity.as_ref().map(|i| i.subject.clone());
-    let session = match session_of(&ep, &headers, msg.id.as_ref(), owner.as_deref()).await {
+    let owner = identity.as_ref().map(|i| i.subject.as_str());
+    let session = match session_of(&ep, &headers, msg.id.as_ref(), owner).await {
         Ok(s) => s,
         Err(resp) => return resp.into_response(),
     };
@@ -1143,10 +1143,10 @@ async fn call_tool(
     if let Some(t) = &trace {
         span.record("trace_id", t.trace_id());
     }
-    req.extensions.insert(mcp_gateway_metrics::RequestIds {
+    req.ids = mcp_gateway_metrics::RequestIds {
         request_id: Some(id.to_string()),
         trace_id: trace.as_ref().map(|t| t.trace_id().to_string()),
-    });
+    };
     if let Some(t) = trace {
         req.extensions.insert(t);
     }

@@ -33,7 +33,9 @@ pub mod wake;
 pub use error::McpError;
 pub use glob::Glob;
 pub use jsonrpc::{JsonRpcError, RequestId};
-pub use request::{Identity, ItemKind, McpRequest, McpResponse, ToolPolicy, rename_tool};
+pub use request::{
+    Identity, ItemKind, McpRequest, McpResponse, RequestIds, ToolPolicy, rename_tool,
+};
 pub use trace::TraceContext;
 
 /// Boxed error used where a layer must accept errors from arbitrary inner services.

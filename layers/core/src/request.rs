@@ -38,12 +38,37 @@ pub struct McpRequest {
     /// rather than an extension: REST calls carry no other extension, and the first one
     /// costs three allocations.
     pub transport: &'static str,
+    /// The caller's request and trace ids, for the request log. A field rather than an
+    /// extension for the same reason as `transport`; the metrics layer takes them.
+    pub ids: RequestIds,
     /// Anything else a layer wants to pass down (trace context, downstream session, ...).
     pub extensions: http::Extensions,
     /// Where [`McpRequest::tool_name`] found a name without escapes in `params`, so the
     /// layers that each ask for it (metrics, access control, router) scan `params`, and the
     /// `arguments` in them, once. Reset whenever `params` change.
     name_at: OnceLock<Option<Range<usize>>>,
+}
+
+/// Ids that tie a request-log entry to the caller's request and trace.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RequestIds {
+    /// The caller's id for the request (the JSON-RPC id on `/mcp`, an `X-Request-Id`).
+    pub request_id: Option<String>,
+    /// W3C trace id (32 lowercase hex digits).
+    pub trace_id: Option<String>,
+}
+
+impl RequestIds {
+    /// The trace id of a W3C `traceparent` header value (`00-<trace id>-<span id>-<flags>`),
+    /// if it is well formed and not all zeros.
+    pub fn trace_id_of(traceparent: &str) -> Option<String> {
+        crate::TraceContext::continue_from(traceparent).map(|t| t.trace_id().to_string())
+    }
+
+    /// True when neither id is known.
+    pub fn is_empty(&self) -> bool {
+        self.request_id.is_none() && self.trace_id.is_none()
+    }
 }
 
 #[derive(Deserialize)]
@@ -67,6 +92,7 @@ impl McpRequest {
             server: None,
             identity: None,
             transport: "mcp",
+            ids: RequestIds::default(),
             extensions: http::Extensions::new(),
             name_at: OnceLock::new(),
         }

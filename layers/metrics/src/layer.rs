@@ -2,7 +2,7 @@
 
 use crate::log::{LogEntry, log_body};
 use crate::recorder::{InFlight, Outcome, Recorder};
-use mcp_gateway_core::{Identity, McpError, McpRequest, McpResponse};
+use mcp_gateway_core::{Identity, McpError, McpRequest, McpResponse, RequestIds};
 use std::borrow::Cow;
 use std::future::Future;
 use std::pin::Pin;
@@ -10,24 +10,6 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Instant, SystemTime};
 use tower::{Layer, Service};
-
-/// Ids that tie a request-log entry to the caller's request and trace; front ends put it
-/// in the request's extensions.
-#[derive(Clone, Debug, Default)]
-pub struct RequestIds {
-    /// The caller's id for the request (the JSON-RPC id on `/mcp`, an `X-Request-Id`).
-    pub request_id: Option<String>,
-    /// W3C trace id (32 lowercase hex digits).
-    pub trace_id: Option<String>,
-}
-
-impl RequestIds {
-    /// The trace id of a W3C `traceparent` header value (`00-<trace id>-<span id>-<flags>`),
-    /// if it is well formed and not all zeros.
-    pub fn trace_id_of(traceparent: &str) -> Option<String> {
-        mcp_gateway_core::TraceContext::continue_from(traceparent).map(|t| t.trace_id().to_string())
-    }
-}
 
 /// Records calls into a [`Recorder`].
 #[derive(Clone, Debug)]
@@ -71,7 +53,7 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: McpRequest) -> Self::Future {
+    fn call(&mut self, mut req: McpRequest) -> Self::Future {
         let is_call = req.method() == "tools/call";
         let tool = if is_call {
             req.tool_name().ok().flatten().map(|t| t.into_owned())
@@ -84,7 +66,14 @@ where
             None => req.server.clone(),
         };
         let in_flight = self.recorder.begin(target.as_deref().unwrap_or("-"));
-        let ids = req.extensions.get::<RequestIds>();
+        // Taken, not copied: nothing below the request log reads them. An embedder's front
+        // end may still pass them as an extension.
+        let mut ids = std::mem::take(&mut req.ids);
+        if ids.is_empty()
+            && let Some(e) = req.extensions.remove::<RequestIds>()
+        {
+            ids = e;
+        }
         let arguments = if self.recorder.log_bodies() {
             req.params().map(|p| {
                 let (fields, limit) = self.recorder.body_policy();
@@ -110,8 +99,8 @@ where
             server: req.server.clone(),
             identity: req.identity.clone(),
             transport: req.transport,
-            request_id: ids.and_then(|i| i.request_id.clone()),
-            trace_id: ids.and_then(|i| i.trace_id.clone()),
+            request_id: ids.request_id,
+            trace_id: ids.trace_id,
             arguments,
             target,
             at: SystemTime::now(),
@@ -326,10 +315,10 @@ mod tests {
         )
         .unwrap();
         let mut req = McpRequest::call_tool("read", Some(&args));
-        req.extensions.insert(RequestIds {
+        req.ids = RequestIds {
             request_id: Some("7".into()),
             trace_id: Some("ab".into()),
-        });
+        };
         let pending = tokio::spawn(svc.clone().oneshot(req));
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         assert_eq!(recorder.in_flight("fs"), 1);
@@ -350,6 +339,18 @@ mod tests {
             &serde_json::json!({"path":"/x","auth":{"password":"[REDACTED]"}})
         );
         assert_eq!(e.result.as_ref().unwrap()["token"], "[REDACTED]");
+        // Ids passed the older way, as an extension, are logged too (here for a call
+        // dropped unanswered).
+        let mut req = McpRequest::call_tool("read", None);
+        req.extensions.insert(RequestIds {
+            request_id: Some("8".into()),
+            trace_id: None,
+        });
+        let mut svc = svc.clone();
+        let fut = Service::call(&mut svc, req);
+        drop(fut);
+        let log = recorder.log().query(&Default::default());
+        assert!(log.iter().any(|e| e.request_id == "8"), "{log:?}");
     }
 
     #[tokio::test]

@@ -35,8 +35,9 @@ mod recorder;
 mod window;
 
 pub use histogram::Histogram;
-pub use layer::{McpMetrics, McpMetricsLayer, RequestIds, ResponseFuture};
+pub use layer::{McpMetrics, McpMetricsLayer, ResponseFuture};
 pub use log::{LogEntry, LogQuery, REDACTED, RequestLog, log_body, redact};
+pub use mcp_gateway_core::RequestIds;
 pub use otel::{DURATION_BUCKETS, PrometheusExporter};
 pub use recorder::{
     DEFAULT_MAX_SERIES, InFlight, METHODS, MethodSnapshot, OTHER, Outcome, RateLimitCounts,
