@@ -1121,6 +1121,13 @@ async fn request_bodies_are_limited_by_max_body_bytes() {
     let r = in_session(&gw, &sid, &rpc(4, "tools/list", json!({}))).await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(logged_calls(&gw).await, 1);
+    // A legacy message for no session is refused as such, before its body is read.
+    let r = post(&gw, "/messages?sessionId=nope", &[], &call).await;
+    let e = r.error(404, -32600);
+    assert!(
+        e["message"].as_str().unwrap().contains("unknown sessionId"),
+        "{e}"
+    );
     gw.stop().await;
 }
 

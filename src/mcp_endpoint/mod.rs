@@ -1377,10 +1377,6 @@ async fn post_messages(
     if !origin_allowed(&ep.state, &headers) {
         return forbidden_origin();
     }
-    let body = match read_body(&ep.state, body).await {
-        Ok(b) => b,
-        Err(refused) => return refused,
-    };
     let identity = caller.map(|axum::Extension(i)| i);
     let owner = identity.as_ref().map(|i| i.subject.as_str());
     let unknown = || {
@@ -1393,20 +1389,34 @@ async fn post_messages(
             ),
         )
     };
+    // The session first: a message for no session is refused as such, whatever its size.
     let Some(sid) = q.session_id.as_deref() else {
         return unknown();
     };
-    if let Some(session) = ep.sessions.get(sid, owner).filter(|s| s.legacy) {
-        return legacy_message(ep, session, identity, body).await;
+    enum Holder {
+        Here(Arc<Session>),
+        Replica(crate::cluster::SessionState),
     }
-    // The stream may be held by another replica: hand the message over.
-    let elsewhere = ep
-        .state
-        .cluster
-        .peek(sid, owner)
-        .filter(|s| s.legacy && s.replica != ep.state.cluster.replica);
-    let Some(state) = elsewhere else {
-        return unknown();
+    let holder = match ep.sessions.get(sid, owner).filter(|s| s.legacy) {
+        Some(s) => Holder::Here(s),
+        // The stream may be held by another replica: the message is handed over.
+        None => match ep
+            .state
+            .cluster
+            .peek(sid, owner)
+            .filter(|s| s.legacy && s.replica != ep.state.cluster.replica)
+        {
+            Some(state) => Holder::Replica(state),
+            None => return unknown(),
+        },
+    };
+    let body = match read_body(&ep.state, body).await {
+        Ok(b) => b,
+        Err(refused) => return refused,
+    };
+    let state = match holder {
+        Holder::Here(session) => return legacy_message(ep, session, identity, body).await,
+        Holder::Replica(state) => state,
     };
     if serde_json::from_slice::<serde::de::IgnoredAny>(&body).is_err() {
         return rpc_error(
