@@ -85,7 +85,10 @@ pub(crate) fn write_headers(v: &Verdict, headers: &mut HeaderMap) {
     match v {
         Verdict::Decided(d) => d.write_headers(headers),
         Verdict::FailedOpen { limit } => {
-            headers.insert(X_RATELIMIT_LIMIT, HeaderValue::from(*limit));
+            headers.insert(
+                X_RATELIMIT_LIMIT,
+                mcp_gateway_core::header::int_header(*limit),
+            );
         }
         Verdict::FailedClosed => {}
     }
@@ -127,7 +130,7 @@ pub(crate) fn reject<B: From<Bytes>>(v: Verdict, format: ErrorFormat) -> Respons
     match v {
         Verdict::Decided(d) => d.write_headers(h),
         _ => {
-            h.insert(header::RETRY_AFTER, HeaderValue::from(1u64));
+            h.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
     }
     res
