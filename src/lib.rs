@@ -159,28 +159,7 @@ impl Gateway {
 
     /// The router, and the two routes every tool call takes as stacks of their own for
     /// [`Gateway::start`] to serve without the router (see `hot.rs`).
-    fn routes(
-        &self,
-    ) -> hot::Hot<
-        impl tower::Service<
-            axum::extract::Request,
-            Response = axum::response::Response,
-            Error = std::convert::Infallible,
-            Future: Send + 'static,
-        > + Clone
-        + Send
-        + Sync
-        + 'static,
-        impl tower::Service<
-            axum::extract::Request,
-            Response = axum::response::Response,
-            Error = std::convert::Infallible,
-            Future: Send + 'static,
-        > + Clone
-        + Send
-        + Sync
-        + 'static,
-    > {
+    fn routes(&self) -> hot::Hot<impl hot::HotService, impl hot::HotService> {
         let state = self.state().clone();
         let cfg = &self.inner.config;
         let endpoint = self
