@@ -285,7 +285,7 @@ fn resolver(
     move |name, server| match router.resolve_tool(name, server) {
         Ok(route) => Resolved::Tool {
             server: route.server.clone(),
-            tool: route.rename.unwrap_or_else(|| name.to_string()),
+            tool: route.rename.unwrap_or(name).to_string(),
         },
         Err(McpError::AmbiguousTool { servers, .. }) => Resolved::Ambiguous {
             servers: servers.into_iter().map(Arc::from).collect(),

@@ -126,9 +126,7 @@ impl McpRequest {
     pub fn rename_tool(&mut self, name: &str) -> Result<(), McpError> {
         self.tool_name()?;
         let Some(params) = self.params.as_deref() else {
-            return Err(McpError::InvalidParams(
-                "tools/call needs params with a \"name\"".into(),
-            ));
+            return Err(no_tool_name());
         };
         match self.name_at.get().cloned().flatten() {
             // The old name's text between its quotes: the quotes stay where they are.
@@ -155,6 +153,32 @@ impl McpRequest {
                 self.set_params(Some(p));
             }
         }
+        Ok(())
+    }
+
+    /// Renames the tool a `tools/call` names to that name without its first `len` bytes (a
+    /// qualified name's `server__`): the router's rename, without building the new name.
+    pub fn strip_tool_prefix(&mut self, len: usize) -> Result<(), McpError> {
+        let Some(name) = self.tool_name()? else {
+            return Err(no_tool_name());
+        };
+        if len >= name.len() || !name.is_char_boundary(len) {
+            return Err(McpError::InvalidParams(format!(
+                "tool name '{name}' is no longer than its qualifier"
+            )));
+        }
+        let Some(at) = self.name_at.get().cloned().flatten() else {
+            // The name has escapes: write the rest of it out again.
+            let rest = name[len..].to_owned();
+            return self.rename_tool(&rest);
+        };
+        let text = self.params.as_deref().map_or("", RawValue::get);
+        let mut out = String::with_capacity(text.len() - len);
+        out.push_str(&text[..at.start]);
+        out.push_str(&text[at.start + len..]);
+        let params = RawValue::from_string(out).expect("a JSON string cut inside its quotes");
+        self.set_params(Some(params));
+        let _ = self.name_at.set(Some(at.start..at.end - len));
         Ok(())
     }
 
@@ -300,6 +324,11 @@ fn needs_escape(s: &str) -> bool {
     s.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20)
 }
 
+/// The error for a `tools/call` whose params name no tool.
+fn no_tool_name() -> McpError {
+    McpError::InvalidParams("tools/call needs params with a \"name\"".into())
+}
+
 /// Rewrites the `name` member of tool-call params, keeping every other member raw.
 ///
 /// The new name is spliced in place of the old one's text: the params are scanned once
@@ -373,6 +402,47 @@ mod tests {
         let mut r = McpRequest::new("tools/call", None);
         assert!(matches!(
             r.rename_tool("x"),
+            Err(McpError::InvalidParams(_))
+        ));
+    }
+
+    #[test]
+    fn strips_a_qualifier_in_place() {
+        let raw = |t: &str| Some(RawValue::from_string(t.to_string()).unwrap());
+        let mut r = McpRequest::call_tool("fs__read", None);
+        r.strip_tool_prefix(4).unwrap();
+        assert_eq!(r.params().unwrap().get(), r#"{"name":"read"}"#);
+        assert_eq!(r.name_at.get(), Some(&Some(9..13)));
+        assert_eq!(r.tool_name().unwrap().as_deref(), Some("read"));
+        // Found by a scan first; the arguments stay as they were.
+        let mut r = McpRequest::new(
+            "tools/call",
+            raw(r#"{"arguments":{"name":"fs__x"}, "name" : "fs__read"}"#),
+        );
+        r.strip_tool_prefix(4).unwrap();
+        assert_eq!(
+            r.params().unwrap().get(),
+            r#"{"arguments":{"name":"fs__x"}, "name" : "read"}"#
+        );
+        // A name with escapes is decoded, cut and written out again.
+        let mut r = McpRequest::new("tools/call", raw(r#"{"name":"fs__\u00e9t\u00e9"}"#));
+        r.strip_tool_prefix(4).unwrap();
+        assert_eq!(r.tool_name().unwrap().as_deref(), Some("été"));
+        // Nothing left, a cut inside a character, or no name at all: an error, params kept.
+        let mut r = McpRequest::call_tool("fs__", None);
+        assert!(matches!(
+            r.strip_tool_prefix(4),
+            Err(McpError::InvalidParams(_))
+        ));
+        let mut r = McpRequest::call_tool("é", None);
+        assert!(matches!(
+            r.strip_tool_prefix(1),
+            Err(McpError::InvalidParams(_))
+        ));
+        assert_eq!(r.tool_name().unwrap().as_deref(), Some("é"));
+        let mut r = McpRequest::new("tools/call", raw(r#"{"arguments":{}}"#));
+        assert!(matches!(
+            r.strip_tool_prefix(1),
             Err(McpError::InvalidParams(_))
         ));
     }
