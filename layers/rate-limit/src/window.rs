@@ -22,7 +22,8 @@
 //! cache misses. [`Sketch`] keeps the same count-min idea but puts a key's four counters
 //! in one 64-byte line of sixteen `u32`s: one hash of the key picks the line and four
 //! distinct lanes in it (offset + odd stride mod 16). A decision then touches one line per
-//! window and hashes once.
+//! window and hashes once. Both lines are read before the increment's gate is taken, so
+//! with more keys than the CPU caches hold their two cache misses overlap.
 //!
 //! # Rotation
 //!
@@ -226,6 +227,10 @@ impl SlidingWindow {
         let (idx, into) = self.position();
         let epoch = self.rotate_to(idx);
         let current = &self.windows[(epoch % 2) as usize];
+        // Read before the gate: its lock is a locked instruction, which waits for every
+        // earlier load, so a current line first touched after it would wait for the
+        // previous line's cache miss instead of overlapping it.
+        let seen = current.get(at);
         let (fraction, prev) = if epoch == idx && epoch > 0 {
             let previous = &self.windows[((epoch + 1) % 2) as usize];
             (
@@ -242,8 +247,7 @@ impl SlidingWindow {
         };
         let allowance = (limit as f64 - prev as f64 * (1.0 - fraction)).floor();
         if allowance < 1.0 {
-            let curr = u64::from(current.get(at));
-            return Decision::limited(limit, prev, curr, fraction, self.window);
+            return Decision::limited(limit, prev, u64::from(seen), fraction, self.window);
         }
         // Budgets beyond u32 counters cannot be exceeded within one window in practice.
         let allowance = allowance.min(f64::from(u32::MAX - 1)) as u32;
