@@ -27,11 +27,19 @@ pub fn test_server() -> PathBuf {
                 .join("examples")
                 .join("mcp_test_server");
             // `cargo test --test x` does not rebuild examples: make sure the binary is
-            // current (a no-op taking a fraction of a second when it is).
+            // current (a no-op taking a fraction of a second when it is). `--workspace`
+            // resolves features as `scripts/test.sh`'s build does; without it the first
+            // suite rebuilt the example with the root package's features alone.
             let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
             let release = bin.parent().is_some_and(|d| d.ends_with("release"));
             let status = std::process::Command::new(cargo)
-                .args(["build", "--quiet", "--example", "mcp_test_server"])
+                .args([
+                    "build",
+                    "--quiet",
+                    "--workspace",
+                    "--example",
+                    "mcp_test_server",
+                ])
                 .args(release.then_some("--release"))
                 .current_dir(root())
                 .status()
