@@ -27,8 +27,8 @@
 //!
 //! # Rotation
 //!
-//! Windows are aligned to a grid (`elapsed / W`), read from `tokio::time::Instant` so tests
-//! can pause time; exactly one caller rotates (a CAS on a flag), clearing the stale sketch
+//! Windows are aligned to a grid (`elapsed / W`) on the clock of [`clock`]; exactly one
+//! caller rotates (a CAS on a flag), clearing the stale sketch
 //! *before* publishing the new window; callers that arrive meanwhile keep using the previous
 //! window with its count weighted fully — conservative, never lenient. Nothing panics.
 //!
@@ -57,7 +57,48 @@ use std::hash::Hash;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
-use tokio::time::Instant;
+
+/// The clock windows are cut on, in nanoseconds since a start.
+///
+/// On Linux, `CLOCK_MONOTONIC_COARSE`: the time of the last timer tick (a few milliseconds
+/// old), read from the vDSO without reading the CPU's time-stamp counter. A window is at
+/// least a second long, and the full-resolution clock took a third of a decision (24 of
+/// 68 ns here, in `perf`). Unit tests run on Tokio's clock, which they can pause.
+#[cfg(all(target_os = "linux", not(test)))]
+mod clock {
+    /// Where a limiter's windows start.
+    pub(super) type Start = u64;
+
+    pub(super) fn start() -> Start {
+        super::coarse_nanos()
+    }
+
+    pub(super) fn elapsed(start: &Start) -> u64 {
+        super::coarse_nanos().saturating_sub(*start)
+    }
+}
+
+/// The clock windows are cut on, in nanoseconds since a start: Tokio's, which tests pause.
+#[cfg(not(all(target_os = "linux", not(test))))]
+mod clock {
+    /// Where a limiter's windows start.
+    pub(super) type Start = tokio::time::Instant;
+
+    pub(super) fn start() -> Start {
+        Start::now()
+    }
+
+    pub(super) fn elapsed(start: &Start) -> u64 {
+        start.elapsed().as_nanos() as u64
+    }
+}
+
+/// `CLOCK_MONOTONIC_COARSE` in nanoseconds.
+#[cfg(target_os = "linux")]
+fn coarse_nanos() -> u64 {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::MonotonicCoarse);
+    (t.tv_sec as u64) * 1_000_000_000 + t.tv_nsec as u64
+}
 
 /// Counters per line.
 const LANES: usize = 16;
@@ -145,7 +186,7 @@ pub(crate) struct SlidingWindow {
     /// Index of the current window since `start`.
     epoch: AtomicU64,
     rotating: AtomicBool,
-    start: Instant,
+    start: clock::Start,
     window_nanos: u64,
     window: Duration,
     gates: Box<[Mutex<()>]>,
@@ -172,7 +213,7 @@ impl SlidingWindow {
             lines,
             epoch: AtomicU64::new(0),
             rotating: AtomicBool::new(false),
-            start: Instant::now(),
+            start: clock::start(),
             window_nanos: window.as_nanos().max(1) as u64,
             window,
             gates: (0..GATES).map(|_| Mutex::new(())).collect(),
@@ -187,7 +228,7 @@ impl SlidingWindow {
 
     /// The current window index and how far into it we are (nanoseconds).
     fn position(&self) -> (u64, u64) {
-        let e = self.start.elapsed().as_nanos() as u64;
+        let e = clock::elapsed(&self.start);
         let idx = e / self.window_nanos;
         (idx, e - idx * self.window_nanos)
     }
@@ -356,6 +397,20 @@ mod tests {
             }
         });
         assert_eq!(admitted.load(Ordering::Relaxed), 1000);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn the_coarse_clock_keeps_time() {
+        let (c0, i0) = (coarse_nanos(), std::time::Instant::now());
+        std::thread::sleep(Duration::from_millis(60));
+        let coarse = coarse_nanos() - c0;
+        let fine = i0.elapsed().as_nanos() as u64;
+        // One timer tick apart at most (4 ms at 250 Hz, 10 ms at 100 Hz).
+        assert!(
+            coarse.abs_diff(fine) < 25_000_000,
+            "{coarse} ns against {fine} ns"
+        );
     }
 
     #[test]
