@@ -19,12 +19,9 @@
 //! ```
 
 pub mod api;
-mod body;
-mod cluster;
 pub mod config;
 mod hot;
 mod limits;
-mod mcp_endpoint;
 mod security;
 mod serve;
 mod state;
@@ -62,7 +59,7 @@ pub struct Gateway {
 struct Inner {
     config: Config,
     state: OnceLock<Arc<AppState>>,
-    endpoint: OnceLock<Arc<mcp_endpoint::Endpoint>>,
+    endpoint: OnceLock<Arc<mcp_gateway_mcp_server::Endpoint<McpService>>>,
     auth: security::AuthSetup,
     rate_limit: OnceLock<limits::Limiter>,
     http_stop: CancellationToken,
@@ -165,11 +162,25 @@ impl Gateway {
         let endpoint = self
             .inner
             .endpoint
-            .get_or_init(|| mcp_endpoint::Endpoint::new(state.clone()))
+            .get_or_init(|| {
+                let ep = mcp_gateway_mcp_server::Endpoint::new(
+                    state.mcp.clone(),
+                    state.catalog.clone(),
+                    mcp_gateway_mcp_server::EndpointOptions {
+                        max_body_bytes: cfg.max_body_bytes,
+                        session_idle: Duration::from_secs(cfg.session_idle_timeout),
+                        allowed_origins: cfg.cors_origins.clone(),
+                        policy: state.policy.clone(),
+                        cluster: Some(state.cluster.clone()),
+                    },
+                );
+                let _ = state.endpoint.set(Arc::downgrade(&ep));
+                ep
+            })
             .clone();
         let (api, mcp) = (
             api::routes(state.clone()),
-            mcp_endpoint::routes(endpoint.clone()),
+            mcp_gateway_mcp_server::routes(endpoint.clone()),
         );
         // From the outside in: the HTTP span, the replica header, CORS, authentication (not
         // on the probes and the OAuth metadata), then the rate limit, which sits inside
@@ -252,8 +263,10 @@ impl Gateway {
                 .option_layer(limiter)
         };
         let rest = hot_stack(limiter.clone()).service(hot::handler(state, api::call_tool));
-        let mcp_hot =
-            hot_stack(mcp_limiter.clone()).service(hot::handler(endpoint, mcp_endpoint::post_mcp));
+        let mcp_hot = hot_stack(mcp_limiter.clone()).service(hot::handler(
+            endpoint,
+            mcp_gateway_mcp_server::post_mcp::<McpService>,
+        ));
         let router = guarded(api, limiter)
             .merge(guarded(mcp, mcp_limiter))
             .merge(open.layer(open_stack.into_inner()));

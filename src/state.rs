@@ -1,30 +1,30 @@
 //! The running gateway's shared state: upstreams, the MCP-plane service stack, metrics.
 
 use crate::config::{Config, ServerConfig, TransportKind};
-use mcp_gateway_auth::{AccessControl, AccessControlLayer, AccessPolicy, Resolved};
+use mcp_gateway_auth::{AccessControl, AccessControlLayer, AccessPolicy};
 use mcp_gateway_core::{McpError, McpRequest, ToolPolicy};
 use mcp_gateway_health::{
     Health, HealthGate, HealthLayer, HealthPolicy, HealthState, Probe, spawn_prober,
 };
 use mcp_gateway_metrics::{McpMetrics, McpMetricsLayer, PrometheusExporter, Recorder};
 use mcp_gateway_rate_limit::McpRateLimit;
-use mcp_gateway_router::ToolRouter;
+use mcp_gateway_router::{Catalog, Resolve, ResolveLayer, ToolEntry, ToolRouter};
 use mcp_gateway_upstream::{
     Credential, HttpConfig, StdioConfig, Transport, Upstream, UpstreamConfig, UpstreamStack,
     UpstreamStatus,
 };
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime};
-use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 use tower::Layer;
 use tower::ServiceExt;
 
-/// The MCP-plane stack every front end calls: metrics around access control around the
-/// router around the per-server upstream stacks. Access control sits inside the metrics so
-/// refused calls are counted (outcome `forbidden`) and logged with the caller.
-pub type McpService = McpMetrics<AccessControl<ToolRouter<ServerStack>>>;
+/// The MCP-plane stack every front end calls: the route of a tool call is resolved once
+/// against the catalog, then metrics around access control around the router around the
+/// per-server upstream stacks. Access control sits inside the metrics so refused calls are
+/// counted (outcome `forbidden`) and logged with the caller.
+pub type McpService = Resolve<McpMetrics<AccessControl<ToolRouter<ServerStack>>>>;
 
 /// One server's stack as the router sees it: per-tool rate limits, then the health circuit
 /// breaker, over the upstream.
@@ -83,37 +83,28 @@ impl std::fmt::Display for ServerReport {
 pub(crate) struct AppState {
     pub(crate) config: Config,
     pub(crate) servers: Vec<ServerSlot>,
-    pub(crate) router: ToolRouter<ServerStack>,
+    /// The one catalog: tool names for REST and `/mcp` alike.
+    pub(crate) catalog: Catalog,
     pub(crate) mcp: McpService,
     pub(crate) recorder: Recorder,
     pub(crate) started: Instant,
     pub(crate) started_at: SystemTime,
     pub(crate) stop: CancellationToken,
+    /// Who may see and call which item; the same layer the MCP plane runs.
+    pub(crate) access: AccessControlLayer,
     /// Who may see and call which tool; `None` allows everything.
-    pub(crate) policy: Option<Arc<dyn mcp_gateway_core::ToolPolicy>>,
+    pub(crate) policy: Option<Arc<dyn ToolPolicy>>,
     /// The MCP endpoint, once built (for its session count).
-    pub(crate) endpoint: std::sync::OnceLock<std::sync::Weak<crate::mcp_endpoint::Endpoint>>,
+    pub(crate) endpoint:
+        std::sync::OnceLock<std::sync::Weak<mcp_gateway_mcp_server::Endpoint<McpService>>>,
     /// This replica's place among several (sealed sessions, Redis).
-    pub(crate) cluster: Arc<crate::cluster::Cluster>,
+    pub(crate) cluster: Arc<mcp_gateway_cluster::Cluster>,
     /// Every metric as OpenTelemetry instruments, for `GET /metrics` (`None` when
     /// `monitor.prometheus` is off: then no call records into it).
     pub(crate) exporter: Option<PrometheusExporter>,
-    /// Bumped whenever any server's tool list changes.
-    catalog_epoch: AtomicU64,
-    tool_changes: broadcast::Sender<u64>,
 }
 
 impl AppState {
-    /// Current catalog epoch (changes whenever any tool list changes).
-    pub(crate) fn catalog_epoch(&self) -> u64 {
-        self.catalog_epoch.load(Ordering::Acquire)
-    }
-
-    /// Receives the new epoch each time a tool list changes.
-    pub(crate) fn subscribe_tool_changes(&self) -> broadcast::Receiver<u64> {
-        self.tool_changes.subscribe()
-    }
-
     /// True when `identity` may see / call `tool` on `server`.
     pub(crate) fn allows(
         &self,
@@ -121,9 +112,8 @@ impl AppState {
         server: &str,
         tool: &str,
     ) -> bool {
-        self.policy
-            .as_ref()
-            .is_none_or(|p| p.allows(identity, server, tool))
+        self.access
+            .visible(identity, mcp_gateway_core::ItemKind::Tool, server, tool)
     }
 
     /// Live downstream MCP sessions.
@@ -132,11 +122,6 @@ impl AppState {
             .get()
             .and_then(std::sync::Weak::upgrade)
             .map_or(0, |e| e.session_count())
-    }
-
-    fn tools_changed(&self) {
-        let e = self.catalog_epoch.fetch_add(1, Ordering::AcqRel) + 1;
-        let _ = self.tool_changes.send(e);
     }
 
     /// Spawns every enabled upstream and wires the MCP plane (needs a Tokio runtime).
@@ -151,7 +136,10 @@ impl AppState {
             .as_ref()
             .map(|rl| crate::limits::tool_layer(rl, &recorder))
             .unwrap_or_default();
-        let mut builder = ToolRouter::builder();
+        let mut builder = ToolRouter::builder().naming(match config.tool_naming {
+            crate::config::ToolNaming::Prefixed => mcp_gateway_router::ToolNaming::Prefixed,
+            crate::config::ToolNaming::Bare => mcp_gateway_router::ToolNaming::Bare,
+        });
         let mut servers = Vec::with_capacity(config.servers.len());
         for s in &config.servers {
             let (upstream, inactive) = if !s.enabled {
@@ -172,11 +160,16 @@ impl AppState {
             let breaker = health
                 .clone()
                 .map_or_else(HealthLayer::disabled, HealthLayer::new);
-            builder = match (&upstream, inactive) {
-                (Some(u), _) => {
+            builder = match (&upstream, inactive, &s.tool_prefix) {
+                (Some(u), _, Some(prefix)) => builder.server_with_prefix(
+                    s.id.as_str(),
+                    prefix.as_str(),
+                    tool_limits.layer(breaker.layer(u.stack())),
+                ),
+                (Some(u), _, None) => {
                     builder.server(s.id.as_str(), tool_limits.layer(breaker.layer(u.stack())))
                 }
-                (None, reason) => builder.unavailable(s.id.as_str(), reason.unwrap_or("down")),
+                (None, reason, _) => builder.unavailable(s.id.as_str(), reason.unwrap_or("down")),
             };
             servers.push(ServerSlot {
                 config: s.clone(),
@@ -191,10 +184,11 @@ impl AppState {
             policy
                 .clone()
                 .unwrap_or_else(|| Arc::new(AccessPolicy::allow_by_default())),
-        )
-        .resolver(resolver(router.clone()));
-        let mcp = McpMetricsLayer::new(recorder.clone()).layer(access.layer(router.clone()));
-        let cluster = Arc::new(crate::cluster::Cluster::new(config.cluster.as_ref()));
+        );
+        let catalog = router.catalog().clone();
+        let mcp = ResolveLayer::new(catalog.clone())
+            .layer(McpMetricsLayer::new(recorder.clone()).layer(access.layer(router)));
+        let cluster = Arc::new(mcp_gateway_cluster::Cluster::new(config.cluster.as_ref()));
         let exporter = if config.monitor.prometheus {
             match PrometheusExporter::new(&recorder, config.monitor.max_series) {
                 Ok(e) => Some(e),
@@ -209,18 +203,17 @@ impl AppState {
         let state = Arc::new(AppState {
             config,
             servers,
-            router,
+            catalog,
             mcp,
             recorder,
             started: Instant::now(),
             started_at: SystemTime::now(),
             stop: CancellationToken::new(),
+            access,
             policy,
             endpoint: std::sync::OnceLock::new(),
             cluster,
             exporter,
-            catalog_epoch: AtomicU64::new(0),
-            tool_changes: broadcast::channel(16).0,
         });
         for slot in &state.servers {
             if let Some(u) = &slot.upstream {
@@ -278,23 +271,6 @@ impl AppState {
     }
 }
 
-/// Resolves tool names the way the router will, so access rules see the real target.
-fn resolver(
-    router: ToolRouter<ServerStack>,
-) -> impl Fn(&str, Option<&str>) -> Resolved + Send + Sync + 'static {
-    move |name, server| match router.resolve_tool(name, server) {
-        Ok(route) => Resolved::Tool {
-            server: route.server.clone(),
-            tool: route.rename.unwrap_or(name).to_string(),
-        },
-        Err(McpError::AmbiguousTool { servers, .. }) => Resolved::Ambiguous {
-            servers: servers.into_iter().map(Arc::from).collect(),
-            tool: name.to_string(),
-        },
-        Err(_) => Resolved::Unknown,
-    }
-}
-
 fn upstream_config(s: &ServerConfig) -> Option<UpstreamConfig> {
     // Validation guarantees a url for network transports; header values are already
     // `${VAR}`-substituted.
@@ -331,7 +307,7 @@ fn upstream_config(s: &ServerConfig) -> Option<UpstreamConfig> {
 }
 
 /// Applies `monitor` (request-log bodies, redaction, retention, series bound) to the
-/// recorder and lets it label in-flight calls by the server the router picks.
+/// recorder.
 fn configure_recorder(st: &AppState) {
     let m = &st.config.monitor;
     st.recorder
@@ -342,13 +318,6 @@ fn configure_recorder(st: &AppState) {
             retention: Duration::from_secs(m.retention_hours.max(1) * 3600),
             max_series: m.max_series,
         });
-    let router = st.router.clone();
-    st.recorder.set_resolver(move |name, server| {
-        router
-            .resolve_tool(name, server)
-            .ok()
-            .map(|r| r.server.clone())
-    });
 }
 
 /// The gateway's own series on the metrics exporter: live MCP sessions, whether each server
@@ -515,25 +484,37 @@ fn watch_health(u: Upstream, health: Arc<Health>, stop: CancellationToken) {
     });
 }
 
-/// Keeps the router's catalog in step with an upstream's tool list and announces changes.
+/// Keeps the catalog in step with an upstream: its tool list (the catalog announces
+/// changes) and whether it is ready with which capabilities.
 async fn sync_catalog(u: Upstream, state: std::sync::Weak<AppState>) {
     let mut rx = u.subscribe();
     let mut seen = None;
-    let stop = match state.upgrade() {
-        Some(s) => s.stop.clone(),
+    let (stop, catalog) = match state.upgrade() {
+        Some(s) => (s.stop.clone(), s.catalog.clone()),
         None => return,
     };
+    drop(state);
     loop {
-        let version = rx.borrow_and_update().tools_version;
+        let (version, ready, caps) = {
+            let st = rx.borrow_and_update();
+            (
+                st.tools_version,
+                st.state == mcp_gateway_upstream::State::Ready,
+                st.capabilities.clone(),
+            )
+        };
+        catalog.set_server_state(u.id(), ready, caps);
         if seen != Some(version) {
             seen = Some(version);
             if version > 0 {
-                let Some(state) = state.upgrade() else { return };
                 let tools = u.tools();
-                state
-                    .router
-                    .set_tools(u.id(), tools.iter().map(|t| t.name.as_str()));
-                state.tools_changed();
+                catalog.set_tools(
+                    u.id(),
+                    tools.iter().map(|t| ToolEntry {
+                        name: Arc::from(t.name.as_str()),
+                        raw: Arc::from(t.raw.clone()),
+                    }),
+                );
             }
         }
         tokio::select! {

@@ -251,26 +251,25 @@ async fn get_server(
         .slot(&id)
         .ok_or_else(|| ApiError::from(McpError::UnknownServer(id.clone())))?;
     let mut v = server_json(&st, slot);
-    v["tools"] = Value::Array(tools_of(slot, true));
+    v["tools"] = Value::Array(tools_of(&st, slot));
     Ok(Json(v))
 }
 
 /// Tools of one server as JSON objects: the server's own tool object plus `server` and
-/// `qualifiedName`.
-fn tools_of(slot: &crate::state::ServerSlot, full: bool) -> Vec<Value> {
-    let Some(u) = &slot.upstream else {
+/// `qualifiedName`, the one name the catalog gives it (the name `/mcp` shows and
+/// `POST /api/v1/tools/call` takes).
+fn tools_of(st: &AppState, slot: &crate::state::ServerSlot) -> Vec<Value> {
+    let Some(index) = st.catalog.slot(&slot.config.id) else {
         return Vec::new();
     };
-    u.tools()
-        .iter()
+    st.catalog
+        .snapshot()
+        .server_tools(index)
         .map(|t| {
-            let mut v: Value = if full {
-                serde_json::from_str(t.raw.get()).unwrap_or_else(|_| json!({"name": t.name}))
-            } else {
-                json!({"name": t.name, "description": t.description})
-            };
+            let mut v: Value =
+                serde_json::from_str(t.raw.get()).unwrap_or_else(|_| json!({"name": &*t.tool}));
             v["server"] = json!(slot.config.id);
-            v["qualifiedName"] = json!(format!("{}__{}", slot.config.id, t.name));
+            v["qualifiedName"] = json!(&*t.name);
             v
         })
         .collect()
@@ -324,7 +323,7 @@ async fn list_tools(
         .iter()
         .filter(|s| f.server.as_ref().is_none_or(|id| &s.config.id == id))
         .filter(|s| f.tag.as_ref().is_none_or(|t| s.config.tags.contains(t)))
-        .flat_map(|s| tools_of(s, true))
+        .flat_map(|s| tools_of(&st, s))
         .filter(|t| {
             let (server, name) = (
                 t["server"].as_str().unwrap_or(""),
@@ -348,7 +347,7 @@ struct CallBody<'a> {
 }
 
 /// The caller established by an authentication layer, if any.
-pub(crate) type Caller = Option<axum::Extension<Arc<mcp_gateway_core::Identity>>>;
+pub(crate) type Caller = mcp_gateway_mcp_server::Caller;
 
 pub(crate) async fn call_tool(
     State(st): State<AppRef>,
@@ -359,10 +358,10 @@ pub(crate) async fn call_tool(
     // for the two this handler reads.
     let (parts, body) = req.into_parts();
     let headers = &parts.headers;
-    let bytes = crate::body::read_limited(body, st.config.max_body_bytes)
+    let bytes = mcp_gateway_core::body::read_limited(body, st.config.max_body_bytes)
         .await
         .map_err(|e| match e {
-            crate::body::BodyError::TooLarge => ApiError::new(
+            mcp_gateway_core::body::BodyError::TooLarge => ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "payload_too_large",
                 format!(
@@ -370,7 +369,7 @@ pub(crate) async fn call_tool(
                     st.config.max_body_bytes
                 ),
             ),
-            crate::body::BodyError::Read(e) => ApiError::new(
+            mcp_gateway_core::body::BodyError::Read(e) => ApiError::new(
                 StatusCode::BAD_REQUEST,
                 "bad_request",
                 format!("could not read body: {e}"),

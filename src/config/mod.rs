@@ -541,33 +541,7 @@ pub struct CredentialConfig {
     pub headers: BTreeMap<String, String>,
 }
 
-/// Scale-out settings: what lets any replica serve any request.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct ClusterConfig {
-    /// This replica's name, reported by `/api/v1/health`, `/api/v1/metrics` and the
-    /// `X-MCP-Gateway-Replica` header. Default: the host name.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub replica: Option<String>,
-    /// Secret (at least 32 characters) that seals session ids: every replica given the same
-    /// key can open a session another replica created. Unset: sessions stay on one replica.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub session_key: Option<String>,
-    /// Older keys still accepted for opening sessions (key rotation); never used to seal.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub previous_session_keys: Vec<String>,
-    /// Redis shared by the replicas: revoked sessions and messages that must reach the
-    /// replica holding a stream (answers to relayed requests, cancellations).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub redis_url: Option<String>,
-    /// Longest life of a sealed session, in seconds, however active it is.
-    #[serde(default = "default_session_max_age")]
-    pub session_max_age: u64,
-}
-
-fn default_session_max_age() -> u64 {
-    86_400
-}
+pub use mcp_gateway_cluster::ClusterConfig;
 
 /// Metrics and request log.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -46,10 +46,7 @@ mod error;
 pub mod jwt;
 mod metadata;
 
-pub use access::{
-    AccessControl, AccessControlLayer, AccessPolicy, AccessRule, Glob, QualifiedNames, ResolveTool,
-    Resolved,
-};
+pub use access::{AccessControl, AccessControlLayer, AccessPolicy, AccessRule, Glob};
 pub use api_key::{ApiKeys, InvalidKeyHash, hash_key, sha256};
 pub use auth::{Auth, AuthLayer, Authenticator, ResponseFuture};
 pub use error::{AuthError, AuthErrorKind};

@@ -19,6 +19,7 @@
 //! assert_eq!(err.http_status(), 404);
 //! ```
 
+pub mod body;
 mod error;
 pub mod glob;
 pub mod header;
@@ -34,7 +35,8 @@ pub use error::McpError;
 pub use glob::Glob;
 pub use jsonrpc::{JsonRpcError, RequestId};
 pub use request::{
-    Identity, ItemKind, McpRequest, McpResponse, RequestIds, ToolPolicy, rename_tool,
+    Identity, ItemKind, McpRequest, McpResponse, RequestIds, Route, Routing, ToolPolicy,
+    rename_tool,
 };
 pub use trace::TraceContext;
 

@@ -41,12 +41,51 @@ pub struct McpRequest {
     /// The caller's request and trace ids, for the request log. A field rather than an
     /// extension for the same reason as `transport`; the metrics layer takes them.
     pub ids: RequestIds,
+    /// Where a `tools/call` goes, decided once at the top of the MCP plane (the router's
+    /// `Resolve` layer); metrics, access control, per-tool rate limits and the router read
+    /// it instead of resolving the name again.
+    pub route: Routing,
     /// Anything else a layer wants to pass down (trace context, downstream session, ...).
     pub extensions: http::Extensions,
     /// Where [`McpRequest::tool_name`] found a name without escapes in `params`, so the
     /// layers that each ask for it (metrics, access control, router) scan `params`, and the
     /// `arguments` in them, once. Reset whenever `params` change.
     name_at: OnceLock<Option<Range<usize>>>,
+}
+
+/// The outcome of resolving the tool a `tools/call` names.
+#[derive(Debug, Default)]
+pub enum Routing {
+    /// Not resolved (not a `tools/call`, or no resolving layer ran): each layer falls back
+    /// to the request's explicit `server` and the name as given.
+    #[default]
+    Unresolved,
+    /// The call goes to this server under this name.
+    Routed(Route),
+    /// No server can take it; the router answers with this error, after the layers above
+    /// it (metrics, access control) have seen the call.
+    Failed(Box<McpError>),
+}
+
+impl Routing {
+    /// The route, when the call was resolved to one.
+    pub fn route(&self) -> Option<&Route> {
+        match self {
+            Routing::Routed(r) => Some(r),
+            _ => None,
+        }
+    }
+}
+
+/// Where a resolved `tools/call` goes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Route {
+    /// Id of the server.
+    pub server: Arc<str>,
+    /// The tool's name as that server knows it (already written into the params).
+    pub tool: Arc<str>,
+    /// The server's position in the catalog it was resolved in (config order).
+    pub slot: usize,
 }
 
 /// Ids that tie a request-log entry to the caller's request and trace.
@@ -93,6 +132,7 @@ impl McpRequest {
             identity: None,
             transport: "mcp",
             ids: RequestIds::default(),
+            route: Routing::Unresolved,
             extensions: http::Extensions::new(),
             name_at: OnceLock::new(),
         }

@@ -55,15 +55,15 @@ where
 
     fn call(&mut self, mut req: McpRequest) -> Self::Future {
         let is_call = req.method() == "tools/call";
-        let tool = if is_call {
-            req.tool_name().ok().flatten().map(|t| t.into_owned())
-        } else {
-            None
-        };
-        // The server this call will most likely go to, for the in-flight gauge.
-        let target: Option<Arc<str>> = match &tool {
-            Some(t) => self.recorder.resolve(t, req.server.as_deref()),
-            None => req.server.clone(),
+        // The route decided at the top of the plane: the server for the in-flight gauge, and
+        // the tool under the name the server knows.
+        let (tool, target): (Option<String>, Option<Arc<str>>) = match req.route.route() {
+            Some(r) => (Some(r.tool.to_string()), Some(r.server.clone())),
+            None if is_call => (
+                req.tool_name().ok().flatten().map(|t| t.into_owned()),
+                req.server.clone(),
+            ),
+            None => (None, req.server.clone()),
         };
         let in_flight = self.recorder.begin(target.as_deref().unwrap_or("-"));
         // Taken, not copied: nothing below the request log reads them. An embedder's front
@@ -290,7 +290,6 @@ mod tests {
             log_bodies: true,
             ..Default::default()
         });
-        recorder.set_resolver(|_tool, _server| Some(Arc::from("fs")));
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let rx = Arc::new(tokio::sync::Mutex::new(Some(rx)));
         let svc =
@@ -314,7 +313,7 @@ mod tests {
             r#"{"path":"/x","auth":{"password":"hunter2"}}"#.into(),
         )
         .unwrap();
-        let mut req = McpRequest::call_tool("read", Some(&args));
+        let mut req = McpRequest::call_tool("read", Some(&args)).with_server("fs");
         req.ids = RequestIds {
             request_id: Some("7".into()),
             trace_id: Some("ab".into()),
@@ -324,7 +323,10 @@ mod tests {
         assert_eq!(recorder.in_flight("fs"), 1);
         // a call dropped before its answer leaves the gauge too
         let mut other = svc.clone();
-        let fut = Service::call(&mut other, McpRequest::call_tool("read", None));
+        let fut = Service::call(
+            &mut other,
+            McpRequest::call_tool("read", None).with_server("fs"),
+        );
         assert_eq!(recorder.in_flight("fs"), 2);
         drop(fut);
         assert_eq!(recorder.in_flight("fs"), 1);

@@ -317,9 +317,6 @@ struct ServerEntry {
 type ToolMap = HashMap<Box<str>, Arc<Stats>, ahash::RandomState>;
 type ServerMap = HashMap<Arc<str>, (Arc<ServerEntry>, ToolMap), ahash::RandomState>;
 
-/// Decides which server a tool call goes to (see [`Recorder::set_resolver`]).
-type ResolveFn = dyn Fn(&str, Option<&str>) -> Option<Arc<str>> + Send + Sync;
-
 /// How the recorder records: request-log bodies, redaction, retention, series bound.
 #[derive(Clone, Debug)]
 pub struct RecorderOptions {
@@ -362,7 +359,6 @@ struct Inner {
     log_bodies: AtomicBool,
     body_limit: AtomicUsize,
     redact: RwLock<Arc<[String]>>,
-    resolver: OnceLock<Box<ResolveFn>>,
     rate_limit: [AtomicU64; 4],
     auth_failures: RwLock<HashMap<&'static str, AtomicU64>>,
     /// `mcp_gateway_tool_call_duration` once an OpenTelemetry exporter is attached.
@@ -417,7 +413,6 @@ impl Recorder {
                 log_bodies: AtomicBool::new(false),
                 body_limit: AtomicUsize::new(opts.body_limit),
                 redact: RwLock::new(Arc::from(Vec::new())),
-                resolver: OnceLock::new(),
                 rate_limit: Default::default(),
                 auth_failures: RwLock::new(HashMap::new()),
                 duration: OnceLock::new(),
@@ -449,24 +444,6 @@ impl Recorder {
             for w in series.filter_map(|s| s.window.get()) {
                 w.set_keep(o.retention);
             }
-        }
-    }
-
-    /// Lets the layer label in-flight calls by the server a tool call will go to. The first
-    /// resolver set stays; without one, only an explicit `server` is used.
-    pub fn set_resolver(
-        &self,
-        f: impl Fn(&str, Option<&str>) -> Option<Arc<str>> + Send + Sync + 'static,
-    ) {
-        let _ = self.inner.resolver.set(Box::new(f));
-    }
-
-    /// The server a call to `tool` (with an explicit `server`, if any) goes to, per the
-    /// resolver.
-    pub(crate) fn resolve(&self, tool: &str, server: Option<&str>) -> Option<Arc<str>> {
-        match self.inner.resolver.get() {
-            Some(f) => f(tool, server),
-            None => server.map(Arc::from),
         }
     }
 

@@ -41,21 +41,21 @@
 
 pub use mcp_gateway_core::rename_tool;
 
-use mcp_gateway_core::{McpError, McpRequest, McpResponse};
-use std::collections::HashMap;
+mod catalog;
+mod resolve;
 
-/// The router's maps, hashed with aHash: a route lookup is a hash of a short name or two,
-/// and SipHash (std's default) took most of it. aHash's keys are random per process too.
-type Map<K, V> = HashMap<K, V, ahash::RandomState>;
+pub use catalog::{
+    Catalog, CatalogBuilder, ExposedTool, QUALIFIER, Snapshot, ToolEntry, ToolNaming, sanitize,
+};
+pub use resolve::{Resolve, ResolveLayer};
+
+use mcp_gateway_core::{McpError, McpRequest, McpResponse, Route, Routing};
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use tower::Service;
 use tower::util::Oneshot;
-
-/// Separator between server id and tool name in qualified tool names.
-pub const QUALIFIER: &str = "__";
 
 struct Server<S> {
     id: Arc<str>,
@@ -65,49 +65,10 @@ struct Server<S> {
     reason: Arc<str>,
 }
 
-#[derive(Default)]
-struct Catalog {
-    /// Tool names of each server, by server index; `None` until first discovered.
-    per_server: Vec<Option<Arc<[Box<str>]>>>,
-    /// Tool name → indexes of the servers offering it.
-    by_name: Map<Box<str>, Box<[usize]>>,
-}
-
-impl Catalog {
-    fn rebuild(per_server: Vec<Option<Arc<[Box<str>]>>>) -> Self {
-        let mut by_name: Map<Box<str>, Vec<usize>> = Map::default();
-        for (i, names) in per_server.iter().enumerate() {
-            for n in names.iter().flat_map(|n| n.iter()) {
-                let v = by_name.entry(n.clone()).or_default();
-                if !v.contains(&i) {
-                    v.push(i);
-                }
-            }
-        }
-        Self {
-            per_server,
-            by_name: by_name
-                .into_iter()
-                .map(|(k, v)| (k, v.into_boxed_slice()))
-                .collect(),
-        }
-    }
-
-    fn server_has(&self, idx: usize, name: &str) -> Option<bool> {
-        // One hash probe, not a scan of the server's tools: qualified names stay O(1).
-        self.per_server[idx].as_ref()?;
-        Some(
-            self.by_name
-                .get(name)
-                .is_some_and(|servers| servers.contains(&idx)),
-        )
-    }
-}
-
 struct Inner<S> {
+    /// In the catalog's order: a route's `slot` indexes both.
     servers: Vec<Server<S>>,
-    by_id: Map<Arc<str>, usize>,
-    catalog: RwLock<Arc<Catalog>>,
+    catalog: Catalog,
 }
 
 /// Routes MCP-plane requests to upstream services of type `S`.
@@ -136,19 +97,26 @@ impl<S> std::fmt::Debug for ToolRouter<S> {
 
 /// Builds a [`ToolRouter`].
 pub struct ToolRouterBuilder<S> {
-    servers: Vec<Server<S>>,
+    servers: Vec<(Server<S>, Option<String>)>,
+    naming: ToolNaming,
 }
 
 impl<S> ToolRouterBuilder<S> {
     /// Adds an enabled server.
     #[must_use]
-    pub fn server(mut self, id: impl Into<Arc<str>>, service: S) -> Self {
-        self.servers.push(Server {
-            id: id.into(),
-            service: Some(service),
-            reason: Arc::from(""),
-        });
-        self
+    pub fn server(self, id: impl Into<Arc<str>>, service: S) -> Self {
+        self.push(id.into(), Some(service), Arc::from(""), None)
+    }
+
+    /// Adds an enabled server whose tools are exposed as `<prefix>__<tool>` (`""`: bare).
+    #[must_use]
+    pub fn server_with_prefix(
+        self,
+        id: impl Into<Arc<str>>,
+        prefix: impl Into<String>,
+        service: S,
+    ) -> Self {
+        self.push(id.into(), Some(service), Arc::from(""), Some(prefix.into()))
     }
 
     /// Adds a server that is configured but disabled: calls to it answer 503.
@@ -159,44 +127,52 @@ impl<S> ToolRouterBuilder<S> {
 
     /// Adds a server that cannot be called, with the reason calls to it are given (503).
     #[must_use]
-    pub fn unavailable(mut self, id: impl Into<Arc<str>>, reason: impl Into<Arc<str>>) -> Self {
-        self.servers.push(Server {
-            id: id.into(),
-            service: None,
-            reason: reason.into(),
-        });
+    pub fn unavailable(self, id: impl Into<Arc<str>>, reason: impl Into<Arc<str>>) -> Self {
+        self.push(id.into(), None, reason.into(), None)
+    }
+
+    /// The naming policy of the router's catalog (default [`ToolNaming::Prefixed`]).
+    #[must_use]
+    pub fn naming(mut self, naming: ToolNaming) -> Self {
+        self.naming = naming;
+        self
+    }
+
+    fn push(
+        mut self,
+        id: Arc<str>,
+        service: Option<S>,
+        reason: Arc<str>,
+        prefix: Option<String>,
+    ) -> Self {
+        self.servers.push((
+            Server {
+                id,
+                service,
+                reason,
+            },
+            prefix,
+        ));
         self
     }
 
     /// Builds the router (server ids must be unique; later duplicates are ignored).
     pub fn build(self) -> ToolRouter<S> {
-        let mut by_id = Map::default();
-        let mut servers = Vec::new();
-        for s in self.servers {
-            if !by_id.contains_key(&s.id) {
-                by_id.insert(s.id.clone(), servers.len());
+        let mut catalog = Catalog::builder().naming(self.naming);
+        let mut servers: Vec<Server<S>> = Vec::new();
+        for (s, prefix) in self.servers {
+            if !servers.iter().any(|have| have.id == s.id) {
+                catalog = catalog.server(s.id.clone(), prefix);
                 servers.push(s);
             }
         }
-        let catalog = Catalog::rebuild(vec![None; servers.len()]);
         ToolRouter {
             inner: Arc::new(Inner {
                 servers,
-                by_id,
-                catalog: RwLock::new(Arc::new(catalog)),
+                catalog: catalog.build(),
             }),
         }
     }
-}
-
-/// Where a request goes.
-#[derive(Debug, PartialEq, Eq)]
-pub struct Route<'a> {
-    /// Id of the chosen server.
-    pub server: &'a Arc<str>,
-    /// The tool name to send upstream when it differs from the one asked for: the asked
-    /// name without its `server__` qualifier.
-    pub rename: Option<&'a str>,
 }
 
 impl<S> ToolRouter<S> {
@@ -204,23 +180,25 @@ impl<S> ToolRouter<S> {
     pub fn builder() -> ToolRouterBuilder<S> {
         ToolRouterBuilder {
             servers: Vec::new(),
+            naming: ToolNaming::default(),
         }
     }
 
-    /// Replaces the tool names known for server `id` (call it after every discovery).
+    /// The router's catalog: the one place tool names are decided.
+    pub fn catalog(&self) -> &Catalog {
+        &self.inner.catalog
+    }
+
+    /// Replaces the tool names known for server `id` (a shorthand for
+    /// [`Catalog::set_tools`] with tools known by name only).
     pub fn set_tools<I, N>(&self, id: &str, names: I)
     where
         I: IntoIterator<Item = N>,
-        N: Into<Box<str>>,
+        N: AsRef<str>,
     {
-        let Some(&idx) = self.inner.by_id.get(id) else {
-            return;
-        };
-        let names: Arc<[Box<str>]> = names.into_iter().map(Into::into).collect();
-        let mut guard = self.inner.catalog.write().expect("catalog lock poisoned");
-        let mut per_server = guard.per_server.clone();
-        per_server[idx] = Some(names);
-        *guard = Arc::new(Catalog::rebuild(per_server));
+        self.inner
+            .catalog
+            .set_tools(id, names.into_iter().map(|n| ToolEntry::named(n.as_ref())));
     }
 
     /// Ids of every configured server, in config order.
@@ -228,95 +206,37 @@ impl<S> ToolRouter<S> {
         self.inner.servers.iter().map(|s| &s.id)
     }
 
-    fn index(&self, id: &str) -> Result<usize, McpError> {
-        self.inner
-            .by_id
-            .get(id)
-            .copied()
-            .ok_or_else(|| McpError::UnknownServer(id.to_string()))
-    }
-
     /// Decides which server a tool call goes to, without calling it.
-    pub fn resolve_tool<'a>(
-        &'a self,
-        name: &'a str,
-        server: Option<&str>,
-    ) -> Result<Route<'a>, McpError> {
-        let (idx, strip) = self.resolve(name, server)?;
-        Ok(Route {
-            server: &self.inner.servers[idx].id,
-            rename: strip.map(|n| &name[n..]),
-        })
+    pub fn resolve_tool(&self, name: &str, server: Option<&str>) -> Result<Route, McpError> {
+        self.inner.catalog.resolve(name, server)
     }
 
-    /// The index of the server a call to `name` goes to, and how many leading bytes of
-    /// `name` (its `server__` qualifier) to drop for the name that server knows.
-    ///
-    /// The catalog is read under the lock rather than through a cloned `Arc`: a lookup
-    /// then costs two atomic operations instead of four, and nothing is allocated.
-    fn resolve(
-        &self,
-        name: &str,
-        server: Option<&str>,
-    ) -> Result<(usize, Option<usize>), McpError> {
-        let catalog = self.inner.catalog.read().expect("catalog lock poisoned");
-        let servers = &self.inner.servers;
-        if let Some(sid) = server {
-            let idx = self.index(sid)?;
-            let id = &servers[idx].id;
-            return match catalog.server_has(idx, name) {
-                // Not listed yet (still starting or down since boot): let the upstream answer.
-                Some(true) | None => Ok((idx, None)),
-                Some(false) => {
-                    match qualified(name, id).filter(|t| catalog.server_has(idx, t) == Some(true)) {
-                        Some(_) => Ok((idx, Some(id.len() + QUALIFIER.len()))),
-                        None => Err(McpError::UnknownTool {
-                            name: name.to_string(),
-                            hint: Some(format!("server '{id}' has no such tool")),
-                        }),
-                    }
-                }
-            };
+    /// The slot of the server `req` goes to: its route (resolving a `tools/call` here when
+    /// no [`Resolve`] layer did), else its explicit server.
+    fn route(&self, req: &mut McpRequest) -> Result<usize, McpError> {
+        if matches!(req.route, Routing::Unresolved) && req.method() == "tools/call" {
+            resolve::resolve(&self.inner.catalog, req);
         }
-        if let Some(idxs) = catalog.by_name.get(name) {
-            return match &idxs[..] {
-                [one] => Ok((*one, None)),
-                many => Err(McpError::AmbiguousTool {
-                    name: name.to_string(),
-                    servers: many.iter().map(|i| servers[*i].id.to_string()).collect(),
-                }),
-            };
-        }
-        for (idx, s) in servers.iter().enumerate() {
-            if let Some(tool) = qualified(name, &s.id) {
-                match catalog.server_has(idx, tool) {
-                    Some(true) | None => return Ok((idx, Some(s.id.len() + QUALIFIER.len()))),
-                    Some(false) => {}
-                }
+        match std::mem::take(&mut req.route) {
+            Routing::Routed(r) => {
+                let slot = r.slot;
+                req.route = Routing::Routed(r);
+                Ok(slot)
             }
+            Routing::Failed(e) => Err(*e),
+            Routing::Unresolved => match req.server.as_deref() {
+                Some(sid) => self
+                    .inner
+                    .catalog
+                    .slot(sid)
+                    .ok_or_else(|| McpError::UnknownServer(sid.to_string())),
+                None => Err(McpError::MethodNotFound(format!(
+                    "'{}' needs a target server",
+                    req.method()
+                ))),
+            },
         }
-        let unknown: Vec<&str> = servers
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| catalog.per_server[*i].is_none())
-            .map(|(_, s)| &*s.id)
-            .collect();
-        Err(McpError::UnknownTool {
-            name: name.to_string(),
-            hint: (!unknown.is_empty()).then(|| {
-                format!(
-                    "tools of {} are not known yet: disabled, starting or down",
-                    unknown.join(", ")
-                )
-            }),
-        })
     }
-}
-
-fn qualified<'a>(name: &'a str, server: &str) -> Option<&'a str> {
-    name.strip_prefix(server)?
-        .strip_prefix(QUALIFIER)
-        .filter(|t| !t.is_empty())
 }
 
 impl<S> Service<McpRequest> for ToolRouter<S>
@@ -347,31 +267,6 @@ where
                 server: s.id.clone(),
                 reason: s.reason.to_string(),
             }),
-        }
-    }
-}
-
-impl<S> ToolRouter<S> {
-    fn route(&self, req: &mut McpRequest) -> Result<usize, McpError> {
-        if req.method() == "tools/call" {
-            let (idx, strip) = {
-                let name = req.tool_name()?.ok_or_else(|| {
-                    McpError::InvalidParams("tools/call needs params with a \"name\"".into())
-                })?;
-                self.resolve(&name, req.server.as_deref())?
-            };
-            if let Some(n) = strip {
-                req.strip_tool_prefix(n)?;
-            }
-            req.server = Some(self.inner.servers[idx].id.clone());
-            return Ok(idx);
-        }
-        match req.server.as_deref() {
-            Some(sid) => self.index(sid),
-            None => Err(McpError::MethodNotFound(format!(
-                "'{}' needs a target server",
-                req.method()
-            ))),
         }
     }
 }
@@ -507,11 +402,11 @@ mod tests {
 
         // Without calling: the new name is the asked one minus its qualifier.
         let route = r.resolve_tool("db__x__query", None).unwrap();
-        assert_eq!((&**route.server, route.rename), ("db__x", Some("query")));
+        assert_eq!((&*route.server, &*route.tool), ("db__x", "query"));
         let route = r.resolve_tool("gh__shared", Some("gh")).unwrap();
-        assert_eq!((&**route.server, route.rename), ("gh", Some("shared")));
+        assert_eq!((&*route.server, &*route.tool), ("gh", "shared"));
         let route = r.resolve_tool("write", None).unwrap();
-        assert_eq!((&**route.server, route.rename), ("fs", None));
+        assert_eq!((&*route.server, &*route.tool), ("fs", "write"));
     }
 
     #[tokio::test]

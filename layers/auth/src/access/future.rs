@@ -1,4 +1,5 @@
-use mcp_gateway_core::McpError;
+use super::service::ListFilter;
+use mcp_gateway_core::{McpError, McpResponse};
 use pin_project_lite::pin_project;
 use std::future::Future;
 use std::pin::Pin;
@@ -16,15 +17,15 @@ pin_project! {
 pin_project! {
     #[project = KindProj]
     enum Kind<F> {
-        Inner { #[pin] future: F },
+        Inner { #[pin] future: F, filter: Option<ListFilter> },
         Refused { error: Option<McpError> },
     }
 }
 
 impl<F> ResponseFuture<F> {
-    pub(crate) fn inner(future: F) -> Self {
+    pub(crate) fn inner(future: F, filter: Option<ListFilter>) -> Self {
         Self {
-            kind: Kind::Inner { future },
+            kind: Kind::Inner { future, filter },
         }
     }
 
@@ -35,15 +36,18 @@ impl<F> ResponseFuture<F> {
     }
 }
 
-impl<F, T> Future for ResponseFuture<F>
+impl<F> Future for ResponseFuture<F>
 where
-    F: Future<Output = Result<T, McpError>>,
+    F: Future<Output = Result<McpResponse, McpError>>,
 {
-    type Output = Result<T, McpError>;
+    type Output = Result<McpResponse, McpError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project().kind.project() {
-            KindProj::Inner { future } => future.poll(cx),
+            KindProj::Inner { future, filter } => match (future.poll(cx), filter) {
+                (Poll::Ready(Ok(res)), Some(f)) => Poll::Ready(Ok(f.apply(res))),
+                (other, _) => other,
+            },
             KindProj::Refused { error } => {
                 Poll::Ready(Err(error.take().expect("polled after completion")))
             }

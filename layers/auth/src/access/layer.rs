@@ -1,14 +1,14 @@
-use super::{AccessControl, QualifiedNames, ResolveTool};
-use mcp_gateway_core::ToolPolicy;
+use super::AccessControl;
+use mcp_gateway_core::{Identity, ItemKind, ToolPolicy};
 use std::sync::Arc;
 use tower::Layer;
 
 pub(crate) struct Shared {
     pub(crate) policy: Arc<dyn ToolPolicy>,
-    pub(crate) resolver: Arc<dyn ResolveTool>,
 }
 
-/// Refuses `tools/call` of tools the caller may not use; see the [module docs](crate::access).
+/// Refuses calls of tools, prompts and resources the caller may not use and cuts list
+/// answers to what they may see; see the [module docs](crate::access).
 #[derive(Clone)]
 pub struct AccessControlLayer {
     shared: Arc<Shared>,
@@ -23,26 +23,26 @@ impl std::fmt::Debug for AccessControlLayer {
 }
 
 impl AccessControlLayer {
-    /// Enforces `policy`, resolving tool names with [`QualifiedNames`].
+    /// Enforces `policy`.
     pub fn new(policy: Arc<dyn ToolPolicy>) -> Self {
         Self {
-            shared: Arc::new(Shared {
-                policy,
-                resolver: Arc::new(QualifiedNames),
-            }),
+            shared: Arc::new(Shared { policy }),
         }
     }
 
-    /// Resolves tool names with `resolver` (e.g. the gateway's tool router, so bare names
-    /// are checked against the server that would really answer).
-    #[must_use]
-    pub fn resolver(self, resolver: impl ResolveTool) -> Self {
-        Self {
-            shared: Arc::new(Shared {
-                policy: self.shared.policy.clone(),
-                resolver: Arc::new(resolver),
-            }),
-        }
+    /// True when `identity` may see and use the item `name` (a tool or prompt name as the
+    /// server knows it, a resource URI or URI template) of `server`: the same decision the
+    /// layer makes for calls and list answers, for lists a front end builds from a catalog
+    /// without asking the server.
+    pub fn visible(
+        &self,
+        identity: Option<&Identity>,
+        kind: ItemKind,
+        server: &str,
+        name: &str,
+    ) -> bool {
+        let p = &*self.shared.policy;
+        p.allows_everything() || p.allows_item(identity, kind, server, name)
     }
 
     /// The policy enforced.

@@ -1,15 +1,17 @@
-//! Tool-level access control on the MCP plane: [`AccessControlLayer`] refuses a `tools/call`
-//! of a tool the caller may not use, and [`AccessPolicy`] decides from [`AccessRule`]s.
+//! Access control on the MCP plane, for every kind of item: [`AccessControlLayer`] refuses
+//! a `tools/call`, `prompts/get`, `resources/read` / `subscribe` / `unsubscribe` or
+//! `completion/complete` of an item the caller may not use, and cuts the answers of
+//! `tools/list`, `prompts/list`, `resources/list` and `resources/templates/list` sent to one
+//! server to the items the caller may see. [`AccessPolicy`] decides from [`AccessRule`]s.
 //!
-//! The decision is made on the request body's method and tool name (never on the
-//! `Mcp-Method` / `Mcp-Name` headers, which the front end checks against the body first).
-//! A [`ResolveTool`] turns the name asked for (bare, qualified `server__tool`, or with an
-//! explicit server) into the server and tool that would answer, so a rule about
-//! `github__create_issue` holds however the tool is named in the call. A refusal is
-//! [`McpError::Forbidden`](mcp_gateway_core::McpError::Forbidden) with a fixed message, so it tells no
-//! more than an unknown tool would (no server, rule or role). The same policy
-//! filters tool lists: the gateway hands it to its REST API and MCP endpoint as a
-//! [`ToolPolicy`](mcp_gateway_core::ToolPolicy).
+//! The decision is made on the request body (never on the `Mcp-Method` / `Mcp-Name`
+//! headers, which the front end checks against the body first). A `tools/call` is decided
+//! on its route ([`McpRequest::route`](mcp_gateway_core::McpRequest::route), set by the
+//! router's resolving layer above), so a rule about `github__create_issue` holds however the
+//! tool is named in the call; without a route, on its explicit server or qualified name. A
+//! refusal is [`McpError::Forbidden`](mcp_gateway_core::McpError::Forbidden) with a fixed
+//! message, so it tells no more than an unknown tool would (no server, rule or role). Lists
+//! a front end builds from its catalog ask the same layer ([`AccessControlLayer::visible`]).
 //!
 //! ```
 //! use mcp_gateway_auth::{AccessControlLayer, AccessPolicy, AccessRule, Identity};
@@ -47,4 +49,4 @@ pub use future::ResponseFuture;
 pub use layer::AccessControlLayer;
 pub use mcp_gateway_core::Glob;
 pub use policy::{AccessPolicy, AccessRule};
-pub use service::{AccessControl, QualifiedNames, ResolveTool, Resolved};
+pub use service::AccessControl;

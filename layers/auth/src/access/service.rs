@@ -1,64 +1,22 @@
 use super::ResponseFuture;
 use super::layer::Shared;
-use mcp_gateway_core::{McpError, McpRequest, McpResponse};
+use mcp_gateway_core::{Identity, ItemKind, McpError, McpRequest, McpResponse, Routing};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use tower::Service;
 
-/// Where a `tools/call` would go.
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Resolved {
-    /// Tool `tool` (the name the server knows) on server `server` (`""`: no server).
-    Tool {
-        /// Server id.
-        server: Arc<str>,
-        /// Tool name as the server knows it.
-        tool: String,
-    },
-    /// The bare name `tool` is offered by each of `servers`.
-    Ambiguous {
-        /// Ids of the servers offering it.
-        servers: Vec<Arc<str>>,
-        /// The tool name.
-        tool: String,
-    },
-    /// No tool by that name: the inner service will answer "unknown tool".
-    Unknown,
-}
-
-/// Resolves the tool a `tools/call` names (with the request's explicit server, if any).
-pub trait ResolveTool: Send + Sync + 'static {
-    /// Where a call of `name` (explicit target `server`) would go.
-    fn resolve(&self, name: &str, server: Option<&str>) -> Resolved;
-}
-
-impl<F> ResolveTool for F
-where
-    F: Fn(&str, Option<&str>) -> Resolved + Send + Sync + 'static,
-{
-    fn resolve(&self, name: &str, server: Option<&str>) -> Resolved {
-        self(name, server)
-    }
-}
-
-/// The default resolver: an explicit server wins, else `server__tool` is split at the first
-/// `__`, else the name is checked as a tool of server `""` (so a rule pattern without `__`
-/// matches it).
-#[derive(Clone, Copy, Debug, Default)]
-pub struct QualifiedNames;
-
-impl ResolveTool for QualifiedNames {
-    fn resolve(&self, name: &str, server: Option<&str>) -> Resolved {
-        let (server, tool) = match (server, name.split_once("__")) {
-            (Some(s), _) => (s, name),
-            (None, Some((s, t))) if !s.is_empty() && !t.is_empty() => (s, t),
-            (None, _) => ("", name),
-        };
-        Resolved::Tool {
-            server: Arc::from(server),
-            tool: tool.to_string(),
-        }
+/// Where a `tools/call` without a route goes, by its name alone: an explicit server wins,
+/// else `server__tool` is split at the first `__`, else the name is checked as a tool of
+/// server `""` (so a rule pattern without `__` matches it). Used when no resolving layer
+/// ran above (the layer used alone).
+fn qualified_names<'a>(name: &'a str, server: Option<&'a str>) -> (&'a str, &'a str) {
+    match (server, name.split_once("__")) {
+        (Some(s), _) => (s, name),
+        (None, Some((s, t))) if !s.is_empty() && !t.is_empty() => (s, t),
+        (None, _) => ("", name),
     }
 }
 
@@ -78,6 +36,38 @@ impl<S: std::fmt::Debug> std::fmt::Debug for AccessControl<S> {
     }
 }
 
+/// The members of a request's params an access decision reads.
+#[derive(Deserialize)]
+struct Target<'a> {
+    #[serde(borrow, default)]
+    name: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    uri: Option<Cow<'a, str>>,
+    #[serde(borrow, default, rename = "ref")]
+    reference: Option<Target2<'a>>,
+}
+
+#[derive(Deserialize)]
+struct Target2<'a> {
+    #[serde(borrow, default, rename = "type")]
+    kind: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    name: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    uri: Option<Cow<'a, str>>,
+}
+
+/// The list key and item kind of a list method whose answer is filtered.
+fn list_of(method: &str) -> Option<(&'static str, ItemKind)> {
+    Some(match method {
+        "tools/list" => ("tools", ItemKind::Tool),
+        "prompts/list" => ("prompts", ItemKind::Prompt),
+        "resources/list" => ("resources", ItemKind::Resource),
+        "resources/templates/list" => ("resourceTemplates", ItemKind::Resource),
+        _ => return None,
+    })
+}
+
 impl<S> AccessControl<S> {
     /// The wrapped service.
     pub fn get_ref(&self) -> &S {
@@ -87,32 +77,118 @@ impl<S> AccessControl<S> {
     /// `Some(refusal)` when `req` must not reach the inner service.
     fn check(&self, req: &McpRequest) -> Option<McpError> {
         let policy = &*self.shared.policy;
-        if req.method() != "tools/call" || policy.allows_everything() {
-            return None;
-        }
-        // Malformed params: the inner service answers with the precise error.
-        let name = req.tool_name().ok().flatten()?;
         let identity = req.identity.as_deref();
-        let allowed = match self.shared.resolver.resolve(&name, req.server.as_deref()) {
-            Resolved::Tool { server, tool } => policy.allows(identity, &server, &tool),
-            // Only when every candidate is allowed may the caller learn of the ambiguity.
-            Resolved::Ambiguous { servers, tool } => {
-                servers.iter().all(|s| policy.allows(identity, s, &tool))
+        let server = req.server.as_deref();
+        let allowed = match req.method() {
+            "tools/call" => match &req.route {
+                Routing::Routed(r) => policy.allows(identity, &r.server, &r.tool),
+                // Only when every candidate is allowed may the caller learn of the ambiguity.
+                Routing::Failed(e) => match &**e {
+                    McpError::AmbiguousTool { servers, name } => {
+                        servers.iter().all(|s| policy.allows(identity, s, name))
+                    }
+                    // Unknown: the router answers "unknown tool".
+                    _ => true,
+                },
+                Routing::Unresolved => {
+                    // Malformed params: the inner service answers with the precise error.
+                    let name = req.tool_name().ok().flatten()?;
+                    let (server, tool) = qualified_names(&name, server);
+                    policy.allows(identity, server, tool)
+                }
+            },
+            method @ ("prompts/get"
+            | "resources/read"
+            | "resources/subscribe"
+            | "resources/unsubscribe"
+            | "completion/complete") => {
+                // Items are named per server: without one the router refuses the request.
+                let server = server?;
+                let t = serde_json::from_str::<Target<'_>>(req.params()?.get()).ok()?;
+                let (kind, name) = match (method, t.reference) {
+                    ("prompts/get", _) => (ItemKind::Prompt, t.name?),
+                    ("completion/complete", Some(r)) => match r.kind.as_deref() {
+                        Some("ref/prompt") => (ItemKind::Prompt, r.name?),
+                        _ => (ItemKind::Resource, r.uri?),
+                    },
+                    ("completion/complete", None) => return None,
+                    _ => (ItemKind::Resource, t.uri?),
+                };
+                policy.allows_item(identity, kind, server, &name)
             }
-            Resolved::Unknown => true,
+            _ => true,
         };
         if allowed {
             return None;
         }
         tracing::debug!(
             subject = identity.map_or("-", |i| i.subject.as_str()),
-            tool = %name,
-            "tools/call refused by access rules"
+            method = req.method(),
+            "refused by access rules"
         );
         // No names at all: the caller learns nothing about servers, rules or roles.
         Some(McpError::Forbidden(
             "this tool is not available to this caller".into(),
         ))
+    }
+}
+
+/// What to drop from a list answer: items of `kind` of `server` that `identity` may not use.
+pub(crate) struct ListFilter {
+    shared: Arc<Shared>,
+    identity: Option<Arc<Identity>>,
+    server: Arc<str>,
+    key: &'static str,
+    kind: ItemKind,
+}
+
+impl ListFilter {
+    /// `result` without the items the caller may not see; unchanged when it hides none.
+    pub(crate) fn apply(&self, result: McpResponse) -> McpResponse {
+        let text = result.result.get();
+        let Ok(mut page) =
+            serde_json::from_str::<std::collections::BTreeMap<Cow<'_, str>, &RawValue>>(text)
+        else {
+            return result;
+        };
+        let Some(items) = page
+            .get(self.key)
+            .and_then(|l| serde_json::from_str::<Vec<&RawValue>>(l.get()).ok())
+        else {
+            return result;
+        };
+        let identity = self.identity.as_deref();
+        let policy = &*self.shared.policy;
+        let member = match self.key {
+            "resources" => "uri",
+            "resourceTemplates" => "uriTemplate",
+            _ => "name",
+        };
+        let visible: Vec<&RawValue> = items
+            .iter()
+            .copied()
+            .filter(|item| {
+                let name = serde_json::from_str::<
+                    std::collections::BTreeMap<Cow<'_, str>, &RawValue>,
+                >(item.get())
+                .ok()
+                .and_then(|o| {
+                    o.get(member)
+                        .and_then(|n| serde_json::from_str::<String>(n.get()).ok())
+                });
+                name.is_some_and(|n| policy.allows_item(identity, self.kind, &self.server, &n))
+            })
+            .collect();
+        if visible.len() == items.len() {
+            return result;
+        }
+        let list = serde_json::value::to_raw_value(&visible).expect("raw items serialize");
+        page.insert(Cow::Borrowed(self.key), &list);
+        let filtered = serde_json::value::to_raw_value(&page).expect("raw members serialize");
+        McpResponse {
+            result: filtered,
+            server: result.server,
+        }
     }
 }
 
@@ -129,10 +205,24 @@ where
     }
 
     fn call(&mut self, req: McpRequest) -> Self::Future {
-        match self.check(&req) {
-            None => ResponseFuture::inner(self.inner.call(req)),
-            Some(e) => ResponseFuture::refused(e),
+        if self.shared.policy.allows_everything() {
+            return ResponseFuture::inner(self.inner.call(req), None);
         }
+        if let Some(e) = self.check(&req) {
+            return ResponseFuture::refused(e);
+        }
+        // A list of one server's items is cut to what the caller may see.
+        let filter = match (list_of(req.method()), &req.server) {
+            (Some((key, kind)), Some(server)) => Some(ListFilter {
+                shared: self.shared.clone(),
+                identity: req.identity.clone(),
+                server: server.clone(),
+                key,
+                kind,
+            }),
+            _ => None,
+        };
+        ResponseFuture::inner(self.inner.call(req), filter)
     }
 }
 
@@ -153,33 +243,24 @@ mod tests {
         })
     }
 
+    fn routed(name: &str, server: &str, tool: &str) -> McpRequest {
+        let mut req = McpRequest::call_tool(name, None).with_server(server);
+        req.route = Routing::Routed(mcp_gateway_core::Route {
+            server: server.into(),
+            tool: tool.into(),
+            slot: 0,
+        });
+        req
+    }
+
     #[tokio::test]
-    async fn resolves_names_before_deciding() {
+    async fn decides_on_the_route_and_every_item_kind() {
         let policy = AccessPolicy::deny_by_default()
             .rule(AccessRule::new().roles(["r"]).allow(["a__read", "b__read"]))
-            .rule(AccessRule::new().roles(["only-a"]).allow(["a__*"]));
-        // `read` is on a and b, `write` on a; anything else is unknown.
-        let layer = AccessControlLayer::new(Arc::new(policy)).resolver(
-            |name: &str, server: Option<&str>| match (name, server) {
-                (_, Some(s)) => Resolved::Tool {
-                    server: s.into(),
-                    tool: name.into(),
-                },
-                ("read", None) => Resolved::Ambiguous {
-                    servers: vec!["a".into(), "b".into()],
-                    tool: "read".into(),
-                },
-                ("write", None) => Resolved::Tool {
-                    server: "a".into(),
-                    tool: "write".into(),
-                },
-                _ => Resolved::Unknown,
-            },
-        );
-        let svc = layer.layer(ok_service());
-        let call = |name: &str, roles: &[&str], server: Option<&str>| {
-            let mut req = McpRequest::call_tool(name, None);
-            req.server = server.map(Arc::from);
+            .rule(AccessRule::new().roles(["only-a"]).allow(["a__*"]))
+            .rule(AccessRule::new().roles(["p"]).allow(["prompt:a__*"]));
+        let svc = AccessControlLayer::new(Arc::new(policy)).layer(ok_service());
+        let call = |mut req: McpRequest, roles: &[&str]| {
             req.identity = Some(Arc::new(Identity {
                 subject: "s".into(),
                 roles: roles.iter().map(|r| r.to_string()).collect(),
@@ -187,21 +268,59 @@ mod tests {
             }));
             svc.clone().oneshot(req)
         };
+        let ambiguous = || {
+            let mut req = McpRequest::call_tool("read", None);
+            req.route = Routing::Failed(Box::new(McpError::AmbiguousTool {
+                name: "read".into(),
+                servers: vec!["a".into(), "b".into()],
+            }));
+            req
+        };
         // ambiguous: allowed on every candidate → passes (the router reports the ambiguity)
-        assert!(call("read", &["r"], None).await.is_ok());
+        assert!(call(ambiguous(), &["r"]).await.is_ok());
         // ambiguous, allowed on one only → refused without naming servers
-        let e = call("read", &["only-a"], None).await.unwrap_err();
+        let e = call(ambiguous(), &["only-a"]).await.unwrap_err();
         assert_eq!(e.http_status(), 403);
         assert!(!e.to_string().contains("a,") && !e.to_string().contains("read"));
-        assert!(call("read", &["only-a"], Some("a")).await.is_ok());
-        assert!(call("write", &["r"], None).await.is_err());
-        assert!(call("write", &["only-a"], None).await.is_ok());
+        // The route decides, whatever name the caller used.
+        assert!(
+            call(routed("x__read", "a", "read"), &["only-a"])
+                .await
+                .is_ok()
+        );
+        assert!(
+            call(routed("a__write", "a", "write"), &["r"])
+                .await
+                .is_err()
+        );
         // unknown names pass through for the inner service's own "unknown tool"
-        assert!(call("nope", &[], None).await.is_ok());
-        // other methods are not tool calls
-        let list = McpRequest::new("tools/list", None);
-        assert!(svc.clone().oneshot(list).await.is_ok());
-        // default resolver: qualified names
+        let mut unknown = McpRequest::call_tool("nope", None);
+        unknown.route = Routing::Failed(Box::new(McpError::UnknownTool {
+            name: "nope".into(),
+            hint: None,
+        }));
+        assert!(call(unknown, &[]).await.is_ok());
+        // prompts, resources and completions, by the server they are sent to
+        let params = |v: serde_json::Value| Some(serde_json::value::to_raw_value(&v).unwrap());
+        let get = |server: &str, name: &str| {
+            McpRequest::new("prompts/get", params(serde_json::json!({ "name": name })))
+                .with_server(server)
+        };
+        assert!(call(get("a", "hello"), &["p"]).await.is_ok());
+        assert!(call(get("b", "hello"), &["p"]).await.is_err());
+        let read = McpRequest::new(
+            "resources/read",
+            params(serde_json::json!({"uri": "file:///x"})),
+        )
+        .with_server("a");
+        assert!(call(read, &["p"]).await.is_err());
+        let complete = McpRequest::new(
+            "completion/complete",
+            params(serde_json::json!({"ref": {"type": "ref/prompt", "name": "hello"}})),
+        )
+        .with_server("a");
+        assert!(call(complete, &["p"]).await.is_ok());
+        // without a route: qualified names
         let plain = AccessControlLayer::new(Arc::new(
             AccessPolicy::deny_by_default().rule(AccessRule::everyone().allow(["fs__*", "echo"])),
         ))
@@ -210,5 +329,37 @@ mod tests {
         assert!(anon("fs__read").await.is_ok());
         assert!(anon("echo").await.is_ok());
         assert!(anon("gh__read").await.is_err());
+    }
+
+    #[tokio::test]
+    async fn filters_one_servers_lists() {
+        let policy = AccessPolicy::deny_by_default()
+            .rule(AccessRule::everyone().allow(["tool:a__read", "prompt:a__p1"]));
+        let svc = AccessControlLayer::new(Arc::new(policy)).layer(service_fn(
+            |req: McpRequest| async move {
+                let body = match req.method() {
+                    "tools/list" => {
+                        r#"{"tools":[{"name":"read"},{"name":"write"}],"nextCursor":"2"}"#
+                    }
+                    _ => r#"{"prompts":[{"name":"p1"},{"name":"p2"}]}"#,
+                };
+                Ok::<_, McpError>(McpResponse::new(
+                    serde_json::value::RawValue::from_string(body.into()).unwrap(),
+                ))
+            },
+        ));
+        let list = |m: &'static str| {
+            svc.clone()
+                .oneshot(McpRequest::new(m, None).with_server("a"))
+        };
+        let v: serde_json::Value =
+            serde_json::from_str(list("tools/list").await.unwrap().result.get()).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"tools":[{"name":"read"}],"nextCursor":"2"})
+        );
+        let v: serde_json::Value =
+            serde_json::from_str(list("prompts/list").await.unwrap().result.get()).unwrap();
+        assert_eq!(v, serde_json::json!({"prompts":[{"name":"p1"}]}));
     }
 }

@@ -1,4 +1,5 @@
-//! Several gateway replicas behind one load balancer.
+//! Several gateway replicas behind one load balancer: sealed session ids and the
+//! cross-replica bus, for the gateway's MCP endpoint (`mcp-gateway-mcp-server`).
 //!
 //! - **Sealed session ids.** With `cluster.sessionKey` set, an `Mcp-Session-Id` is the
 //!   session's own state (protocol version, owner, whether the client can answer relayed
@@ -14,8 +15,27 @@
 //! When Redis is unreachable sessions fail open (a sealed id is still adopted; a session
 //! deleted meanwhile on another replica may be adopted until Redis returns) and cross-replica
 //! messages are dropped (logged); the connection recovers by itself.
+//!
+//! ```
+//! use mcp_gateway_cluster::{Cluster, ClusterConfig};
+//! # #[tokio::main(flavor = "current_thread")] async fn main() {
+//! let config = ClusterConfig {
+//!     replica: Some("a".into()),
+//!     session_key: Some("k".repeat(32)),
+//!     previous_session_keys: vec![],
+//!     redis_url: None,
+//!     session_max_age: 86_400,
+//! };
+//! let a = Cluster::new(Some(&config));
+//! let b = Cluster::new(Some(&ClusterConfig { replica: Some("b".into()), ..config }));
+//! // Replica a opens a session for alice; replica b adopts it from the id alone.
+//! let id = a.seal("2025-11-25", Some("alice"), false, false).unwrap();
+//! assert_eq!(b.adopt(&id, Some("alice")).await.unwrap().replica, "a");
+//! // Nobody else can use it.
+//! assert!(b.adopt(&id, Some("mallory")).await.is_none());
+//! # }
+//! ```
 
-use crate::config::ClusterConfig;
 use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -28,6 +48,34 @@ use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::mpsc;
 
+/// Scale-out settings: what lets any replica serve any request.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// This replica's name, reported by `/api/v1/health`, `/api/v1/metrics` and the
+    /// `X-MCP-Gateway-Replica` header. Default: the host name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replica: Option<String>,
+    /// Secret (at least 32 characters) that seals session ids: every replica given the same
+    /// key can open a session another replica created. Unset: sessions stay on one replica.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_key: Option<String>,
+    /// Older keys still accepted for opening sessions (key rotation); never used to seal.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub previous_session_keys: Vec<String>,
+    /// Redis shared by the replicas: revoked sessions and messages that must reach the
+    /// replica holding a stream (answers to relayed requests, cancellations).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redis_url: Option<String>,
+    /// Longest life of a sealed session, in seconds, however active it is.
+    #[serde(default = "default_session_max_age")]
+    pub session_max_age: u64,
+}
+
+fn default_session_max_age() -> u64 {
+    86_400
+}
+
 /// Prefix of sealed session ids (the version of the format).
 const SEALED_PREFIX: &str = "s1.";
 /// Bound to every sealed id so a ciphertext made for something else never opens as one.
@@ -37,25 +85,25 @@ const REDIS_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// What a downstream session needs, carried inside its sealed id.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct SessionState {
+pub struct SessionState {
     /// Negotiated protocol version.
     #[serde(rename = "v")]
-    pub(crate) version: String,
+    pub version: String,
     /// Subject of the caller that opened it.
     #[serde(rename = "o", default, skip_serializing_if = "Option::is_none")]
-    pub(crate) owner: Option<String>,
+    pub owner: Option<String>,
     /// The client declared `sampling` or `elicitation`.
     #[serde(rename = "r", default)]
-    pub(crate) can_relay: bool,
+    pub can_relay: bool,
     /// A legacy HTTP+SSE session (its answers travel on the stream).
     #[serde(rename = "l", default)]
-    pub(crate) legacy: bool,
+    pub legacy: bool,
     /// Creation time, Unix seconds.
     #[serde(rename = "t")]
-    pub(crate) created: u64,
+    pub created: u64,
     /// The replica that created it (and holds its legacy SSE stream, if any).
     #[serde(rename = "p")]
-    pub(crate) replica: String,
+    pub replica: String,
 }
 
 /// Seals and opens session ids.
@@ -125,18 +173,18 @@ impl Sealer {
 
 /// A message between replicas, published on the cluster channel.
 #[derive(Debug, Serialize, Deserialize)]
-pub(crate) struct Envelope {
+pub struct Envelope {
     /// Publishing replica (its own messages come back to it and are skipped).
-    pub(crate) from: String,
+    pub from: String,
     /// What happened.
-    pub(crate) message: BusMessage,
+    pub message: BusMessage,
 }
 
 /// What one replica tells the others. Sessions are named by [`tag`], never by their id.
 /// (Externally tagged: serde buffers internally tagged enums, which raw JSON cannot survive.)
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub(crate) enum BusMessage {
+pub enum BusMessage {
     /// The client deleted the session: drop it.
     Revoke {
         /// Session tag.
@@ -182,7 +230,7 @@ pub(crate) enum BusMessage {
 /// The parts of an [`Identity`](mcp_gateway_core::Identity) access control needs, as
 /// forwarded between replicas (raw token claims stay on the replica that verified them).
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) struct WireIdentity {
+pub struct WireIdentity {
     subject: String,
     #[serde(default)]
     roles: Vec<String>,
@@ -216,7 +264,7 @@ impl From<WireIdentity> for mcp_gateway_core::Identity {
 }
 
 /// A short, non-reversible name for a session id, safe to put in Redis and logs.
-pub(crate) fn tag(session_id: &str) -> String {
+pub fn tag(session_id: &str) -> String {
     let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, session_id.as_bytes());
     d.as_ref()[..16]
         .iter()
@@ -249,11 +297,11 @@ struct Bus {
 }
 
 /// This replica's view of the cluster.
-pub(crate) struct Cluster {
+pub struct Cluster {
     /// This replica's name.
-    pub(crate) replica: String,
+    pub replica: String,
     /// True when a `cluster:` section is configured (the replica header is then sent).
-    pub(crate) enabled: bool,
+    pub enabled: bool,
     sealer: Option<Sealer>,
     max_age: u64,
     bus: Option<Bus>,
@@ -262,10 +310,20 @@ pub(crate) struct Cluster {
     revoked: Mutex<HashMap<String, u64>>,
 }
 
+impl std::fmt::Debug for Cluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cluster")
+            .field("replica", &self.replica)
+            .field("seals", &self.seals())
+            .field("redis", &self.has_bus())
+            .finish_non_exhaustive()
+    }
+}
+
 impl Cluster {
     /// Builds the cluster view; must run inside a Tokio runtime when Redis is configured.
     /// An unusable Redis URL (config validation reports it first) leaves Redis out.
-    pub(crate) fn new(config: Option<&ClusterConfig>) -> Self {
+    pub fn new(config: Option<&ClusterConfig>) -> Self {
         let Some(c) = config else {
             return Self {
                 replica: host_name(),
@@ -308,17 +366,17 @@ impl Cluster {
     }
 
     /// True when session ids are sealed (any replica can open them).
-    pub(crate) fn seals(&self) -> bool {
+    pub fn seals(&self) -> bool {
         self.sealer.is_some()
     }
 
     /// True when replicas talk through Redis.
-    pub(crate) fn has_bus(&self) -> bool {
+    pub fn has_bus(&self) -> bool {
         self.bus.is_some()
     }
 
     /// A sealed id for a new session, or `None` when sealing is off.
-    pub(crate) fn seal(
+    pub fn seal(
         &self,
         version: &str,
         owner: Option<&str>,
@@ -338,7 +396,7 @@ impl Cluster {
 
     /// The state sealed in `id` when it is genuine and belongs to `owner` (no expiry or
     /// revocation checks: for routing a message to the replica holding the session).
-    pub(crate) fn peek(&self, id: &str, owner: Option<&str>) -> Option<SessionState> {
+    pub fn peek(&self, id: &str, owner: Option<&str>) -> Option<SessionState> {
         self.sealer
             .as_ref()?
             .open(id)
@@ -347,7 +405,7 @@ impl Cluster {
 
     /// Opens a sealed id this replica has not seen: its state when it is genuine, not
     /// expired, not revoked, and belongs to `owner`.
-    pub(crate) async fn adopt(&self, id: &str, owner: Option<&str>) -> Option<SessionState> {
+    pub async fn adopt(&self, id: &str, owner: Option<&str>) -> Option<SessionState> {
         let state = self.sealer.as_ref()?.open(id)?;
         if state.owner.as_deref() != owner
             || now_secs().saturating_sub(state.created) >= self.max_age
@@ -385,7 +443,7 @@ impl Cluster {
     }
 
     /// Marks a deleted sealed session so no replica adopts it again, and tells the others.
-    pub(crate) async fn revoke(&self, id: &str) {
+    pub async fn revoke(&self, id: &str) {
         let Some(sealer) = &self.sealer else { return };
         let Some(state) = sealer.open(id) else { return };
         let tag = tag(id);
@@ -410,7 +468,7 @@ impl Cluster {
     }
 
     /// Records a revocation announced by another replica.
-    pub(crate) fn remember_revoked(&self, tag: &str) {
+    pub fn remember_revoked(&self, tag: &str) {
         let until = now_secs().saturating_add(self.max_age);
         self.revoked
             .lock()
@@ -420,7 +478,7 @@ impl Cluster {
 
     /// Which of these session tags were revoked (checked in Redis, one pipelined round
     /// trip); empty when Redis is unreachable.
-    pub(crate) async fn revoked_among(&self, tags: &[String]) -> Vec<String> {
+    pub async fn revoked_among(&self, tags: &[String]) -> Vec<String> {
         let Some(bus) = &self.bus else {
             return Vec::new();
         };
@@ -447,7 +505,7 @@ impl Cluster {
     }
 
     /// Publishes a message to the other replicas; false when there is no Redis or it failed.
-    pub(crate) async fn publish(&self, message: BusMessage) -> bool {
+    pub async fn publish(&self, message: BusMessage) -> bool {
         let Some(bus) = &self.bus else { return false };
         let envelope = Envelope {
             from: self.replica.clone(),
@@ -468,7 +526,7 @@ impl Cluster {
 
     /// Receives the other replicas' messages; reconnects by itself while Redis is away.
     /// Returns `None` when no Redis is configured.
-    pub(crate) fn subscribe(
+    pub fn subscribe(
         &self,
         stop: tokio_util::sync::CancellationToken,
     ) -> Option<mpsc::Receiver<BusMessage>> {

@@ -8,7 +8,7 @@
 //! call finishes or asks again. Parked calls belong to the caller that started them and
 //! expire after [`PARK_TTL`]; an expired call is cancelled upstream.
 
-use super::{Ctx, Endpoint, dispatch};
+use crate::{Ctx, Endpoint, McpService, dispatch};
 use mcp_gateway_core::jsonrpc::{self, JsonRpcError, RequestId};
 use mcp_gateway_core::relay::{RelaySink, Reply, ServerMessage};
 use serde::Deserialize;
@@ -57,8 +57,8 @@ pub(crate) enum Outcome {
 }
 
 /// Starts `method` in the background with a relay for its server messages.
-pub(crate) fn spawn(
-    ep: &Arc<Endpoint>,
+pub(crate) fn spawn<S: McpService>(
+    ep: &Arc<Endpoint<S>>,
     ctx: Ctx,
     id: RequestId,
     method: String,
@@ -80,8 +80,8 @@ pub(crate) fn spawn(
 
 /// Drives a call until it finishes or asks its client something. Notifications go to
 /// `notify` (false: the client is gone, and the call is dropped).
-pub(crate) async fn drive(
-    ep: &Endpoint,
+pub(crate) async fn drive<S: McpService>(
+    ep: &Endpoint<S>,
     mut running: Running,
     owner: Option<String>,
     notify: &mut (dyn FnMut(Vec<u8>) -> bool + Send),
@@ -125,7 +125,7 @@ pub(crate) async fn drive(
     }
 }
 
-fn park(ep: &Endpoint, parked: Parked) -> Box<RawValue> {
+fn park<S: McpService>(ep: &Endpoint<S>, parked: Parked) -> Box<RawValue> {
     let mut bytes = [0u8; 24];
     getrandom::fill(&mut bytes).expect("the OS random source works");
     let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
@@ -168,8 +168,8 @@ pub(crate) fn is_retry(params: Option<&RawValue>) -> bool {
 }
 
 /// Resumes a parked call with the client's answers.
-pub(crate) async fn resume(
-    ep: &Endpoint,
+pub(crate) async fn resume<S: McpService>(
+    ep: &Endpoint<S>,
     owner: Option<String>,
     params: Option<&RawValue>,
     notify: &mut (dyn FnMut(Vec<u8>) -> bool + Send),

@@ -1,19 +1,19 @@
 //! Resources, resource templates, prompts and completions across every upstream.
 //!
 //! Lists fan out to the servers that advertise the capability and are merged into one page.
-//! Prompt names follow the same naming policy as tools (`<prefix>__<name>` by default, see
-//! `catalog.rs`); resource URIs are kept as they are, since they already name their origin,
+//! Prompt names follow the catalog's naming policy, as tools do (`<prefix>__<name>` by
+//! default); resource URIs are kept as they are, since they already name their origin,
 //! and the server that listed a URI is remembered so `resources/read` and completions go
 //! back to it (a URI never listed is tried on each server in config order).
 //!
-//! Access rules apply as to tools: lists show only the prompts, resources and templates the
-//! caller may use (matched as `<server>__<name>` / `<server>__<uri>`), and a forbidden
-//! `prompts/get`, `resources/read` or completion gets the same error as an unknown one.
+//! Access rules are the MCP plane's: its access-control layer cuts each server's list to
+//! what the caller may see and refuses forbidden items, which this module answers with the
+//! same error as an unknown one.
 
-use super::Endpoint;
-use crate::config::ToolNaming;
+use crate::{Endpoint, McpService};
 use mcp_gateway_core::jsonrpc::{self, JsonRpcError};
-use mcp_gateway_core::{Identity, ItemKind, McpError, McpRequest};
+use mcp_gateway_core::{Identity, McpError, McpRequest};
+use mcp_gateway_router::Catalog;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
@@ -35,7 +35,7 @@ pub(crate) struct Origins {
 }
 
 /// Which of the optional server features any ready upstream offers.
-pub(crate) fn capabilities(ep: &Endpoint) -> Value {
+pub(crate) fn capabilities<S: McpService>(ep: &Endpoint<S>) -> Value {
     let mut caps = json!({"tools": {"listChanged": true}, "logging": {}});
     for (key, cap) in [
         ("resources", "resources"),
@@ -54,45 +54,27 @@ pub(crate) fn capabilities(ep: &Endpoint) -> Value {
 }
 
 /// Ready servers whose advertised capabilities include `cap`, in config order.
-fn servers_with(ep: &Endpoint, cap: &str) -> Vec<Arc<str>> {
-    ep.state
-        .servers
-        .iter()
-        .filter_map(|slot| {
-            let st = slot.upstream.as_ref()?.status();
-            let caps = st.capabilities.as_ref()?;
-            let v: BTreeMap<Cow<'_, str>, serde::de::IgnoredAny> =
-                serde_json::from_str(caps.get()).ok()?;
-            (st.state == mcp_gateway_upstream::State::Ready && v.contains_key(cap))
-                .then(|| Arc::from(slot.config.id.as_str()))
-        })
-        .collect()
+fn servers_with<S: McpService>(ep: &Endpoint<S>, cap: &str) -> Vec<Arc<str>> {
+    ep.catalog.servers_with(cap)
 }
 
-fn prefix_of<'a>(ep: &'a Endpoint, server: &'a str) -> Option<&'a str> {
-    let slot = ep.state.slot(server)?;
-    match (&slot.config.tool_prefix, ep.state.config.tool_naming) {
-        (Some(p), _) if p.is_empty() => None,
-        (Some(p), _) => Some(p.as_str()),
-        (None, ToolNaming::Prefixed) => Some(slot.config.id.as_str()),
-        (None, ToolNaming::Bare) => None,
-    }
-}
-
-async fn call(
-    ep: &Endpoint,
+async fn call<S: McpService>(
+    ep: &Endpoint<S>,
+    who: Option<&Arc<Identity>>,
     server: &Arc<str>,
     method: &str,
     params: Option<Box<RawValue>>,
 ) -> Result<Box<RawValue>, McpError> {
-    let req = McpRequest::new(mcp_gateway_core::protocol::method_text(method), params)
+    let mut req = McpRequest::new(mcp_gateway_core::protocol::method_text(method), params)
         .with_server(server.clone());
-    ep.state.mcp.clone().oneshot(req).await.map(|r| r.result)
+    req.identity = who.cloned();
+    ep.mcp.clone().oneshot(req).await.map(|r| r.result)
 }
 
 /// Every page of `method` from `server`, as the raw items under `key`.
-async fn list_all(
-    ep: &Endpoint,
+async fn list_all<S: McpService>(
+    ep: &Endpoint<S>,
+    who: Option<&Arc<Identity>>,
     server: &Arc<str>,
     method: &str,
     key: &str,
@@ -101,7 +83,7 @@ async fn list_all(
     let mut cursor: Option<String> = None;
     for _ in 0..MAX_PAGES {
         let params = cursor.as_ref().map(|c| raw(&json!({ "cursor": c })));
-        let result = call(ep, server, method, params).await?;
+        let result = call(ep, who, server, method, params).await?;
         let mut page: BTreeMap<String, Box<RawValue>> = serde_json::from_str(result.get())
             .map_err(|e| McpError::Upstream {
                 server: server.clone(),
@@ -122,25 +104,12 @@ async fn list_all(
     Ok(items)
 }
 
-fn allowed(
-    ep: &Endpoint,
-    who: Option<&Identity>,
-    kind: ItemKind,
-    server: &str,
-    name: &str,
-) -> bool {
-    ep.state
-        .policy
-        .as_ref()
-        .is_none_or(|p| p.allows_item(who, kind, server, name))
-}
-
 /// `resources/list`, `resources/templates/list` or `prompts/list` across servers, showing
 /// `who` only what the access rules let them use.
-pub(crate) async fn list(
-    ep: &Endpoint,
+pub(crate) async fn list<S: McpService>(
+    ep: &Endpoint<S>,
     method: &str,
-    who: Option<&Identity>,
+    who: Option<&Arc<Identity>>,
 ) -> Result<Box<RawValue>, JsonRpcError> {
     let (key, cap) = match method {
         "resources/list" => ("resources", "resources"),
@@ -149,7 +118,7 @@ pub(crate) async fn list(
     };
     let servers = servers_with(ep, cap);
     let lists =
-        futures::future::join_all(servers.iter().map(|s| list_all(ep, s, method, key))).await;
+        futures::future::join_all(servers.iter().map(|s| list_all(ep, who, s, method, key))).await;
     let mut out: Vec<Box<RawValue>> = Vec::new();
     let mut prompt_names: HashMap<String, (Arc<str>, String)> = HashMap::new();
     for (server, items) in servers.iter().zip(lists) {
@@ -174,18 +143,13 @@ pub(crate) async fn list(
                     else {
                         continue;
                     };
-                    let mut exposed = match prefix_of(ep, server) {
-                        Some(p) => format!("{p}__{name}"),
-                        None => name.clone(),
-                    };
+                    let mut exposed = ep.catalog.item_name(server, &name);
                     if prompt_names.contains_key(&exposed) {
-                        exposed = format!("{server}__{name}");
+                        exposed = Catalog::fallback_name(server, &name);
                     }
                     let n = raw(&json!(exposed));
                     obj.insert("name".into(), &n);
-                    if allowed(ep, who, ItemKind::Prompt, server, &name) {
-                        out.push(raw_map(&obj));
-                    }
+                    out.push(raw_map(&obj));
                     prompt_names.insert(exposed, (server.clone(), name));
                 }
                 "resources" => {
@@ -195,30 +159,24 @@ pub(crate) async fn list(
                     else {
                         continue;
                     };
-                    let show = allowed(ep, who, ItemKind::Resource, server, &uri);
                     ep.origins
                         .resources
                         .write()
                         .expect("lock")
                         .insert(uri, server.clone());
-                    if show {
-                        out.push(item);
-                    }
+                    out.push(item);
                 }
-                _ => {
-                    let template = obj
-                        .get("uriTemplate")
-                        .and_then(|u| serde_json::from_str::<String>(u.get()).ok())
-                        .unwrap_or_default();
-                    if allowed(ep, who, ItemKind::Resource, server, &template) {
-                        out.push(item);
-                    }
-                }
+                _ => out.push(item),
             }
         }
     }
     if key == "prompts" {
-        *ep.origins.prompts.write().expect("lock") = prompt_names;
+        // Merged, not replaced: another caller's list may show prompts this one cannot.
+        ep.origins
+            .prompts
+            .write()
+            .expect("lock")
+            .extend(prompt_names);
     }
     let mut text = format!(r#"{{"{key}":["#);
     for (i, item) in out.iter().enumerate() {
@@ -239,20 +197,24 @@ struct Named<'a> {
     uri: Option<Cow<'a, str>>,
 }
 
-async fn prompt_origin(ep: &Endpoint, name: &str) -> Option<(Arc<str>, String)> {
+async fn prompt_origin<S: McpService>(
+    ep: &Endpoint<S>,
+    name: &str,
+    who: Option<&Arc<Identity>>,
+) -> Option<(Arc<str>, String)> {
     if let Some(o) = ep.origins.prompts.read().expect("lock").get(name) {
         return Some(o.clone());
     }
-    // Not listed yet by any client: list once to learn the names.
-    let _ = list(ep, "prompts/list", None).await;
+    // Not listed yet by this caller: list once, as them, to learn the names.
+    let _ = list(ep, "prompts/list", who).await;
     ep.origins.prompts.read().expect("lock").get(name).cloned()
 }
 
 /// `prompts/get`: routed by exposed prompt name, renamed to the server's own.
-pub(crate) async fn get_prompt(
-    ep: &Endpoint,
+pub(crate) async fn get_prompt<S: McpService>(
+    ep: &Endpoint<S>,
     params: Option<&RawValue>,
-    who: Option<&Identity>,
+    who: Option<&Arc<Identity>>,
 ) -> Result<Box<RawValue>, JsonRpcError> {
     let p = params.ok_or_else(|| {
         JsonRpcError::new(
@@ -264,25 +226,21 @@ pub(crate) async fn get_prompt(
         .ok()
         .and_then(|n| n.name.map(Cow::into_owned))
         .ok_or_else(|| JsonRpcError::new(jsonrpc::INVALID_PARAMS, "prompts/get needs a name"))?;
-    let (server, upstream) = prompt_origin(ep, &name)
-        .await
-        .filter(|(s, n)| allowed(ep, who, ItemKind::Prompt, s, n))
-        .ok_or_else(|| {
-            JsonRpcError::new(jsonrpc::INVALID_PARAMS, format!("unknown prompt '{name}'"))
-        })?;
+    let unknown = || JsonRpcError::new(jsonrpc::INVALID_PARAMS, format!("unknown prompt '{name}'"));
+    let (server, upstream) = prompt_origin(ep, &name, who).await.ok_or_else(unknown)?;
     let params = mcp_gateway_router::rename_tool(p, &upstream).map_err(|e| e.to_jsonrpc())?;
-    call(ep, &server, "prompts/get", Some(params))
+    call(ep, who, &server, "prompts/get", Some(params))
         .await
-        .map_err(|e| e.to_jsonrpc())
+        .map_err(|e| hide_forbidden(e, unknown))
 }
 
 /// `resources/read` (and `resources/subscribe`-style calls keyed by URI): the server that
 /// listed the URI, else each resource server in turn.
-pub(crate) async fn by_uri(
-    ep: &Endpoint,
+pub(crate) async fn by_uri<S: McpService>(
+    ep: &Endpoint<S>,
     method: &str,
     params: Option<&RawValue>,
-    who: Option<&Identity>,
+    who: Option<&Arc<Identity>>,
 ) -> Result<Box<RawValue>, JsonRpcError> {
     let p = params.ok_or_else(|| {
         JsonRpcError::new(
@@ -306,16 +264,13 @@ pub(crate) async fn by_uri(
     let candidates: Vec<Arc<str>> = match known {
         Some(s) => vec![s],
         None => servers_with(ep, "resources"),
-    }
-    .into_iter()
-    .filter(|s| allowed(ep, who, ItemKind::Resource, s, &uri))
-    .collect();
+    };
     let mut last = JsonRpcError::new(
         jsonrpc::INVALID_PARAMS,
         format!("Resource not found: {uri}"),
     );
     for server in candidates {
-        match call(ep, &server, method, Some(p.to_owned())).await {
+        match call(ep, who, &server, method, Some(p.to_owned())).await {
             Ok(r) => {
                 ep.origins
                     .resources
@@ -324,6 +279,8 @@ pub(crate) async fn by_uri(
                     .insert(uri, server);
                 return Ok(r);
             }
+            // Refused by access rules: as if this server had no such resource.
+            Err(McpError::Forbidden(_)) => {}
             Err(e) => last = e.to_jsonrpc(),
         }
     }
@@ -331,16 +288,30 @@ pub(crate) async fn by_uri(
 }
 
 /// `completion/complete`: routed by the prompt name or resource URI it refers to.
-pub(crate) async fn complete(
-    ep: &Endpoint,
+pub(crate) async fn complete<S: McpService>(
+    ep: &Endpoint<S>,
     params: Option<&RawValue>,
-    who: Option<&Identity>,
+    who: Option<&Arc<Identity>>,
 ) -> Result<Box<RawValue>, JsonRpcError> {
     let p = params.ok_or_else(|| {
         JsonRpcError::new(jsonrpc::INVALID_PARAMS, "completion/complete needs params")
     })?;
     let mut v: Value = serde_json::from_str(p.get())
         .map_err(|e| JsonRpcError::new(jsonrpc::INVALID_PARAMS, e.to_string()))?;
+    let what = match v.pointer("/ref/type").and_then(Value::as_str) {
+        Some("ref/prompt") => format!(
+            "unknown prompt '{}'",
+            v.pointer("/ref/name")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+        ),
+        _ => format!(
+            "unknown resource '{}'",
+            v.pointer("/ref/uri")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+        ),
+    };
     let server = match v.pointer("/ref/type").and_then(Value::as_str) {
         Some("ref/prompt") => {
             let name = v
@@ -348,12 +319,9 @@ pub(crate) async fn complete(
                 .and_then(Value::as_str)
                 .unwrap_or_default()
                 .to_string();
-            let (server, upstream) = prompt_origin(ep, &name)
-                .await
-                .filter(|(s, n)| allowed(ep, who, ItemKind::Prompt, s, n))
-                .ok_or_else(|| {
-                    JsonRpcError::new(jsonrpc::INVALID_PARAMS, format!("unknown prompt '{name}'"))
-                })?;
+            let (server, upstream) = prompt_origin(ep, &name, who).await.ok_or_else(|| {
+                JsonRpcError::new(jsonrpc::INVALID_PARAMS, format!("unknown prompt '{name}'"))
+            })?;
             v["ref"]["name"] = json!(upstream);
             server
         }
@@ -365,7 +333,6 @@ pub(crate) async fn complete(
             let known = ep.origins.resources.read().expect("lock").get(uri).cloned();
             known
                 .or_else(|| servers_with(ep, "resources").into_iter().next())
-                .filter(|s| allowed(ep, who, ItemKind::Resource, s, uri))
                 .ok_or_else(|| {
                     JsonRpcError::new(jsonrpc::INVALID_PARAMS, format!("unknown resource '{uri}'"))
                 })?
@@ -377,9 +344,18 @@ pub(crate) async fn complete(
             ));
         }
     };
-    call(ep, &server, "completion/complete", Some(raw(&v)))
+    call(ep, who, &server, "completion/complete", Some(raw(&v)))
         .await
-        .map_err(|e| e.to_jsonrpc())
+        .map_err(|e| hide_forbidden(e, || JsonRpcError::new(jsonrpc::INVALID_PARAMS, what)))
+}
+
+/// A refusal by the access rules, answered as `unknown` would be: a forbidden item is
+/// indistinguishable from a missing one.
+fn hide_forbidden(e: McpError, unknown: impl FnOnce() -> JsonRpcError) -> JsonRpcError {
+    match e {
+        McpError::Forbidden(_) => unknown(),
+        e => e.to_jsonrpc(),
+    }
 }
 
 fn raw(v: &Value) -> Box<RawValue> {

@@ -52,7 +52,7 @@ impl Session {
         ask_prefix: Arc<str>,
     ) -> Self {
         Self {
-            tag: id.starts_with("s1.").then(|| crate::cluster::tag(&id)),
+            tag: id.starts_with("s1.").then(|| mcp_gateway_cluster::tag(&id)),
             ask_prefix,
             id,
             protocol_version: RwLock::new(version.to_string()),
@@ -235,7 +235,11 @@ impl Sessions {
 
     /// Takes over a session another replica created (or this one forgot), from the state
     /// sealed in its id; a concurrent adoption of the same id yields the same session.
-    pub(crate) fn adopt(&self, id: &str, state: &crate::cluster::SessionState) -> Arc<Session> {
+    pub(crate) fn adopt(
+        &self,
+        id: &str,
+        state: &mcp_gateway_cluster::SessionState,
+    ) -> Arc<Session> {
         let mut map = self.map.write().expect("lock");
         let s = map
             .entry(id.to_string())

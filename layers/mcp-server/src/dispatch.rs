@@ -1,0 +1,541 @@
+//! `POST /mcp`: one JSON-RPC message in, routed to the stateless or the session transport,
+//! and the dispatch of every request method to its handler.
+
+use super::*;
+
+#[derive(Deserialize)]
+pub(crate) struct Envelope<'a> {
+    #[serde(default, rename = "_meta", borrow)]
+    pub(crate) meta: Option<BTreeMap<Cow<'a, str>, &'a RawValue>>,
+    #[serde(default, borrow)]
+    pub(crate) name: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub(crate) uri: Option<Cow<'a, str>>,
+}
+
+/// Reads a request body of at most `maxBodyBytes`; a larger one is refused with a 413 and a
+/// JSON-RPC error naming the limit.
+pub(crate) async fn read_body(options: &EndpointOptions, body: Body) -> Result<Bytes, Response> {
+    let limit = options.max_body_bytes;
+    mcp_gateway_core::body::read_limited(body, limit)
+        .await
+        .map_err(|e| {
+            let (status, why) = match e {
+                BodyError::TooLarge => (
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!("request body exceeds {limit} bytes (maxBodyBytes)"),
+                ),
+                BodyError::Read(e) => (
+                    StatusCode::BAD_REQUEST,
+                    format!("could not read the request body: {e}"),
+                ),
+            };
+            rpc_error(
+                status,
+                None,
+                JsonRpcError::new(jsonrpc::INVALID_REQUEST, why),
+            )
+        })
+}
+
+/// `POST /mcp`: the handler [`routes`] serves, for a front end that routes requests itself.
+pub async fn post_mcp<S: McpService>(
+    State(ep): State<Arc<Endpoint<S>>>,
+    caller: Caller,
+    req: axum::extract::Request,
+) -> Response {
+    // The request whole: a `HeaderMap` extractor copies every header, and the `Bytes`
+    // extractor applies axum's own 2 MiB limit instead of `maxBodyBytes`.
+    let (parts, body) = req.into_parts();
+    let headers = parts.headers;
+    let identity = caller.map(|axum::Extension(i)| i);
+    if !origin_allowed(&ep.options, &headers) {
+        return forbidden_origin();
+    }
+    let body = match read_body(&ep.options, body).await {
+        Ok(b) => b,
+        Err(refused) => return refused,
+    };
+    if body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+        return rpc_error(
+            StatusCode::BAD_REQUEST,
+            None,
+            JsonRpcError::new(
+                jsonrpc::INVALID_REQUEST,
+                "JSON-RPC batches are not supported; send one message per request",
+            ),
+        );
+    }
+    let msg: Message<'_> = match serde_json::from_slice(&body) {
+        Ok(m) => m,
+        Err(e) => {
+            return rpc_error(
+                StatusCode::BAD_REQUEST,
+                None,
+                JsonRpcError::new(
+                    jsonrpc::PARSE_ERROR,
+                    format!("invalid JSON-RPC message: {e}"),
+                ),
+            );
+        }
+    };
+    let method = msg.method.as_deref();
+    let envelope = match msg
+        .params
+        .map(|p| serde_json::from_str::<Envelope<'_>>(p.get()))
+    {
+        Some(Ok(e)) => Some(e),
+        Some(Err(e)) => {
+            return rpc_error(
+                StatusCode::BAD_REQUEST,
+                msg.id.as_ref(),
+                JsonRpcError::new(
+                    jsonrpc::INVALID_PARAMS,
+                    format!("params must be an object: {e}"),
+                ),
+            );
+        }
+        None => None,
+    };
+    let meta_version = envelope
+        .as_ref()
+        .and_then(|e| e.meta.as_ref())
+        .and_then(|m| m.get(protocol::META_PROTOCOL_VERSION))
+        .and_then(|v| serde_json::from_str::<String>(v.get()).ok());
+    let header_version = header_str(&headers, "mcp-protocol-version");
+    let stateless = method != Some("initialize")
+        && (meta_version.is_some() || header_version == Some(STATELESS_VERSION));
+
+    if stateless {
+        let Some(method) = method else {
+            return rpc_error(
+                StatusCode::BAD_REQUEST,
+                msg.id.as_ref(),
+                JsonRpcError::new(
+                    jsonrpc::INVALID_REQUEST,
+                    "clients send no responses on the 2026-07-28 transport",
+                ),
+            );
+        };
+        if let Err(resp) = check_stateless(
+            &headers,
+            msg.id.as_ref(),
+            method,
+            envelope.as_ref(),
+            meta_version.as_deref(),
+        ) {
+            return resp.into_response();
+        }
+        let Some(id) = msg.id else {
+            // No client notifications are defined for this revision; accept and ignore.
+            return StatusCode::ACCEPTED.into_response();
+        };
+        let can_ask = envelope
+            .as_ref()
+            .and_then(|e| e.meta.as_ref())
+            .and_then(|m| m.get(protocol::META_CLIENT_CAPABILITIES))
+            .and_then(|c| serde_json::from_str::<Value>(c.get()).ok())
+            .is_some_and(|c| c.get("sampling").is_some() || c.get("elicitation").is_some());
+        let ctx = Ctx {
+            stateless: true,
+            session: None,
+            identity,
+            can_ask,
+            trace: trace_of(&headers, envelope.as_ref().and_then(|e| e.meta.as_ref())),
+        };
+        return answer(&ep, ctx, id, method, msg.params).await;
+    }
+
+    // Session generation.
+    if method == Some("initialize") {
+        let Some(id) = msg.id else {
+            return rpc_error(
+                StatusCode::BAD_REQUEST,
+                None,
+                JsonRpcError::new(
+                    jsonrpc::INVALID_REQUEST,
+                    "initialize must be a request with an id",
+                ),
+            );
+        };
+        let owner = identity.as_ref().map(|i| i.subject.clone());
+        let (result, session) = initialize(&ep, msg.params, false, owner);
+        let mut res = json_response(StatusCode::OK, jsonrpc::result_frame(&id, result.get()));
+        if let Ok(v) = HeaderValue::from_str(&session.id) {
+            res.headers_mut().insert("mcp-session-id", v);
+        }
+        return res;
+    }
+    let owner = identity.as_ref().map(|i| i.subject.as_str());
+    let session = match session_of(&ep, &headers, msg.id.as_ref(), owner).await {
+        Ok(s) => s,
+        Err(resp) => return resp.into_response(),
+    };
+    if let Some(v) = header_version
+        && !protocol::is_session_version(v)
+    {
+        return rpc_error(
+            StatusCode::BAD_REQUEST,
+            msg.id.as_ref(),
+            JsonRpcError::new(
+                jsonrpc::INVALID_REQUEST,
+                format!(
+                    "unsupported MCP-Protocol-Version {v:?}; this session speaks {}",
+                    session.version()
+                ),
+            ),
+        );
+    }
+    match (msg.id, method) {
+        (Some(id), Some(method)) => {
+            let ctx = Ctx {
+                stateless: false,
+                can_ask: session.can_relay(),
+                session: Some(session),
+                identity,
+                trace: trace_of(&headers, envelope.as_ref().and_then(|e| e.meta.as_ref())),
+            };
+            answer(&ep, ctx, id, method, msg.params).await
+        }
+        (None, Some(method)) => {
+            client_notification(&ep, &session, method, msg.params).await;
+            StatusCode::ACCEPTED.into_response()
+        }
+        // The client's answer to a request the gateway relayed from an upstream.
+        (Some(id), None) => {
+            deliver_answer(&ep, &session, &id, msg.result, msg.error).await;
+            StatusCode::ACCEPTED.into_response()
+        }
+        (None, None) => StatusCode::ACCEPTED.into_response(),
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Dispatch
+
+pub(crate) struct Ctx {
+    pub(crate) stateless: bool,
+    pub(crate) session: Option<Arc<Session>>,
+    pub(crate) identity: Option<Arc<mcp_gateway_core::Identity>>,
+    /// The client can answer sampling / elicitation requests relayed from upstreams.
+    pub(crate) can_ask: bool,
+    /// The caller's W3C trace to continue (from `traceparent` or `_meta.traceparent`).
+    pub(crate) trace: Option<CallerTrace>,
+}
+
+/// A caller's `traceparent` and where it came from.
+pub(crate) struct CallerTrace {
+    pub(crate) value: String,
+    /// From `_meta`: the HTTP request's span has not seen it.
+    pub(crate) from_meta: bool,
+}
+
+/// The trace to continue: the `traceparent` header, else `_meta.traceparent`.
+pub(crate) fn trace_of(
+    headers: &HeaderMap,
+    meta: Option<&BTreeMap<Cow<'_, str>, &RawValue>>,
+) -> Option<CallerTrace> {
+    if let Some(h) = header_str(headers, "traceparent") {
+        return Some(CallerTrace {
+            value: h.to_string(),
+            from_meta: false,
+        });
+    }
+    meta.and_then(|m| m.get("traceparent"))
+        .and_then(|v| serde_json::from_str::<String>(v.get()).ok())
+        .map(|value| CallerTrace {
+            value,
+            from_meta: true,
+        })
+}
+
+/// Answers one request: JSON for simple answers, an SSE stream when progress was asked for
+/// or for `subscriptions/listen`.
+pub(crate) async fn answer<S: McpService>(
+    ep: &Arc<Endpoint<S>>,
+    ctx: Ctx,
+    id: RequestId,
+    method: &str,
+    params: Option<&RawValue>,
+) -> Response {
+    if ctx.stateless && method == "subscriptions/listen" {
+        return listen(ep, id, params);
+    }
+    let relayable = method == "tools/call";
+    let wants_progress = relayable && params.is_some_and(|p| p.get().contains("\"progressToken\""));
+    let retry = ctx.stateless && relayable && mrtr::is_retry(params);
+    if !(wants_progress || retry || (relayable && ctx.can_ask)) {
+        return match dispatch(ep, &ctx, &id, method, params, None).await {
+            Ok(r) => json_response(StatusCode::OK, jsonrpc::result_frame(&id, r.get())),
+            Err(e) => {
+                let status = if ctx.stateless && e.code == jsonrpc::METHOD_NOT_FOUND {
+                    StatusCode::NOT_FOUND
+                } else {
+                    StatusCode::OK
+                };
+                rpc_error(status, Some(&id), e)
+            }
+        };
+    }
+    if ctx.stateless {
+        // Requests from upstreams become `input_required` results (MRTR); progress, when
+        // asked for, streams first.
+        let owner = ctx.identity.as_ref().map(|i| i.subject.clone());
+        let (tx, rx) = mpsc::channel(64);
+        let mut notify = move |frame: Vec<u8>| -> bool {
+            !wants_progress || tx.try_send(sse_event(&frame)).is_ok() || !tx.is_closed()
+        };
+        let outcome = if retry {
+            mrtr::resume(ep, owner, params, &mut notify).await
+        } else {
+            let running = mrtr::spawn(
+                ep,
+                ctx,
+                id.clone(),
+                method.to_string(),
+                params.map(ToOwned::to_owned),
+            );
+            if wants_progress {
+                // Stream: drive in the background so notifications flow while it runs.
+                let ep = ep.clone();
+                let (ftx, frx) = mpsc::channel(64);
+                tokio::spawn(async move {
+                    let mut notify = |frame: Vec<u8>| {
+                        ftx.try_send(sse_event(&frame)).is_ok() || !ftx.is_closed()
+                    };
+                    let frame = match mrtr::drive(&ep, running, owner, &mut notify).await {
+                        mrtr::Outcome::Done(Ok(r)) => jsonrpc::result_frame(&id, r.get()),
+                        mrtr::Outcome::Done(Err(e)) => jsonrpc::error_frame(Some(&id), &e),
+                        mrtr::Outcome::InputRequired(r) => {
+                            jsonrpc::result_frame(&id, stateless_result(r).get())
+                        }
+                    };
+                    let _ = ftx.send(sse_event(&frame)).await;
+                });
+                return sse_response(frx, None);
+            }
+            mrtr::drive(ep, running, owner, &mut notify).await
+        };
+        drop(rx);
+        return match outcome {
+            mrtr::Outcome::Done(Ok(r)) => {
+                json_response(StatusCode::OK, jsonrpc::result_frame(&id, r.get()))
+            }
+            mrtr::Outcome::Done(Err(e)) => rpc_error(StatusCode::OK, Some(&id), e),
+            mrtr::Outcome::InputRequired(r) => json_response(
+                StatusCode::OK,
+                jsonrpc::result_frame(&id, stateless_result(r).get()),
+            ),
+        };
+    }
+    // Session generation: an SSE answer carries progress and relayed server requests, then
+    // the result.
+    let (tx, rx) = mpsc::channel(64);
+    let ep = ep.clone();
+    let params = params.map(ToOwned::to_owned);
+    let method = method.to_string();
+    tokio::spawn(async move {
+        let (sink, mut relay) = RelaySink::channel();
+        let call = dispatch(&ep, &ctx, &id, &method, params.as_deref(), Some(sink));
+        tokio::pin!(call);
+        let session = ctx
+            .session
+            .clone()
+            .expect("session-generation requests have a session");
+        let result = loop {
+            tokio::select! {
+                r = &mut call => break r,
+                Some(m) = relay.recv() => {
+                    if let Some(frame) = relay_frame(&session, ctx.can_ask, m)
+                        && tx.send(frame).await.is_err() {
+                            return; // client went away: dropping `call` cancels upstream
+                        }
+                }
+            }
+        };
+        while let Ok(m) = relay.try_recv() {
+            if let Some(frame) = relay_frame(&session, ctx.can_ask, m) {
+                let _ = tx.send(frame).await;
+            }
+        }
+        let frame = match result {
+            Ok(r) => jsonrpc::result_frame(&id, r.get()),
+            Err(e) => jsonrpc::error_frame(Some(&id), &e),
+        };
+        let _ = tx.send(sse_event(&frame)).await;
+    });
+    sse_response(rx, None)
+}
+
+/// Runs one request and returns its raw result or JSON-RPC error.
+pub(crate) async fn dispatch<S: McpService>(
+    ep: &Arc<Endpoint<S>>,
+    ctx: &Ctx,
+    id: &RequestId,
+    method: &str,
+    params: Option<&RawValue>,
+    relay: Option<RelaySink>,
+) -> Result<Box<RawValue>, JsonRpcError> {
+    let result = match method {
+        "server/discover" if ctx.stateless => Ok(raw(&json!({
+            "supportedVersions": [STATELESS_VERSION],
+            "capabilities": aggregate::capabilities(ep),
+            "instructions": "mcp-gateway: tools of several MCP servers behind one endpoint.",
+            "ttlMs": 0,
+            "cacheScope": "public",
+        }))),
+        "ping" | "logging/setLevel" if !ctx.stateless => Ok(raw(&json!({}))),
+        "tools/list" => list_tools(ep, ctx, params),
+        "tools/call" => call_tool(ep, ctx, id, params, relay).await,
+        "resources/list" | "resources/templates/list" | "prompts/list" => {
+            aggregate::list(ep, method, ctx.identity.as_ref()).await
+        }
+        "prompts/get" => aggregate::get_prompt(ep, params, ctx.identity.as_ref()).await,
+        "resources/read" | "resources/subscribe" | "resources/unsubscribe" => {
+            aggregate::by_uri(ep, method, params, ctx.identity.as_ref()).await
+        }
+        "completion/complete" => aggregate::complete(ep, params, ctx.identity.as_ref()).await,
+        other => Err(JsonRpcError::new(
+            jsonrpc::METHOD_NOT_FOUND,
+            format!("Method not found: {other}"),
+        )),
+    }?;
+    Ok(if ctx.stateless {
+        stateless_result(result)
+    } else {
+        result
+    })
+}
+
+pub(crate) fn list_tools<S: McpService>(
+    ep: &Endpoint<S>,
+    ctx: &Ctx,
+    params: Option<&RawValue>,
+) -> Result<Box<RawValue>, JsonRpcError> {
+    #[derive(Deserialize)]
+    struct ListParams {
+        #[serde(default)]
+        cursor: Option<String>,
+    }
+    let cursor = params
+        .and_then(|p| serde_json::from_str::<ListParams>(p.get()).ok())
+        .and_then(|p| p.cursor);
+    let start = match cursor {
+        None => 0,
+        Some(c) => c.parse::<usize>().map_err(|_| {
+            JsonRpcError::new(jsonrpc::INVALID_PARAMS, format!("invalid cursor {c:?}"))
+        })?,
+    };
+    let snapshot = ep.catalog.snapshot();
+    let identity = ctx.identity.as_deref();
+    let visible: Vec<&mcp_gateway_router::ExposedTool> = snapshot
+        .tools()
+        .iter()
+        .filter(|t| ep.visible(identity, &t.server, &t.tool))
+        .collect();
+    let end = (start + PAGE_SIZE).min(visible.len());
+    let mut out = String::with_capacity(256 * (end.saturating_sub(start)) + 64);
+    out.push_str(r#"{"tools":["#);
+    for (i, t) in visible.get(start..end).unwrap_or(&[]).iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(t.json.get());
+    }
+    out.push(']');
+    if end < visible.len() {
+        out.push_str(&format!(r#","nextCursor":"{end}""#));
+    }
+    // Lists can differ per caller once access rules apply, so they are never shared.
+    out.push_str(r#","ttlMs":0,"cacheScope":"private"}"#);
+    Ok(RawValue::from_string(out).expect("built from valid JSON"))
+}
+
+pub(crate) async fn call_tool<S: McpService>(
+    ep: &Arc<Endpoint<S>>,
+    ctx: &Ctx,
+    id: &RequestId,
+    params: Option<&RawValue>,
+    relay: Option<RelaySink>,
+) -> Result<Box<RawValue>, JsonRpcError> {
+    let params = params.ok_or_else(|| {
+        JsonRpcError::new(
+            jsonrpc::INVALID_PARAMS,
+            "tools/call needs params with a name",
+        )
+    })?;
+    let mut req = McpRequest::new("tools/call", Some(params.to_owned()));
+    let name = req
+        .tool_name()
+        .map_err(|e| e.to_jsonrpc())?
+        .ok_or_else(|| JsonRpcError::new(jsonrpc::INVALID_PARAMS, "tools/call needs a name"))?
+        .into_owned();
+    // The router's resolving layer, at the top of the plane, decides the server and the
+    // name the server knows, from the one catalog.
+    req.identity = ctx.identity.clone();
+    if let Some(r) = relay {
+        req.extensions.insert(r);
+    }
+    let span = tracing::debug_span!(
+        "tools/call",
+        transport = "mcp",
+        tool = %name,
+        server = tracing::field::Empty,
+        trace_id = tracing::field::Empty,
+        outcome = tracing::field::Empty,
+        otel.status_code = tracing::field::Empty,
+    );
+    let trace = crate::continue_trace(
+        &span,
+        ctx.trace.as_ref().map(|t| t.value.as_str()),
+        ctx.trace.as_ref().is_some_and(|t| t.from_meta),
+    );
+    if let Some(t) = &trace {
+        span.record("trace_id", t.trace_id());
+    }
+    req.ids = mcp_gateway_core::RequestIds {
+        request_id: Some(id.to_string()),
+        trace_id: trace.as_ref().map(|t| t.trace_id().to_string()),
+    };
+    if let Some(t) = trace {
+        req.extensions.insert(t);
+    }
+    let call = tracing::Instrument::instrument(ep.mcp.clone().oneshot(req), span.clone());
+    let outcome = match &ctx.session {
+        Some(s) => {
+            let token = s.begin(id);
+            let r = tokio::select! {
+                r = call => Some(r),
+                _ = token.cancelled() => None,
+            };
+            s.end(id);
+            r
+        }
+        None => Some(call.await),
+    };
+    span.record(
+        "outcome",
+        match &outcome {
+            Some(Ok(_)) => "ok",
+            Some(Err(e)) => e.code(),
+            None => "cancelled",
+        },
+    );
+    if !matches!(outcome, Some(Ok(_))) {
+        span.record("otel.status_code", "error");
+    }
+    let server = match &outcome {
+        Some(Ok(res)) => res.server.as_deref(),
+        Some(Err(e)) => e.server().map(|s| &**s),
+        None => None,
+    };
+    span.record("server", server.unwrap_or("-"));
+    match outcome {
+        Some(Ok(res)) => Ok(res.result),
+        Some(Err(e)) => Err(e.to_jsonrpc()),
+        None => Err(JsonRpcError::new(
+            REQUEST_CANCELLED,
+            "request cancelled by the client",
+        )),
+    }
+}

@@ -1,0 +1,474 @@
+//! The downstream MCP server of mcp-gateway: the gateway is itself an MCP server whose tools
+//! are every upstream's tools, so a client adds one server (`http://localhost:4000/mcp`)
+//! and gets all. [`Endpoint`] serves it over any MCP-plane service (a tower
+//! `Service<McpRequest>`) and the [`Catalog`] of the tools behind it.
+//!
+//! - **2026-07-28 (stateless)** on `POST /mcp` (`stateless.rs`): `server/discover`, `_meta`
+//!   on every request, `Mcp-Method` / `Mcp-Name` / `MCP-Protocol-Version` headers checked
+//!   against the body before anything is routed (mismatch → 400 `HeaderMismatch` -32020),
+//!   `resultType` on every result, `ttlMs` / `cacheScope` on lists, `subscriptions/listen`
+//!   streams, server→client requests bridged to Multi Round-Trip Requests (`mrtr.rs`).
+//! - **Session generation** (2025-03-26 … 2025-11-25) on `POST/GET/DELETE /mcp`
+//!   (`session.rs`): `initialize` issues an `Mcp-Session-Id`, required on every later
+//!   request (400 without it, 404 when unknown or expired); a GET stream carries
+//!   `list_changed` notifications and relayed server requests (`relay.rs`).
+//! - **Legacy HTTP+SSE** (2024-11-05, `legacy_sse.rs`): `GET /sse` + `POST /messages`.
+//!
+//! Requests are dispatched in `dispatch.rs`; resources, prompts and completions fan out
+//! across servers in `aggregate.rs`. Calls with a `progressToken` answer with an SSE
+//! stream: the upstream's progress notifications and then the result. `Origin` is checked
+//! on every request: loopback origins and the allowed ones pass, anything else gets 403
+//! (DNS-rebinding defence). Sessions can move between replicas through
+//! [`mcp_gateway_cluster`].
+//!
+//! ```
+//! use mcp_gateway_core::{McpError, McpRequest, McpResponse};
+//! use mcp_gateway_mcp_server::{Endpoint<S>, EndpointOptions};
+//! use mcp_gateway_router::{ResolveLayer, ToolRouter};
+//! use tower::{Layer, ServiceExt, service_fn};
+//! # #[tokio::main(flavor = "current_thread")] async fn main() {
+//! // An MCP plane with one server offering `echo`.
+//! let echo = service_fn(|_req: McpRequest| async {
+//!     let result = serde_json::value::RawValue::from_string(r#"{"content":[]}"#.into());
+//!     Ok::<_, McpError>(McpResponse::new(result.unwrap()))
+//! });
+//! let router = ToolRouter::builder().server("demo", echo).build();
+//! router.set_tools("demo", ["echo"]);
+//! let plane = ResolveLayer::new(router.catalog().clone()).layer(router.clone());
+//!
+//! let endpoint = Endpoint::new(plane, router.catalog().clone(), EndpointOptions::default());
+//! let app = mcp_gateway_mcp_server::routes(endpoint);
+//! let call = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"demo__echo",
+//!     "_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28",
+//!              "io.modelcontextprotocol/clientCapabilities":{}}}}"#;
+//! let req = http::Request::post("/mcp")
+//!     .header("content-type", "application/json")
+//!     .header("accept", "application/json, text/event-stream")
+//!     .header("mcp-protocol-version", "2026-07-28")
+//!     .header("mcp-method", "tools/call")
+//!     .header("mcp-name", "demo__echo")
+//!     .body(axum::body::Body::from(call))
+//!     .unwrap();
+//! let res = app.oneshot(req).await.unwrap();
+//! assert_eq!(res.status(), 200);
+//! # }
+//! ```
+
+mod aggregate;
+mod dispatch;
+mod legacy_sse;
+mod mrtr;
+mod relay;
+mod session;
+mod sessions;
+mod stateless;
+mod trace;
+
+pub use dispatch::post_mcp;
+pub use trace::{OneHeader, continue_trace};
+
+/// The caller established by an authentication layer, if any.
+pub type Caller = Option<axum::Extension<Arc<Identity>>>;
+
+use dispatch::*;
+use legacy_sse::*;
+use relay::*;
+use session::*;
+use stateless::*;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{OriginalUri, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use base64::Engine;
+use mcp_gateway_cluster::Cluster;
+use mcp_gateway_core::body::BodyError;
+use mcp_gateway_core::jsonrpc::{self, JsonRpcError, Message, RequestId};
+use mcp_gateway_core::protocol::{self, STATELESS_VERSION};
+use mcp_gateway_core::relay::RelaySink;
+use mcp_gateway_core::{Identity, McpError, McpRequest, McpResponse, ToolPolicy};
+use mcp_gateway_router::Catalog;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use serde_json::{Value, json};
+use sessions::{Session, Sessions};
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tower::ServiceExt;
+
+/// Tools per `tools/list` page.
+const PAGE_SIZE: usize = 200;
+/// Keep-alive comment interval on long-lived SSE streams.
+const KEEPALIVE: Duration = Duration::from_secs(15);
+/// JSON-RPC code for a request cancelled by the client.
+const REQUEST_CANCELLED: i64 = -32800;
+
+/// The MCP-plane service an [`Endpoint`] calls: any tower service from [`McpRequest`] to
+/// [`McpResponse`] that can be shared across tasks.
+pub trait McpService:
+    tower::Service<McpRequest, Response = McpResponse, Error = McpError, Future: Send + 'static>
+    + Clone
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<T> McpService for T where
+    T: tower::Service<McpRequest, Response = McpResponse, Error = McpError, Future: Send + 'static>
+        + Clone
+        + Send
+        + Sync
+        + 'static
+{
+}
+
+/// How an [`Endpoint`] serves.
+#[derive(Clone, Debug)]
+pub struct EndpointOptions {
+    /// Largest request body read (413 beyond it).
+    pub max_body_bytes: usize,
+    /// Sessions unused this long are dropped.
+    pub session_idle: Duration,
+    /// Browser origins allowed besides loopback ones (`"*"`: any).
+    pub allowed_origins: Vec<String>,
+    /// Who may see which tool in `tools/list` (the access-control layer's policy; the
+    /// layer itself filters the other lists and refuses calls). `None`: everyone sees all.
+    pub policy: Option<Arc<dyn ToolPolicy>>,
+    /// This replica's place among several; `None`: a replica alone.
+    pub cluster: Option<Arc<Cluster>>,
+}
+
+impl Default for EndpointOptions {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 4 * 1024 * 1024,
+            session_idle: Duration::from_secs(1800),
+            allowed_origins: Vec::new(),
+            policy: None,
+            cluster: None,
+        }
+    }
+}
+
+/// The MCP endpoint over MCP-plane service `S`; serve it with [`routes`] (or its
+/// [`post_mcp`] handler alone).
+pub struct Endpoint<S> {
+    mcp: S,
+    catalog: Catalog,
+    policy: Option<Arc<dyn ToolPolicy>>,
+    cluster: Arc<Cluster>,
+    options: EndpointOptions,
+    sessions: Sessions,
+    origins: aggregate::Origins,
+    /// Fired at shutdown: long-lived streams end so the server can drain.
+    shutdown: tokio_util::sync::CancellationToken,
+    /// 2026-07-28 calls waiting for their client's `inputResponses`, by `requestState`.
+    parked: std::sync::Mutex<std::collections::HashMap<String, mrtr::Parked>>,
+}
+
+impl<S> std::fmt::Debug for Endpoint<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Endpoint<S>")
+            .field("sessions", &self.sessions.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: McpService> Endpoint<S> {
+    /// An endpoint calling `mcp` for every request, showing the tools of `catalog`. Spawns
+    /// its housekeeping, so it needs a Tokio runtime.
+    pub fn new(mcp: S, catalog: Catalog, mut options: EndpointOptions) -> Arc<Self> {
+        let cluster = options
+            .cluster
+            .take()
+            .unwrap_or_else(|| Arc::new(Cluster::new(None)));
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        let bus = cluster.subscribe(shutdown.clone());
+        let ep = Arc::new(Self {
+            mcp,
+            sessions: Sessions::new(options.session_idle, &cluster.replica),
+            policy: options.policy.take(),
+            catalog,
+            cluster,
+            options,
+            origins: aggregate::Origins::default(),
+            parked: std::sync::Mutex::new(std::collections::HashMap::new()),
+            shutdown,
+        });
+        tokio::spawn(housekeeping(Arc::downgrade(&ep)));
+        if let Some(rx) = bus {
+            tokio::spawn(from_other_replicas(Arc::downgrade(&ep), rx));
+        }
+        ep
+    }
+
+    /// Ends every long-lived stream (session GET streams, legacy SSE streams,
+    /// `subscriptions/listen`) so a graceful shutdown is not held up by idle listeners.
+    pub fn close_streams(&self) {
+        self.shutdown.cancel();
+        for s in self.sessions.all() {
+            s.end_stream();
+        }
+    }
+
+    /// Number of live downstream sessions.
+    pub fn session_count(&self) -> usize {
+        self.sessions.len()
+    }
+
+    /// True when `identity` may see tool `tool` of `server` in a list.
+    fn visible(&self, identity: Option<&Identity>, server: &str, tool: &str) -> bool {
+        self.policy
+            .as_ref()
+            .is_none_or(|p| p.allows(identity, server, tool))
+    }
+}
+
+/// Expires idle sessions and tells open session streams when the tool list changed.
+async fn housekeeping<S: McpService>(ep: std::sync::Weak<Endpoint<S>>) {
+    let Some(mut changes) = ep.upgrade().map(|e| e.catalog.subscribe()) else {
+        return;
+    };
+    let mut tick = tokio::time::interval(Duration::from_secs(30));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                let Some(ep) = ep.upgrade() else { return };
+                mrtr::expire(&ep.parked);
+                let n = ep.sessions.expire();
+                if n > 0 {
+                    tracing::debug!(expired = n, "dropped idle MCP sessions");
+                }
+            }
+            r = changes.recv() => {
+                if matches!(r, Err(tokio::sync::broadcast::error::RecvError::Closed)) {
+                    return;
+                }
+                let Some(ep) = ep.upgrade() else { return };
+                let frame = sse_event(&jsonrpc::notification_frame("notifications/tools/list_changed", None));
+                for s in ep.sessions.all() {
+                    s.push(frame.clone());
+                }
+            }
+        }
+    }
+}
+
+/// Acts on what other replicas publish: revocations, cancellations and answers for calls
+/// running here, legacy messages for SSE streams held here.
+async fn from_other_replicas<S: McpService>(
+    ep: std::sync::Weak<Endpoint<S>>,
+    mut rx: mpsc::Receiver<mcp_gateway_cluster::BusMessage>,
+) {
+    use mcp_gateway_cluster::BusMessage;
+    while let Some(m) = rx.recv().await {
+        let Some(ep) = ep.upgrade() else { return };
+        match m {
+            BusMessage::Revoke { session } => {
+                ep.cluster.remember_revoked(&session);
+                ep.sessions.remove_tagged(&session);
+            }
+            BusMessage::Resync => {
+                let tags: Vec<String> = ep
+                    .sessions
+                    .all()
+                    .iter()
+                    .filter_map(|s| s.tag.clone())
+                    .collect();
+                for tag in ep.cluster.revoked_among(&tags).await {
+                    ep.cluster.remember_revoked(&tag);
+                    ep.sessions.remove_tagged(&tag);
+                }
+            }
+            BusMessage::Cancel { session, id } => {
+                if let Some(s) = ep.sessions.by_tag(&session)
+                    && s.cancel(&id)
+                {
+                    tracing::debug!(id = %id, "cancelled a call on behalf of another replica");
+                }
+            }
+            BusMessage::Answer {
+                session,
+                id,
+                result,
+                error,
+            } => {
+                if let Some(s) = ep.sessions.by_tag(&session) {
+                    let answer = match (result, error) {
+                        (_, Some(e)) => Err(e),
+                        (Some(r), None) => Ok(r),
+                        (None, None) => continue,
+                    };
+                    s.answer(&id, answer);
+                }
+            }
+            BusMessage::Message {
+                session,
+                to,
+                identity,
+                body,
+            } => {
+                if to != ep.cluster.replica {
+                    continue;
+                }
+                let Some(s) = ep.sessions.by_tag(&session).filter(|s| s.legacy) else {
+                    tracing::debug!("a forwarded legacy message names no stream held here");
+                    continue;
+                };
+                let identity = identity.map(|w| Arc::new(mcp_gateway_core::Identity::from(w)));
+                if s.owner() != identity.as_ref().map(|i| i.subject.as_str()) {
+                    continue;
+                }
+                let _ = legacy_message(ep, s, identity, Bytes::from(body)).await;
+            }
+        }
+    }
+}
+
+/// The routes: `/mcp`, `/sse`, `/messages`.
+pub fn routes<S: McpService>(ep: Arc<Endpoint<S>>) -> Router {
+    Router::new()
+        .route(
+            "/mcp",
+            post(post_mcp::<S>)
+                .get(get_mcp::<S>)
+                .delete(delete_mcp::<S>),
+        )
+        .route("/sse", get(get_sse::<S>))
+        .route("/messages", post(post_messages::<S>))
+        .with_state(ep)
+}
+
+// ---------------------------------------------------------------------------------------
+// Answers
+
+fn sse_event(json: &[u8]) -> Bytes {
+    let mut out = Vec::with_capacity(json.len() + 24);
+    out.extend_from_slice(b"event: message\ndata: ");
+    out.extend_from_slice(json);
+    out.extend_from_slice(b"\n\n");
+    Bytes::from(out)
+}
+
+fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
+    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+fn rpc_error(status: StatusCode, id: Option<&RequestId>, e: JsonRpcError) -> Response {
+    json_response(status, jsonrpc::error_frame(id, &e))
+}
+
+fn sse_response(rx: mpsc::Receiver<Bytes>, session: Option<&str>) -> Response {
+    let stream = futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|b| (Ok::<_, Infallible>(b), rx))
+    });
+    let mut res = Response::new(Body::from_stream(stream));
+    let h = res.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    if let Some(id) = session.and_then(|s| HeaderValue::from_str(s).ok()) {
+        h.insert("mcp-session-id", id);
+    }
+    res
+}
+
+/// Whether a browser `Origin` may talk to the endpoint: absent, loopback, or configured.
+fn origin_allowed(options: &EndpointOptions, headers: &HeaderMap) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()) else {
+        return true;
+    };
+    if options
+        .allowed_origins
+        .iter()
+        .any(|o| o == origin || o == "*")
+    {
+        return true;
+    }
+    let host = origin
+        .split_once("://")
+        .map(|(_, rest)| rest)
+        .unwrap_or(origin);
+    let host = host.rsplit_once(':').map_or(host, |(h, port)| {
+        if port.chars().all(|c| c.is_ascii_digit()) {
+            h
+        } else {
+            host
+        }
+    });
+    matches!(host, "localhost" | "127.0.0.1" | "[::1]")
+}
+
+fn forbidden_origin() -> Response {
+    rpc_error(
+        StatusCode::FORBIDDEN,
+        None,
+        JsonRpcError::new(
+            jsonrpc::INVALID_REQUEST,
+            "Origin not allowed; add it to corsOrigins to let this web page use the gateway",
+        ),
+    )
+}
+
+/// An early answer: an HTTP status with a JSON-RPC error body.
+struct Reject(StatusCode, Option<RequestId>, JsonRpcError);
+
+impl IntoResponse for Reject {
+    fn into_response(self) -> Response {
+        rpc_error(self.0, self.1.as_ref(), self.2)
+    }
+}
+
+fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+// ---------------------------------------------------------------------------------------
+// POST /mcp
+
+fn raw(v: &Value) -> Box<RawValue> {
+    RawValue::from_string(v.to_string()).expect("serialized JSON is valid")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn adds_result_type_and_server_info() {
+        let r = stateless_result(RawValue::from_string(r#"{"content":[]}"#.into()).unwrap());
+        let v: Value = serde_json::from_str(r.get()).unwrap();
+        assert_eq!(v["resultType"], "complete");
+        assert_eq!(
+            v["_meta"][protocol::META_SERVER_INFO]["name"],
+            "mcp-gateway"
+        );
+        let r = stateless_result(
+            RawValue::from_string(r#"{"resultType":"input_required","_meta":{}}"#.into()).unwrap(),
+        );
+        assert_eq!(r.get(), r#"{"resultType":"input_required","_meta":{}}"#);
+        let r = stateless_result(RawValue::from_string("{}".into()).unwrap());
+        let v: Value = serde_json::from_str(r.get()).unwrap();
+        assert_eq!(v["resultType"], "complete");
+    }
+
+    #[test]
+    fn decodes_base64_header_values() {
+        let v = HeaderValue::from_static("=?base64?SGVsbG8sIOS4lueVjA==?=");
+        assert_eq!(decode_header_value(&v).unwrap(), "Hello, 世界");
+        assert_eq!(
+            decode_header_value(&HeaderValue::from_static("plain")).unwrap(),
+            "plain"
+        );
+    }
+}

@@ -1,0 +1,207 @@
+//! The stateless revision 2026-07-28: envelope and mirrored-header checks, `resultType`
+//! and `serverInfo` on results, and `subscriptions/listen`.
+
+use super::*;
+
+/// Validates a 2026-07-28 request's envelope and mirrored headers before anything is routed.
+pub(crate) fn check_stateless(
+    headers: &HeaderMap,
+    id: Option<&RequestId>,
+    method: &str,
+    env: Option<&Envelope<'_>>,
+    version: Option<&str>,
+) -> Result<(), Reject> {
+    let invalid = |m: String| {
+        Reject(
+            StatusCode::BAD_REQUEST,
+            id.cloned(),
+            JsonRpcError::new(jsonrpc::INVALID_PARAMS, m),
+        )
+    };
+    let mismatch = |m: String| {
+        Reject(
+            StatusCode::BAD_REQUEST,
+            id.cloned(),
+            JsonRpcError::new(jsonrpc::HEADER_MISMATCH, format!("Header mismatch: {m}")),
+        )
+    };
+    let Some(version) = version else {
+        return Err(invalid(format!(
+            "params._meta must carry {:?}",
+            protocol::META_PROTOCOL_VERSION
+        )));
+    };
+    if version != STATELESS_VERSION {
+        let mut e = JsonRpcError::new(
+            jsonrpc::UNSUPPORTED_PROTOCOL_VERSION,
+            "Unsupported protocol version",
+        );
+        e.data = RawValue::from_string(
+            json!({"supported": [STATELESS_VERSION], "requested": version}).to_string(),
+        )
+        .ok();
+        return Err(Reject(StatusCode::BAD_REQUEST, id.cloned(), e));
+    }
+    let has_caps = env
+        .and_then(|e| e.meta.as_ref())
+        .is_some_and(|m| m.contains_key(protocol::META_CLIENT_CAPABILITIES));
+    if !has_caps {
+        return Err(invalid(format!(
+            "params._meta must carry {:?}",
+            protocol::META_CLIENT_CAPABILITIES
+        )));
+    }
+    match header_str(headers, "mcp-protocol-version") {
+        Some(v) if v == version => {}
+        Some(v) => {
+            return Err(mismatch(format!(
+                "MCP-Protocol-Version header {v:?} does not match body value {version:?}"
+            )));
+        }
+        None => return Err(mismatch("MCP-Protocol-Version header is missing".into())),
+    }
+    match header_str(headers, "mcp-method") {
+        Some(m) if m == method => {}
+        Some(m) => {
+            return Err(mismatch(format!(
+                "Mcp-Method header {m:?} does not match body value {method:?}"
+            )));
+        }
+        None => return Err(mismatch("Mcp-Method header is missing".into())),
+    }
+    let body_name = match method {
+        "tools/call" | "prompts/get" => env.and_then(|e| e.name.as_deref()),
+        "resources/read" => env.and_then(|e| e.uri.as_deref()),
+        _ => return Ok(()),
+    };
+    let header_name = match headers.get("mcp-name") {
+        None => return Err(mismatch("Mcp-Name header is missing".into())),
+        Some(v) => {
+            decode_header_value(v).ok_or_else(|| mismatch("Mcp-Name header is not valid".into()))?
+        }
+    };
+    if Some(header_name.as_str()) != body_name {
+        return Err(mismatch(format!(
+            "Mcp-Name header value {header_name:?} does not match body value {:?}",
+            body_name.unwrap_or("")
+        )));
+    }
+    Ok(())
+}
+
+/// Decodes a header value, including the `=?base64?…?=` sentinel form.
+pub(crate) fn decode_header_value(v: &HeaderValue) -> Option<String> {
+    let s = v.to_str().ok()?;
+    match s
+        .strip_prefix("=?base64?")
+        .and_then(|r| r.strip_suffix("?="))
+    {
+        Some(b64) => {
+            let bytes = base64::engine::general_purpose::STANDARD.decode(b64).ok()?;
+            String::from_utf8(bytes).ok()
+        }
+        None => Some(s.to_string()),
+    }
+}
+
+pub(crate) fn server_info() -> Value {
+    json!({"name": "mcp-gateway", "version": env!("CARGO_PKG_VERSION")})
+}
+
+/// Adds what every 2026-07-28 result carries: `resultType` (when the upstream, an older
+/// server, did not) and the gateway's `serverInfo` when there is no `_meta` yet.
+pub(crate) fn stateless_result(result: Box<RawValue>) -> Box<RawValue> {
+    #[derive(Deserialize)]
+    struct Head {
+        #[serde(default, rename = "resultType")]
+        result_type: Option<serde::de::IgnoredAny>,
+        #[serde(default, rename = "_meta")]
+        meta: Option<serde::de::IgnoredAny>,
+    }
+    let text = result.get();
+    let (has_type, has_meta) = if text.contains("\"resultType\"") || text.contains("\"_meta\"") {
+        match serde_json::from_str::<Head>(text) {
+            Ok(h) => (h.result_type.is_some(), h.meta.is_some()),
+            Err(_) => return result,
+        }
+    } else {
+        (false, false)
+    };
+    if has_type && has_meta {
+        return result;
+    }
+    let Some(rest) = text.trim_start().strip_prefix('{') else {
+        return result;
+    };
+    let mut out = String::with_capacity(text.len() + 120);
+    out.push('{');
+    if !has_type {
+        out.push_str(r#""resultType":"complete","#);
+    }
+    if !has_meta {
+        out.push_str(&format!(
+            r#""_meta":{{"{}":{}}},"#,
+            protocol::META_SERVER_INFO,
+            server_info()
+        ));
+    }
+    if rest.trim_start().starts_with('}') {
+        out.pop();
+    }
+    out.push_str(rest);
+    RawValue::from_string(out).unwrap_or(result)
+}
+
+/// `subscriptions/listen`: acknowledges the notifications the gateway can honour, then
+/// keeps the stream open and sends `notifications/tools/list_changed` tagged with the
+/// subscription id.
+pub(crate) fn listen<S: McpService>(
+    ep: &Arc<Endpoint<S>>,
+    id: RequestId,
+    params: Option<&RawValue>,
+) -> Response {
+    let wants_tools = params
+        .and_then(|p| serde_json::from_str::<Value>(p.get()).ok())
+        .and_then(|v| {
+            v.pointer("/notifications/toolsListChanged")
+                .and_then(Value::as_bool)
+        })
+        .unwrap_or(false);
+    let meta = json!({ "io.modelcontextprotocol/subscriptionId": id });
+    let honored = if wants_tools {
+        json!({"toolsListChanged": true})
+    } else {
+        json!({})
+    };
+    let ack = jsonrpc::notification_frame(
+        "notifications/subscriptions/acknowledged",
+        Some(&json!({"notifications": honored, "_meta": meta}).to_string()),
+    );
+    let (tx, rx) = mpsc::channel(16);
+    let mut changes = ep.catalog.subscribe();
+    let shutdown = ep.shutdown.clone();
+    tokio::spawn(async move {
+        if tx.send(sse_event(&ack)).await.is_err() {
+            return;
+        }
+        let note = jsonrpc::notification_frame(
+            "notifications/tools/list_changed",
+            Some(&json!({"_meta": meta}).to_string()),
+        );
+        let mut tick = tokio::time::interval(KEEPALIVE);
+        loop {
+            tokio::select! {
+                r = changes.recv(), if wants_tools => match r {
+                    Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                        if tx.send(sse_event(&note)).await.is_err() { return }
+                    }
+                    Err(_) => return,
+                },
+                _ = tick.tick() => if tx.send(Bytes::from_static(b":\n\n")).await.is_err() { return },
+                _ = tx.closed() => return,
+                _ = shutdown.cancelled() => return,
+            }
+        }
+    });
+    sse_response(rx, None)
+}
