@@ -23,7 +23,7 @@
 //!
 //! ```
 //! use mcp_gateway_core::{McpError, McpRequest, McpResponse};
-//! use mcp_gateway_mcp_server::{Endpoint<S>, EndpointOptions};
+//! use mcp_gateway_mcp_server::{Endpoint, EndpointOptions};
 //! use mcp_gateway_router::{ResolveLayer, ToolRouter};
 //! use tower::{Layer, ServiceExt, service_fn};
 //! # #[tokio::main(flavor = "current_thread")] async fn main() {

@@ -419,6 +419,7 @@ impl Catalog {
                 Some(false) => match exposed.filter(|t| t.slot == slot) {
                     Some(t) => Ok(route(slot, t.tool.clone())),
                     None => match qualified(name, id)
+                        .filter(|_| servers[slot].prefix.as_deref().is_none_or(|p| p == &**id))
                         .filter(|t| snap.server_has(slot, t) == Some(true))
                     {
                         Some(t) => Ok(route(slot, upstream_name(&snap, t))),
@@ -442,7 +443,13 @@ impl Catalog {
                 }),
             };
         }
+        // `<id>__<tool>` where that is, or would be once discovered, the exposed name (and
+        // for bare servers, whose clashing names take that form); a server with a prefix of
+        // its own answers only to it.
         for (slot, s) in servers.iter().enumerate() {
+            if s.prefix.as_deref().is_some_and(|p| p != &*s.id) {
+                continue;
+            }
             if let Some(tool) = qualified(name, &s.id) {
                 match snap.server_has(slot, tool) {
                     Some(true) => return Ok(route(slot, upstream_name(&snap, tool))),
@@ -576,8 +583,10 @@ mod tests {
         // The server's own name with an explicit server, and `<id>__<tool>`.
         let r = c.resolve("read", Some("b")).unwrap();
         assert_eq!((&*r.server, &*r.tool), ("b", "read"));
-        let r = c.resolve("c__read", None).unwrap();
-        assert_eq!((&*r.server, &*r.tool), ("c", "read"));
+        let r = c.resolve("b__write", None).unwrap();
+        assert_eq!((&*r.server, &*r.tool), ("b", "write"));
+        // A server with a prefix of its own answers to that name only.
+        assert!(c.resolve("c__read", None).is_err());
         assert!(matches!(
             c.resolve("nope", None),
             Err(McpError::UnknownTool { .. })
