@@ -38,7 +38,11 @@ pub use security::is_loopback;
 pub use serve::serve;
 pub use state::{McpService, ServerReport, StartOutcome};
 
+use mcp_gateway_core::ErrorFormat;
 use state::AppState;
+
+/// One front end's authentication and rate limit, shaped for its answers.
+type Front = (Option<mcp_gateway_auth::AuthLayer>, Option<limits::Limiter>);
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
@@ -235,18 +239,25 @@ impl Gateway {
                 .get_or_init(|| limits::layer(rl, &cfg.auth.api_keys, state.recorder.clone()))
                 .clone()
         });
-        let guarded = |routes: axum::Router, limiter: Option<limits::Limiter>| {
+        // Each front end answers refusals in its own shape: REST JSON for the API, JSON-RPC
+        // errors (status and headers unchanged) for the MCP endpoint. The layers share their
+        // state (keys, budgets) across both.
+        let front = |format: ErrorFormat| {
+            (
+                auth.clone().map(|a| a.error_format(format)),
+                limiter.clone().map(|l| l.error_format(format)),
+            )
+        };
+        let (rest_front, mcp_front) = (front(ErrorFormat::Json), front(ErrorFormat::JsonRpc));
+        let guarded = |routes: axum::Router, (auth, limiter): Front| {
             routes.layer(
                 open_stack
                     .clone()
-                    .option_layer(auth.clone())
+                    .option_layer(auth)
                     .option_layer(limiter)
                     .into_inner(),
             )
         };
-        let mcp_limiter = limiter
-            .as_ref()
-            .map(|l| l.clone().error_format(rate_limit::ErrorFormat::JsonRpc));
         let mut open = api::probes(state.clone());
         if let Some(m) = &self.inner.auth.metadata {
             for path in m.well_known_paths() {
@@ -255,20 +266,20 @@ impl Gateway {
         }
         // The same layers around the two hot handlers, each as one stack. The router's
         // `layer` turns every answer into an axum `Response`; so does `map_response` here.
-        let hot_stack = |limiter: Option<limits::Limiter>| {
+        let hot_stack = |(auth, limiter): Front| {
             tower::ServiceBuilder::new()
                 .map_response(axum::response::IntoResponse::into_response)
                 .layer(open_stack.clone().into_inner())
-                .option_layer(auth.clone())
+                .option_layer(auth)
                 .option_layer(limiter)
         };
-        let rest = hot_stack(limiter.clone()).service(hot::handler(state, api::call_tool));
-        let mcp_hot = hot_stack(mcp_limiter.clone()).service(hot::handler(
+        let rest = hot_stack(rest_front.clone()).service(hot::handler(state, api::call_tool));
+        let mcp_hot = hot_stack(mcp_front.clone()).service(hot::handler(
             endpoint,
             mcp_gateway_mcp_server::post_mcp::<McpService>,
         ));
-        let router = guarded(api, limiter)
-            .merge(guarded(mcp, mcp_limiter))
+        let router = guarded(api, rest_front)
+            .merge(guarded(mcp, mcp_front))
             .merge(open.layer(open_stack.into_inner()));
         hot::Hot {
             rest,

@@ -588,3 +588,27 @@ async fn access_rules_cover_prompts_and_resources() {
     assert_eq!(v["result"]["content"][0]["text"], "Echo: hi", "{v}");
     gw.stop().await;
 }
+
+/// Each front end answers refusals in its own shape: `/mcp` (hot POST and the other
+/// methods alike) a JSON-RPC error, REST its JSON error, with the same 401 and challenge.
+#[tokio::test]
+async fn the_mcp_endpoint_refuses_in_json_rpc() {
+    let gw = TestGateway::start(rbac_config()).await;
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"});
+    for (method, body) in [
+        (reqwest::Method::POST, Some(body)),
+        (reqwest::Method::GET, None),
+        (reqwest::Method::DELETE, None),
+    ] {
+        let (s, h, v) = request(&gw, method.clone(), "/mcp", &[], body).await;
+        assert_eq!(s, 401, "{method} {v}");
+        assert_eq!(challenge(&h), "Bearer realm=\"mcp-gateway\"");
+        assert_eq!(v["jsonrpc"], "2.0", "{method} {v}");
+        assert_eq!(v["error"]["code"], -32005, "{method} {v}");
+        assert_eq!(v["error"]["data"]["reason"], "missing_credentials", "{v}");
+    }
+    let (s, _, v) = request(&gw, reqwest::Method::GET, "/api/v1/tools", &[], None).await;
+    assert_eq!(s, 401, "{v}");
+    assert_eq!(v["error"]["code"], "missing_credentials", "{v}");
+    gw.stop().await;
+}

@@ -136,9 +136,31 @@ impl AuthError {
     /// The JSON error response (`{"error": {"code", "message"}}`) with its status and
     /// challenge header; `params` as for [`AuthError::challenge`].
     pub fn to_response<B: From<String>>(&self, params: &str) -> Response<B> {
-        let body = serde_json::json!({
-            "error": { "code": self.reason(), "message": &*self.message }
-        })
+        self.to_response_as(params, mcp_gateway_core::ErrorFormat::Json)
+    }
+
+    /// The error response with its body in `format`: REST JSON, or a JSON-RPC error
+    /// (code -32005, the reason in `data`) for an MCP endpoint; status and headers as for
+    /// [`AuthError::to_response`].
+    pub fn to_response_as<B: From<String>>(
+        &self,
+        params: &str,
+        format: mcp_gateway_core::ErrorFormat,
+    ) -> Response<B> {
+        let body = match format {
+            mcp_gateway_core::ErrorFormat::Json => serde_json::json!({
+                "error": { "code": self.reason(), "message": &*self.message }
+            }),
+            mcp_gateway_core::ErrorFormat::JsonRpc => serde_json::json!({
+                "jsonrpc": "2.0",
+                "id": null,
+                "error": {
+                    "code": mcp_gateway_core::jsonrpc::gateway::UNAUTHORIZED,
+                    "message": &*self.message,
+                    "data": { "reason": self.reason() },
+                },
+            }),
+        }
         .to_string();
         let mut res = Response::new(B::from(body));
         *res.status_mut() = self.status();
@@ -181,6 +203,13 @@ mod tests {
         let v: serde_json::Value = serde_json::from_str(res.body()).unwrap();
         assert_eq!(v["error"]["code"], "missing_credentials");
         let down = AuthError::new(AuthErrorKind::KeysUnavailable, "idp down");
+        let rpc: Response<String> =
+            missing.to_response_as("realm=\"api\"", mcp_gateway_core::ErrorFormat::JsonRpc);
+        assert_eq!(rpc.status(), 401);
+        assert!(rpc.headers().get(header::WWW_AUTHENTICATE).is_some());
+        let v: serde_json::Value = serde_json::from_str(rpc.body()).unwrap();
+        assert_eq!(v["error"]["code"], -32005);
+        assert_eq!(v["error"]["data"]["reason"], "missing_credentials");
         let res: Response<String> = down.to_response("realm=\"api\"");
         assert_eq!(res.status(), 503);
         assert!(res.headers().get(header::WWW_AUTHENTICATE).is_none());

@@ -32,6 +32,17 @@ pub mod trace;
 pub mod wake;
 
 pub use error::McpError;
+
+/// How an HTTP-plane layer (authentication, rate limiting) writes the body of a refusal:
+/// each front end picks its own, so a client sees errors in the shape it speaks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ErrorFormat {
+    /// `{"error": {"code": "...", "message": ...}}` (REST APIs).
+    #[default]
+    Json,
+    /// A JSON-RPC 2.0 error with `id: null` (MCP endpoints).
+    JsonRpc,
+}
 pub use glob::Glob;
 pub use jsonrpc::{JsonRpcError, RequestId};
 pub use request::{

@@ -11,15 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tower::Layer;
 
-/// How a rejection is written.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum ErrorFormat {
-    /// `{"error": {"code": "rate_limited", "message": ...}}` (REST APIs).
-    #[default]
-    Json,
-    /// A JSON-RPC 2.0 error with `id: null` and code `-32006` (MCP endpoints).
-    JsonRpc,
-}
+pub use mcp_gateway_core::ErrorFormat;
 
 /// Why a [`RateLimitLayer`] could not be built.
 #[derive(Debug, thiserror::Error)]

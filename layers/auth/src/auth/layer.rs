@@ -17,6 +17,7 @@ pub(crate) struct Shared {
     pub(crate) required_roles: Vec<String>,
     pub(crate) strip: bool,
     pub(crate) on_failure: Option<FailureHook>,
+    pub(crate) format: mcp_gateway_core::ErrorFormat,
 }
 
 /// Authenticates requests; see the [module docs](crate::auth).
@@ -47,6 +48,7 @@ impl AuthLayer {
                 required_roles: Vec::new(),
                 strip: true,
                 on_failure: None,
+                format: mcp_gateway_core::ErrorFormat::Json,
             }),
         }
     }
@@ -110,6 +112,14 @@ impl AuthLayer {
     #[must_use]
     pub fn on_failure(mut self, hook: impl Fn(&AuthError) + Send + Sync + 'static) -> Self {
         self.shared_mut().on_failure = Some(Arc::new(hook));
+        self
+    }
+
+    /// How refusals are written: REST JSON (the default) or, for an MCP endpoint, a
+    /// JSON-RPC error; status, `WWW-Authenticate` and `Retry-After` are the same either way.
+    #[must_use]
+    pub fn error_format(mut self, format: mcp_gateway_core::ErrorFormat) -> Self {
+        self.shared_mut().format = format;
         self
     }
 

@@ -58,7 +58,7 @@ fn reject<B: From<String>>(shared: &Shared, e: &AuthError) -> Response<B> {
     if let Some(hook) = &shared.on_failure {
         hook(e);
     }
-    e.to_response(&shared.challenge)
+    e.to_response_as(&shared.challenge, shared.format)
 }
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for Auth<S>
