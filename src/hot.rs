@@ -8,7 +8,7 @@
 //! route's layers), runs the handler's extractors and adds the per-connection
 //! `ConnectInfo` in a layer of its own. Here the path is compared with two literals, the
 //! stack is cloned once, and the handler's future is boxed once. `callgrind` counts 9
-//! allocations fewer per call, and 4 000 to 6 000 instructions (README, *The two hot
+//! allocations fewer per call, and 4 000 to 6 000 instructions (BENCHMARKS.md, *The two hot
 //! routes outside the router*).
 
 use axum::Router;
