@@ -1,6 +1,7 @@
-//! The two routes every tool call takes, `POST /api/v1/tools/call` and `POST /mcp`, served
-//! by `Gateway::start` straight from the connection, each through its own copy of the
-//! route's layer stack; every other request goes to the axum `Router`.
+//! The gateway's HTTP service. The two routes every tool call takes, `POST
+//! /api/v1/tools/call` and `POST /mcp`, go straight to their front end's layer stack; every
+//! other request goes to the axum `Router`. `Gateway::start`, `Gateway::router` and
+//! `Gateway::service` all serve this one service.
 //!
 //! The answers are the same as the `Router`'s (the same handlers behind the same layers);
 //! what is skipped is the `Router`'s own work on each request. It looks the path up,
@@ -43,26 +44,96 @@ impl<T> HotService for T where
 {
 }
 
-/// The hot routes' stacks and the router for everything else, shared by all connections.
+/// The gateway's whole HTTP service: the hot routes' stacks and the router for everything
+/// else. `Gateway::start` serves it per connection, `Gateway::router` hands it out as a
+/// router's fallback, `Gateway::service` as it is: one path for every request, whoever
+/// serves it. Cheap to clone.
+pub(crate) struct GatewayService<R, M> {
+    inner: Arc<Hot<R, M>>,
+}
+
+impl<R, M> Clone for GatewayService<R, M> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+/// The routes of a [`GatewayService`].
 pub(crate) struct Hot<R, M> {
     /// `POST /api/v1/tools/call` behind the REST API's layers.
     pub(crate) rest: R,
     /// `POST /mcp` behind the MCP endpoint's layers.
     pub(crate) mcp: M,
-    /// Every route, the hot ones included (for their other methods, and for embedders).
+    /// Every route, the hot ones included (for their other methods).
     pub(crate) router: Router,
 }
 
-/// One connection's service: the shared routes and the peer's address.
+impl<R, M> GatewayService<R, M> {
+    /// The service over `hot`.
+    pub(crate) fn new(hot: Hot<R, M>) -> Self {
+        Self {
+            inner: Arc::new(hot),
+        }
+    }
+}
+
+impl<R: HotService, M: HotService> GatewayService<R, M> {
+    /// Sends `req` down its route.
+    fn dispatch<B>(&self, req: http::Request<B>) -> HotFuture<R, M, B>
+    where
+        B: axum::body::HttpBody<Data = bytes::Bytes> + Send + 'static,
+        B::Error: Into<axum::BoxError>,
+    {
+        match pick(&req) {
+            Pick::Rest => Either::Left(Either::Left(Oneshot::new(
+                self.inner.rest.clone(),
+                req.map(Body::new),
+            ))),
+            Pick::Mcp => Either::Left(Either::Right(Oneshot::new(
+                self.inner.mcp.clone(),
+                req.map(Body::new),
+            ))),
+            Pick::Other => Either::Right(Oneshot::new(self.inner.router.clone(), req)),
+        }
+    }
+}
+
+impl<R, M, B> Service<http::Request<B>> for GatewayService<R, M>
+where
+    R: HotService,
+    M: HotService,
+    B: axum::body::HttpBody<Data = bytes::Bytes> + Send + 'static,
+    B::Error: Into<axum::BoxError>,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = HotFuture<R, M, B>;
+
+    fn poll_ready(
+        &mut self,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Infallible>> {
+        // Every route is always ready: the stacks wait inside their futures.
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        self.dispatch(req)
+    }
+}
+
+/// One connection's service: the gateway's service and the peer's address.
 pub(crate) struct HotConn<R, M> {
-    hot: Arc<Hot<R, M>>,
+    service: GatewayService<R, M>,
     peer: SocketAddr,
 }
 
 impl<R, M> HotConn<R, M> {
     /// The service for a connection from `peer`.
-    pub(crate) fn new(hot: Arc<Hot<R, M>>, peer: SocketAddr) -> Self {
-        Self { hot, peer }
+    pub(crate) fn new(service: GatewayService<R, M>, peer: SocketAddr) -> Self {
+        Self { service, peer }
     }
 }
 
@@ -85,37 +156,23 @@ fn pick<B>(req: &http::Request<B>) -> Pick {
     }
 }
 
-impl<R, M> hyper::service::Service<http::Request<Incoming>> for HotConn<R, M>
-where
-    R: Service<Request, Response = Response, Error = Infallible> + Clone,
-    M: Service<Request, Response = Response, Error = Infallible> + Clone,
+impl<R: HotService, M: HotService> hyper::service::Service<http::Request<Incoming>>
+    for HotConn<R, M>
 {
     type Response = Response;
     type Error = Infallible;
-    type Future = HotFuture<R, M>;
+    type Future = HotFuture<R, M, Incoming>;
 
     fn call(&self, mut req: http::Request<Incoming>) -> Self::Future {
         // Rate limits key anonymous callers on the peer address.
         req.extensions_mut().insert(ConnectInfo(self.peer));
-        match pick(&req) {
-            Pick::Rest => Either::Left(Either::Left(Oneshot::new(
-                self.hot.rest.clone(),
-                req.map(Body::new),
-            ))),
-            Pick::Mcp => Either::Left(Either::Right(Oneshot::new(
-                self.hot.mcp.clone(),
-                req.map(Body::new),
-            ))),
-            Pick::Other => Either::Right(Oneshot::new(self.hot.router.clone(), req)),
-        }
+        self.service.dispatch(req)
     }
 }
 
-/// The answer of a [`HotConn`]: the chosen route's.
-pub(crate) type HotFuture<R, M> = Either<
-    Either<Oneshot<R, Request>, Oneshot<M, Request>>,
-    Oneshot<Router, http::Request<Incoming>>,
->;
+/// The answer of a [`GatewayService`]: the chosen route's.
+pub(crate) type HotFuture<R, M, B> =
+    Either<Either<Oneshot<R, Request>, Oneshot<M, Request>>, Oneshot<Router, http::Request<B>>>;
 
 /// A handler of the shape `async fn(State<T>, Caller, Request) -> impl IntoResponse` as a
 /// service, without axum's extractor and boxing machinery: the caller's identity is read

@@ -19,22 +19,21 @@
 //! ```
 
 pub mod api;
-pub mod config;
 mod hot;
 mod limits;
-mod security;
 mod serve;
 mod state;
 pub mod telemetry;
 
+pub use config::is_loopback;
 pub use config::{Config, ConfigError, ConfigErrors};
 pub use mcp_gateway_auth as auth;
+pub use mcp_gateway_config as config;
 pub use mcp_gateway_core as core;
 pub use mcp_gateway_metrics as metrics;
 pub use mcp_gateway_rate_limit as rate_limit;
 pub use mcp_gateway_router as router;
 pub use mcp_gateway_upstream as upstream;
-pub use security::is_loopback;
 pub use serve::serve;
 pub use state::{McpService, ServerReport, StartOutcome};
 
@@ -64,7 +63,9 @@ struct Inner {
     config: Config,
     state: OnceLock<Arc<AppState>>,
     endpoint: OnceLock<Arc<mcp_gateway_mcp_server::Endpoint<McpService>>>,
-    auth: security::AuthSetup,
+    auth: config::AuthSetup,
+    /// The MCP plane's access policy, built once with the plan.
+    policy: Option<Arc<mcp_gateway_auth::AccessPolicy>>,
     rate_limit: OnceLock<limits::Limiter>,
     http_stop: CancellationToken,
     http_task: Mutex<Option<JoinHandle<()>>>,
@@ -110,21 +111,15 @@ impl Gateway {
     /// Validates `config` and prepares a gateway (nothing runs until [`Gateway::start`],
     /// [`Gateway::connect`] or [`Gateway::router`]).
     pub fn new(config: Config) -> Result<Self, ConfigErrors> {
-        config.validate(std::path::Path::new("<config>"))?;
-        let auth = security::setup(&config).map_err(|(path, message)| {
-            ConfigErrors(vec![ConfigError {
-                file: "<config>".into(),
-                path: Some(path),
-                line: None,
-                message,
-            }])
-        })?;
+        // Validated once, into the plan every layer takes its part from.
+        let plan = config.plan(std::path::Path::new("<config>"))?;
         Ok(Self {
             inner: Arc::new(Inner {
-                config,
+                config: plan.config,
                 state: OnceLock::new(),
                 endpoint: OnceLock::new(),
-                auth,
+                auth: plan.auth,
+                policy: plan.policy,
                 rate_limit: OnceLock::new(),
                 http_stop: CancellationToken::new(),
                 http_task: Mutex::new(None),
@@ -140,7 +135,7 @@ impl Gateway {
     fn state(&self) -> &Arc<AppState> {
         self.inner
             .state
-            .get_or_init(|| AppState::spawn(self.inner.config.clone()))
+            .get_or_init(|| AppState::spawn(self.inner.config.clone(), self.inner.policy.clone()))
     }
 
     /// Starts the upstream servers (once) and waits for each to come up or fail.
@@ -150,16 +145,51 @@ impl Gateway {
         self.state().startup_report(STARTUP_WAIT).await
     }
 
-    /// The gateway's HTTP routes (REST API, `/metrics`, probes) as an axum `Router`, ready
-    /// to be served or nested in another app. Starts the upstreams if they are not running.
+    /// The gateway's HTTP routes (REST API, MCP endpoint, `/metrics`, probes) as an axum
+    /// `Router`, ready to be served or nested in another app: the same service as
+    /// [`Gateway::service`] and [`Gateway::start`], hot routes included. Serve it with the
+    /// peer address (`into_make_service_with_connect_info::<SocketAddr>()`, or
+    /// [`serve`]) so anonymous callers get a rate-limit budget per IP. Starts the upstreams
+    /// if they are not running.
     ///
     /// Must be called inside a Tokio runtime.
     pub fn router(&self) -> axum::Router {
-        self.routes().router
+        axum::Router::new().fallback_service(self.service::<axum::body::Body>())
     }
 
-    /// The router, and the two routes every tool call takes as stacks of their own for
-    /// [`Gateway::start`] to serve without the router (see `hot.rs`).
+    /// The gateway's whole HTTP service as a tower `Service`, for embedders who serve with
+    /// hyper (or anything tower) directly; put the peer address in the request extensions
+    /// as `axum::extract::ConnectInfo<SocketAddr>` to key anonymous callers' rate limits
+    /// by IP. Starts the upstreams if they are not running.
+    ///
+    /// Must be called inside a Tokio runtime.
+    pub fn service<B>(
+        &self,
+    ) -> impl tower::Service<
+        http::Request<B>,
+        Response = axum::response::Response,
+        Error = std::convert::Infallible,
+        Future: Send + 'static,
+    > + Clone
+    + Send
+    + Sync
+    + 'static
+    where
+        B: axum::body::HttpBody<Data = bytes::Bytes> + Send + 'static,
+        B::Error: Into<axum::BoxError>,
+    {
+        self.http_service()
+    }
+
+    /// The one HTTP service: the hot routes' stacks and the router (see `hot.rs`). Every
+    /// call builds the same stack over the same shared parts (state, endpoint, limiter,
+    /// authenticator).
+    fn http_service(&self) -> hot::GatewayService<impl hot::HotService, impl hot::HotService> {
+        hot::GatewayService::new(self.routes())
+    }
+
+    /// The router, and the two routes every tool call takes as stacks of their own (see
+    /// `hot.rs`).
     fn routes(&self) -> hot::Hot<impl hot::HotService, impl hot::HotService> {
         let state = self.state().clone();
         let cfg = &self.inner.config;
@@ -249,15 +279,16 @@ impl Gateway {
             )
         };
         let (rest_front, mcp_front) = (front(ErrorFormat::Json), front(ErrorFormat::JsonRpc));
-        let guarded = |routes: axum::Router, (auth, limiter): Front| {
-            routes.layer(
-                open_stack
-                    .clone()
-                    .option_layer(auth)
-                    .option_layer(limiter)
-                    .into_inner(),
-            )
+        // A front end's layers, defined once: around its routes in the router and around
+        // its hot handler alike.
+        let layers = |(auth, limiter): Front| {
+            open_stack
+                .clone()
+                .option_layer(auth)
+                .option_layer(limiter)
+                .into_inner()
         };
+        let guarded = |routes: axum::Router, front: Front| routes.layer(layers(front));
         let mut open = api::probes(state.clone());
         if let Some(m) = &self.inner.auth.metadata {
             for path in m.well_known_paths() {
@@ -266,12 +297,10 @@ impl Gateway {
         }
         // The same layers around the two hot handlers, each as one stack. The router's
         // `layer` turns every answer into an axum `Response`; so does `map_response` here.
-        let hot_stack = |(auth, limiter): Front| {
+        let hot_stack = |front: Front| {
             tower::ServiceBuilder::new()
                 .map_response(axum::response::IntoResponse::into_response)
-                .layer(open_stack.clone().into_inner())
-                .option_layer(auth)
-                .option_layer(limiter)
+                .layer(layers(front))
         };
         let rest = hot_stack(rest_front.clone()).service(hot::handler(state, api::call_tool));
         let mcp_hot = hot_stack(mcp_front.clone()).service(hot::handler(
@@ -311,13 +340,13 @@ impl Gateway {
             .local_addr()
             .map_err(|source| StartError::Bind { addr, source })?;
         let servers = self.connect().await;
-        let routes = Arc::new(self.routes());
+        let service = self.http_service();
         let stop = self.inner.http_stop.clone();
         // Peer addresses key anonymous callers' rate limits: each connection passes its on.
         let task = tokio::spawn(serve::serve_with(
             listener,
             stop.cancelled_owned(),
-            move |peer| hot::HotConn::new(routes.clone(), peer),
+            move |peer| hot::HotConn::new(service.clone(), peer),
         ));
         *self.inner.http_task.lock().expect("lock") = Some(task);
         Ok(Started {

@@ -2,10 +2,8 @@
 
 use crate::config::{Config, ServerConfig, TransportKind};
 use mcp_gateway_auth::{AccessControl, AccessControlLayer, AccessPolicy};
-use mcp_gateway_core::{McpError, McpRequest, ToolPolicy};
-use mcp_gateway_health::{
-    Health, HealthGate, HealthLayer, HealthPolicy, HealthState, Probe, spawn_prober,
-};
+use mcp_gateway_core::ToolPolicy;
+use mcp_gateway_health::{Health, HealthGate, HealthLayer, HealthPolicy, HealthState};
 use mcp_gateway_metrics::{McpMetrics, McpMetricsLayer, PrometheusExporter, Recorder};
 use mcp_gateway_rate_limit::McpRateLimit;
 use mcp_gateway_router::{Catalog, Resolve, ResolveLayer, ToolEntry, ToolRouter};
@@ -14,11 +12,9 @@ use mcp_gateway_upstream::{
     UpstreamStatus,
 };
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime};
 use tokio_util::sync::CancellationToken;
 use tower::Layer;
-use tower::ServiceExt;
 
 /// The MCP-plane stack every front end calls: the route of a tool call is resolved once
 /// against the catalog, then metrics around access control around the router around the
@@ -125,7 +121,7 @@ impl AppState {
     }
 
     /// Spawns every enabled upstream and wires the MCP plane (needs a Tokio runtime).
-    pub(crate) fn spawn(config: Config) -> Arc<AppState> {
+    pub(crate) fn spawn(config: Config, policy: Option<Arc<AccessPolicy>>) -> Arc<AppState> {
         let recorder = Recorder::new(if config.monitor.request_log {
             config.monitor.request_log_size
         } else {
@@ -179,7 +175,7 @@ impl AppState {
             });
         }
         let router = builder.build();
-        let policy = crate::security::policy(&config).map(|p| Arc::new(p) as Arc<dyn ToolPolicy>);
+        let policy = policy.map(|p| p as Arc<dyn ToolPolicy>);
         let access = AccessControlLayer::new(
             policy
                 .clone()
@@ -219,13 +215,15 @@ impl AppState {
             if let Some(u) = &slot.upstream {
                 tokio::spawn(sync_catalog(u.clone(), Arc::downgrade(&state)));
                 if let Some(h) = &slot.health {
-                    watch_health(u.clone(), h.clone(), state.stop.clone());
+                    mcp_gateway_health::watch_upstream(u.clone(), h.clone(), state.stop.clone());
                 }
             }
         }
         configure_recorder(&state);
         if let Some(e) = &state.exporter {
-            register_gateway_instruments(e, &state);
+            let gauges: std::sync::Weak<dyn mcp_gateway_metrics::GatewayGauges> =
+                Arc::downgrade(&state) as _;
+            e.register_gateway(gauges);
         }
         tokio::spawn(expire_log(state.clone()));
         state
@@ -320,87 +318,29 @@ fn configure_recorder(st: &AppState) {
         });
 }
 
-/// The gateway's own series on the metrics exporter: live MCP sessions, whether each server
-/// is up, its restarts, and its health state and transitions. All observable: read at
-/// scrape time through a weak reference, so they neither cost anything per call nor keep the
-/// state alive.
-fn register_gateway_instruments(exporter: &PrometheusExporter, st: &Arc<AppState>) {
-    use opentelemetry::KeyValue;
-    let meter = exporter.meter();
-    let server = |slot: &ServerSlot| KeyValue::new("server", slot.config.id.clone());
-    let w = Arc::downgrade(st);
-    meter
-        .u64_observable_gauge("mcp_gateway_mcp_sessions")
-        .with_description("Live downstream MCP sessions.")
-        .with_callback(move |o| {
-            if let Some(st) = w.upgrade() {
-                o.observe(st.mcp_sessions() as u64, &[]);
-            }
-        })
-        .build();
-    let w = Arc::downgrade(st);
-    meter
-        .u64_observable_gauge("mcp_gateway_upstream_up")
-        .with_description("1 when the server is connected and ready.")
-        .with_callback(move |o| {
-            let Some(st) = w.upgrade() else { return };
-            for slot in &st.servers {
-                // Up means connected; how well it answers is `mcp_gateway_upstream_health`.
-                let up = matches!(status_word(slot).0, "healthy" | "degraded" | "unhealthy");
-                o.observe(u64::from(up), &[server(slot)]);
-            }
-        })
-        .build();
-    let w = Arc::downgrade(st);
-    meter
-        .u64_observable_counter("mcp_gateway_upstream_restarts")
-        .with_description("Restarts after failures.")
-        .with_callback(move |o| {
-            let Some(st) = w.upgrade() else { return };
-            for slot in &st.servers {
-                if let Some(u) = &slot.upstream {
-                    o.observe(u.status().restarts, &[server(slot)]);
-                }
-            }
-        })
-        .build();
-    let w = Arc::downgrade(st);
-    meter
-        .u64_observable_gauge("mcp_gateway_upstream_health")
-        .with_description("1 for the server's current health state (from its health checks).")
-        .with_callback(move |o| {
-            let Some(st) = w.upgrade() else { return };
-            for slot in &st.servers {
-                let Some(h) = &slot.health else { continue };
-                let now = h.state();
-                for s in HealthState::ALL {
-                    o.observe(
-                        u64::from(now == s),
-                        &[server(slot), KeyValue::new("state", s.as_str())],
-                    );
-                }
-            }
-        })
-        .build();
-    let w = Arc::downgrade(st);
-    meter
-        .u64_observable_counter("mcp_gateway_upstream_health_transitions")
-        .with_description("Health state changes, by the state entered.")
-        .with_callback(move |o| {
-            let Some(st) = w.upgrade() else { return };
-            for slot in &st.servers {
-                let Some(h) = &slot.health else { continue };
-                let t = h.snapshot().transitions;
-                for (to, n) in [
-                    ("healthy", t.healthy),
-                    ("degraded", t.degraded),
-                    ("unhealthy", t.unhealthy),
-                ] {
-                    o.observe(n, &[server(slot), KeyValue::new("to", to)]);
-                }
-            }
-        })
-        .build();
+impl mcp_gateway_metrics::GatewayGauges for AppState {
+    fn mcp_sessions(&self) -> u64 {
+        AppState::mcp_sessions(self) as u64
+    }
+
+    fn servers(&self) -> Vec<mcp_gateway_metrics::ServerGauges> {
+        self.servers
+            .iter()
+            .map(|slot| mcp_gateway_metrics::ServerGauges {
+                server: slot.config.id.clone(),
+                // Up means connected; how well it answers is the health gauge.
+                up: matches!(status_word(slot).0, "healthy" | "degraded" | "unhealthy"),
+                restarts: slot.upstream.as_ref().map(|u| u.status().restarts),
+                health: slot.health.as_ref().map(|h| {
+                    let t = h.snapshot().transitions;
+                    mcp_gateway_metrics::ServerHealth {
+                        state: h.state().as_str(),
+                        transitions: [t.healthy, t.degraded, t.unhealthy],
+                    }
+                }),
+            })
+            .collect()
+    }
 }
 
 /// The health policy of server `s` (its `healthCheck` over the gateway's), `None` when
@@ -423,65 +363,6 @@ fn health_policy(config: &Config, s: &ServerConfig) -> Option<HealthPolicy> {
         unhealthy_after: h.unhealthy_after.unwrap_or(d.unhealthy_after),
         restart_after: h.restart_after.unwrap_or(d.restart_after),
     })
-}
-
-/// Probes `u` for `health` (MCP `ping`; `tools/list` for a server that has no `ping`),
-/// restarts it when it stops answering, and starts from healthy whenever it comes up.
-fn watch_health(u: Upstream, health: Arc<Health>, stop: CancellationToken) {
-    use std::sync::atomic::AtomicBool;
-    let no_ping = Arc::new(AtomicBool::new(false));
-    let probe: Probe = {
-        let u = u.clone();
-        Arc::new(move || {
-            let svc = u.service();
-            let no_ping = no_ping.clone();
-            Box::pin(async move {
-                let method = if no_ping.load(Ordering::Relaxed) {
-                    "tools/list"
-                } else {
-                    "ping"
-                };
-                match svc.clone().oneshot(McpRequest::new(method, None)).await {
-                    Ok(_) => Ok(()),
-                    Err(McpError::Rpc { error, .. })
-                        if error.code == -32601 && method == "ping" =>
-                    {
-                        no_ping.store(true, Ordering::Relaxed);
-                        svc.oneshot(McpRequest::new("tools/list", None))
-                            .await
-                            .map(|_| ())
-                            .map_err(|e| e.to_string())
-                    }
-                    Err(e) => Err(e.to_string()),
-                }
-            })
-        })
-    };
-    let ready = {
-        let u = u.clone();
-        move || u.status().state == mcp_gateway_upstream::State::Ready
-    };
-    let restart = {
-        let u = u.clone();
-        move || u.restart()
-    };
-    spawn_prober(health.clone(), probe, ready, restart, stop.clone());
-    tokio::spawn(async move {
-        let mut rx = u.subscribe();
-        let mut was_ready = rx.borrow().state == mcp_gateway_upstream::State::Ready;
-        loop {
-            tokio::select! {
-                _ = stop.cancelled() => return,
-                r = rx.changed() => if r.is_err() { return },
-            }
-            let ready = rx.borrow_and_update().state == mcp_gateway_upstream::State::Ready;
-            if ready && !was_ready {
-                // A fresh process or connection: judge it by its own probes.
-                health.reset();
-            }
-            was_ready = ready;
-        }
-    });
 }
 
 /// Keeps the catalog in step with an upstream: its tool list (the catalog announces

@@ -9,9 +9,16 @@
 //!   failures open it without waiting for a probe.
 //! - Transitions are logged and counted; [`HealthPolicy::restart_after`] lets the owner
 //!   restart a server that stopped answering (the prober calls back).
+//! - [`watch_upstream`] wires all of it to one `mcp-gateway-upstream` [`Upstream`]
+//!   (`ping`, or `tools/list` for servers without it; restart through its supervisor).
+//!
+//! [`Upstream`]: mcp_gateway_upstream::Upstream
 
 mod layer;
 mod state;
+mod upstream;
+
+pub use upstream::watch_upstream;
 
 pub use layer::{HealthFuture, HealthGate, HealthLayer};
 pub use state::{Health, HealthPolicy, HealthSnapshot, HealthState, Probe, spawn_prober};

@@ -27,6 +27,7 @@
 //! # }
 //! ```
 
+mod gauges;
 mod histogram;
 mod layer;
 mod log;
@@ -34,6 +35,7 @@ mod otel;
 mod recorder;
 mod window;
 
+pub use gauges::{GatewayGauges, HEALTH_STATES, ServerGauges, ServerHealth};
 pub use histogram::Histogram;
 pub use layer::{McpMetrics, McpMetricsLayer, ResponseFuture};
 pub use log::{LogEntry, LogQuery, REDACTED, RequestLog, log_body, redact};

@@ -2,7 +2,7 @@
 //! pieces the gateway wires in: the [`Authenticator`] behind the HTTP [`AuthLayer`], the
 //! RFC 9728 metadata of the OAuth mode and the [`AccessPolicy`] of the MCP plane.
 
-use crate::config::{ApiKey, AuthStrategy, Config, DefaultAccess};
+use crate::{ApiKey, AuthStrategy, Config, DefaultAccess};
 use mcp_gateway_auth::{
     AccessPolicy, AccessRule, ApiKeys, AuthLayer, Authenticator, JwtAuth, JwtKey,
     ProtectedResource, parse_algorithm,
@@ -11,15 +11,16 @@ use std::time::Duration;
 
 /// The authentication side of a config, checked and ready to layer.
 #[derive(Clone, Debug)]
-pub(crate) struct AuthSetup {
-    pub(crate) authenticator: Authenticator,
+pub struct AuthSetup {
+    /// Who the callers are: none, API keys or JWT / OAuth.
+    pub authenticator: Authenticator,
     /// Served at the well-known paths and pointed to by 401 challenges (strategy `oauth`).
-    pub(crate) metadata: Option<ProtectedResource>,
+    pub metadata: Option<ProtectedResource>,
 }
 
 impl AuthSetup {
     /// The HTTP layer for this setup, or `None` for strategy `none`.
-    pub(crate) fn layer(&self) -> Option<AuthLayer> {
+    pub fn layer(&self) -> Option<AuthLayer> {
         if matches!(self.authenticator, Authenticator::None) {
             return None;
         }
@@ -229,10 +230,7 @@ mod tests {
     use mcp_gateway_core::ToolPolicy;
 
     fn cfg(yaml: &str) -> Config {
-        Config::parse(yaml, crate::config::Format::Yaml, "t.yml".as_ref(), |_| {
-            None
-        })
-        .unwrap()
+        Config::parse(yaml, crate::Format::Yaml, "t.yml".as_ref(), |_| None).unwrap()
     }
 
     #[test]

@@ -6,6 +6,9 @@
 //! (`servers[1].timeout`) and, where the parser knows it, the line.
 
 mod env;
+mod security;
+
+pub use security::{AuthSetup, is_loopback};
 
 pub use env::{Missing, substitute};
 
@@ -783,6 +786,18 @@ impl fmt::Display for ConfigError {
     }
 }
 
+/// A validated configuration and what validating it built: the one object the gateway's
+/// layers take their parts from (and what a reload can swap whole).
+#[derive(Clone, Debug)]
+pub struct Plan {
+    /// The configuration.
+    pub config: Config,
+    /// Authentication, ready to layer.
+    pub auth: AuthSetup,
+    /// The access policy of the MCP plane; `None` when every caller may use everything.
+    pub policy: Option<std::sync::Arc<mcp_gateway_auth::AccessPolicy>>,
+}
+
 /// Every problem found in a config file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigErrors(pub Vec<ConfigError>);
@@ -969,6 +984,25 @@ impl Config {
     /// Checks what the types alone cannot: unique ids, required fields per transport,
     /// ranges and cross-field rules.
     pub fn validate(&self, file: &Path) -> Result<(), ConfigErrors> {
+        self.check(file).map(|_| ())
+    }
+
+    /// Validates the config once into the [`Plan`] the gateway is wired from: the config
+    /// and what validating it built (the authenticator, the access policy).
+    pub fn plan(self, file: &Path) -> Result<Plan, ConfigErrors> {
+        let (auth, policy) = self.check(file)?;
+        Ok(Plan {
+            config: self,
+            auth,
+            policy: policy.map(std::sync::Arc::new),
+        })
+    }
+
+    /// Validation, keeping what it built.
+    fn check(
+        &self,
+        file: &Path,
+    ) -> Result<(AuthSetup, Option<mcp_gateway_auth::AccessPolicy>), ConfigErrors> {
         let mut errors = Vec::new();
         let mut e = |path: String, message: String| {
             errors.push(ConfigError {
@@ -1265,20 +1299,27 @@ impl Config {
         let auth_flagged = errors
             .iter()
             .any(|x| x.path.as_deref().is_some_and(|p| p.starts_with("auth")));
-        let mut more = crate::security::check_access(self);
-        if !auth_flagged && let Err(x) = crate::security::setup(self) {
-            more.push(x);
-        }
+        let mut more = security::check_access(self);
+        let auth = if auth_flagged {
+            None
+        } else {
+            match security::setup(self) {
+                Ok(a) => Some(a),
+                Err(x) => {
+                    more.push(x);
+                    None
+                }
+            }
+        };
         errors.extend(more.into_iter().map(|(path, message)| ConfigError {
             file: file.to_path_buf(),
             path: Some(path),
             line: None,
             message,
         }));
-        if errors.is_empty() {
-            Ok(())
-        } else {
-            Err(ConfigErrors(errors))
+        match auth {
+            Some(auth) if errors.is_empty() => Ok((auth, security::policy(self))),
+            _ => Err(ConfigErrors(errors)),
         }
     }
 }
