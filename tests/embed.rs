@@ -188,3 +188,69 @@ async fn mcp_service_called_directly() {
 
     gateway.stop().await;
 }
+
+/// Three `GET /api/v1/health` from `from` (a loopback address) to `addr`: their statuses.
+async fn three_from(from: &str, addr: std::net::SocketAddr) -> Vec<u16> {
+    let client = reqwest::Client::builder()
+        .local_address(from.parse::<std::net::IpAddr>().unwrap())
+        .build()
+        .unwrap();
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        let res = client
+            .get(format!("http://{addr}/api/v1/health"))
+            .send()
+            .await
+            .unwrap();
+        statuses.push(res.status().as_u16());
+    }
+    statuses
+}
+
+/// An embedder who serves `Gateway::router()` with the peer address (as the README shows)
+/// or `Gateway::service()` with hyper gets one budget per client IP for anonymous callers,
+/// as the standalone binary does.
+#[tokio::test]
+async fn embedders_get_per_ip_budgets() {
+    let yaml = format!(
+        "rateLimit: {{ limit: 2, windowSeconds: 60 }}\nservers:\n{}",
+        test_server_yaml("t", &[], "")
+    );
+    let gateway = Gateway::new(config(&yaml)).expect("valid config");
+    gateway.connect().await;
+
+    // axum::serve with the peer address.
+    let app = gateway.router();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
+        axum::serve(listener, app).await.unwrap();
+    });
+    assert_eq!(three_from("127.0.0.1", addr).await, [200, 200, 429]);
+    assert_eq!(three_from("127.0.0.2", addr).await, [200, 200, 429]);
+
+    // hyper directly, over Gateway::service().
+    let service = gateway.service::<hyper::body::Incoming>();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let (stream, peer) = listener.accept().await.unwrap();
+            let service = service.clone();
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(move |mut req: http::Request<_>| {
+                    req.extensions_mut().insert(axum::extract::ConnectInfo(peer));
+                    service.clone().oneshot(req)
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    });
+    // The same limiter as above: 127.0.0.1 and .2 spent their budgets, .3 has its own.
+    assert_eq!(three_from("127.0.0.1", addr).await, [429, 429, 429]);
+    assert_eq!(three_from("127.0.0.3", addr).await, [200, 200, 429]);
+    gateway.stop().await;
+}
