@@ -240,7 +240,8 @@ async fn embedders_get_per_ip_budgets() {
             let service = service.clone();
             tokio::spawn(async move {
                 let svc = hyper::service::service_fn(move |mut req: http::Request<_>| {
-                    req.extensions_mut().insert(axum::extract::ConnectInfo(peer));
+                    req.extensions_mut()
+                        .insert(axum::extract::ConnectInfo(peer));
                     service.clone().oneshot(req)
                 });
                 let _ = hyper::server::conn::http1::Builder::new()

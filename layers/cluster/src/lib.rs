@@ -12,6 +12,9 @@
 //!   client's answer to a relayed sampling/elicitation request, a `notifications/cancelled`
 //!   for a call running elsewhere, a legacy `POST /messages` for an SSE stream elsewhere.
 //!
+//! Revocations and messages go through a [`Bus`]: [`RedisBus`] when `redisUrl` is set,
+//! [`MemoryBus`] for replicas sharing one process ([`Cluster::with_bus`]).
+//!
 //! When Redis is unreachable sessions fail open (a sealed id is still adopted; a session
 //! deleted meanwhile on another replica may be adopted until Redis returns) and cross-replica
 //! messages are dropped (logged); the connection recovers by itself.
@@ -40,13 +43,17 @@ use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKe
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use mcp_gateway_core::{JsonRpcError, RequestId};
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+mod bus;
+
+pub use bus::{Bus, MemoryBus, RedisBus};
 
 /// Scale-out settings: what lets any replica serve any request.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -80,8 +87,6 @@ fn default_session_max_age() -> u64 {
 const SEALED_PREFIX: &str = "s1.";
 /// Bound to every sealed id so a ciphertext made for something else never opens as one.
 const AAD: &[u8] = b"mcp-gateway session id v1";
-/// Redis round trips slower than this count as Redis being unreachable.
-const REDIS_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// What a downstream session needs, carried inside its sealed id.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -172,7 +177,7 @@ impl Sealer {
 }
 
 /// A message between replicas, published on the cluster channel.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Envelope {
     /// Publishing replica (its own messages come back to it and are skipped).
     pub from: String,
@@ -182,7 +187,7 @@ pub struct Envelope {
 
 /// What one replica tells the others. Sessions are named by [`tag`], never by their id.
 /// (Externally tagged: serde buffers internally tagged enums, which raw JSON cannot survive.)
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum BusMessage {
     /// The client deleted the session: drop it.
@@ -288,14 +293,6 @@ fn host_name() -> String {
         .unwrap_or_else(|| "mcp-gateway".into())
 }
 
-/// The Redis side: revocations and the message channel.
-struct Bus {
-    client: redis::Client,
-    conn: ConnectionManager,
-    channel: String,
-    prefix: String,
-}
-
 /// This replica's view of the cluster.
 pub struct Cluster {
     /// This replica's name.
@@ -304,7 +301,7 @@ pub struct Cluster {
     pub enabled: bool,
     sealer: Option<Sealer>,
     max_age: u64,
-    bus: Option<Bus>,
+    bus: Option<Arc<dyn Bus>>,
     /// Sealed ids deleted on this replica, by tag, with when the mark may be forgotten, so
     /// a deleted session is not adopted again from its id while Redis is unreachable.
     revoked: Mutex<HashMap<String, u64>>,
@@ -335,21 +332,9 @@ impl Cluster {
             };
         };
         let bus = c.redis_url.as_deref().and_then(|url| {
-            let made = redis::Client::open(url).and_then(|client| {
-                let cfg = ConnectionManagerConfig::new()
-                    .set_connection_timeout(Some(REDIS_TIMEOUT))
-                    .set_response_timeout(Some(REDIS_TIMEOUT))
-                    .set_number_of_retries(1)
-                    .set_max_delay(Duration::from_millis(500));
-                let conn = ConnectionManager::new_lazy_with_config(client.clone(), cfg)?;
-                Ok(Bus {
-                    client,
-                    conn,
-                    channel: "mcp-gateway:cluster".into(),
-                    prefix: "mcp-gateway:session:revoked:".into(),
-                })
-            });
-            made.map_err(|e| tracing::error!(error = %e, "cluster.redisUrl is unusable; replicas will not share revocations or messages"))
+            RedisBus::new(url)
+                .map(|b| Arc::new(b) as Arc<dyn Bus>)
+                .map_err(|e| tracing::error!(error = %e, "cluster.redisUrl is unusable; replicas will not share revocations or messages"))
                 .ok()
         });
         Self {
@@ -363,6 +348,14 @@ impl Cluster {
             bus,
             revoked: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The same view over `bus` instead of the configured one (replicas in one process
+    /// share a [`MemoryBus`]).
+    #[must_use]
+    pub fn with_bus(mut self, bus: Arc<dyn Bus>) -> Self {
+        self.bus = Some(bus);
+        self
     }
 
     /// True when session ids are sealed (any replica can open them).
@@ -417,25 +410,11 @@ impl Cluster {
             return None;
         }
         if let Some(bus) = &self.bus {
-            let mut conn = bus.conn.clone();
-            let key = format!("{}{tag}", bus.prefix);
-            let exists = tokio::time::timeout(
-                REDIS_TIMEOUT,
-                redis::cmd("EXISTS")
-                    .arg(&key)
-                    .query_async::<bool>(&mut conn),
-            )
-            .await;
-            match exists {
-                Ok(Ok(true)) => return None,
-                Ok(Ok(false)) => {}
-                Ok(Err(e)) => {
-                    tracing::warn!(error = %e, "cluster: Redis unreachable; adopting a sealed session without the revocation check");
-                }
-                Err(_) => {
-                    tracing::warn!(
-                        "cluster: Redis did not answer; adopting a sealed session without the revocation check"
-                    );
+            match bus.revoked(std::slice::from_ref(&tag)).await {
+                Ok(flags) if flags.first() == Some(&true) => return None,
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "cluster: the bus is unreachable; adopting a sealed session without the revocation check");
                 }
             }
         }
@@ -456,12 +435,8 @@ impl Cluster {
         }
         if let Some(bus) = &self.bus {
             let ttl = until.saturating_sub(now_secs()).max(1);
-            let mut conn = bus.conn.clone();
-            let key = format!("{}{tag}", bus.prefix);
-            let mut set = redis::cmd("SET");
-            set.arg(&key).arg(1).arg("EX").arg(ttl);
-            if let Err(e) = with_timeout(set.query_async::<()>(&mut conn)).await {
-                tracing::warn!(error = %e, "cluster: could not record a deleted session in Redis");
+            if let Err(e) = bus.revoke(&tag, ttl).await {
+                tracing::warn!(error = %e, "cluster: could not record a deleted session on the bus");
             }
             self.publish(BusMessage::Revoke { session: tag }).await;
         }
@@ -476,21 +451,13 @@ impl Cluster {
             .insert(tag.to_string(), until);
     }
 
-    /// Which of these session tags were revoked (checked in Redis, one pipelined round
-    /// trip); empty when Redis is unreachable.
+    /// Which of these session tags were revoked (asked of the bus in one round trip);
+    /// empty when it is unreachable.
     pub async fn revoked_among(&self, tags: &[String]) -> Vec<String> {
         let Some(bus) = &self.bus else {
             return Vec::new();
         };
-        if tags.is_empty() {
-            return Vec::new();
-        }
-        let mut pipe = redis::pipe();
-        for t in tags {
-            pipe.cmd("EXISTS").arg(format!("{}{t}", bus.prefix));
-        }
-        let mut conn = bus.conn.clone();
-        match with_timeout(pipe.query_async::<Vec<bool>>(&mut conn)).await {
+        match bus.revoked(tags).await {
             Ok(flags) => tags
                 .iter()
                 .zip(flags)
@@ -498,25 +465,21 @@ impl Cluster {
                 .map(|(t, _)| t.clone())
                 .collect(),
             Err(e) => {
-                tracing::warn!(error = %e, "cluster: could not check sessions against Redis");
+                tracing::warn!(error = %e, "cluster: could not check sessions against the bus");
                 Vec::new()
             }
         }
     }
 
-    /// Publishes a message to the other replicas; false when there is no Redis or it failed.
+    /// Publishes a message to the other replicas; false when there is no bus or it failed.
     pub async fn publish(&self, message: BusMessage) -> bool {
         let Some(bus) = &self.bus else { return false };
         let envelope = Envelope {
             from: self.replica.clone(),
             message,
         };
-        let payload = serde_json::to_string(&envelope).expect("bus message serializes");
-        let mut conn = bus.conn.clone();
-        let mut publish = redis::cmd("PUBLISH");
-        publish.arg(&bus.channel).arg(payload);
-        match with_timeout(publish.query_async::<i64>(&mut conn)).await {
-            Ok(_) => true,
+        match bus.publish(&envelope).await {
+            Ok(()) => true,
             Err(e) => {
                 tracing::warn!(error = %e, "cluster: could not publish to the other replicas");
                 false
@@ -524,93 +487,47 @@ impl Cluster {
         }
     }
 
-    /// Receives the other replicas' messages; reconnects by itself while Redis is away.
-    /// Returns `None` when no Redis is configured.
-    pub fn subscribe(
-        &self,
-        stop: tokio_util::sync::CancellationToken,
-    ) -> Option<mpsc::Receiver<BusMessage>> {
-        let bus = self.bus.as_ref()?;
-        let (tx, rx) = mpsc::channel(256);
-        let client = bus.client.clone();
-        let channel = bus.channel.clone();
-        let me = self.replica.clone();
-        tokio::spawn(async move {
-            let mut delay = Duration::from_millis(100);
-            let mut was_down = false;
-            loop {
-                let attempt = async {
-                    let mut ps = client.get_async_pubsub().await?;
-                    ps.subscribe(&channel).await?;
-                    redis::RedisResult::Ok(ps)
-                };
-                let ps = tokio::select! {
-                    _ = stop.cancelled() => return,
-                    r = tokio::time::timeout(REDIS_TIMEOUT * 4, attempt) => r,
-                };
-                match ps {
-                    Ok(Ok(ps)) => {
-                        if was_down {
-                            tracing::info!("cluster: Redis channel is back");
-                        }
-                        was_down = false;
-                        if tx.send(BusMessage::Resync).await.is_err() {
-                            return;
-                        }
-                        delay = Duration::from_millis(100);
-                        let mut stream = ps.into_on_message();
-                        loop {
-                            let msg = tokio::select! {
-                                _ = stop.cancelled() => return,
-                                m = futures::StreamExt::next(&mut stream) => m,
-                            };
-                            let Some(msg) = msg else { break };
-                            let Ok(env) =
-                                serde_json::from_slice::<Envelope>(msg.get_payload_bytes())
-                            else {
-                                tracing::debug!("cluster: skipped a malformed message");
-                                continue;
-                            };
-                            if env.from != me && tx.send(env.message).await.is_err() {
-                                return;
-                            }
-                        }
-                        tracing::warn!("cluster: lost the Redis channel; reconnecting");
-                    }
-                    Ok(Err(e)) if !was_down => {
-                        tracing::warn!(error = %e, "cluster: Redis channel unavailable; retrying");
-                        was_down = true;
-                    }
-                    Err(_) if !was_down => {
-                        tracing::warn!("cluster: Redis did not answer; retrying");
-                        was_down = true;
-                    }
-                    _ => {}
-                }
-                tokio::select! {
-                    _ = stop.cancelled() => return,
-                    _ = tokio::time::sleep(delay) => {}
-                }
-                delay = (delay * 2).min(Duration::from_secs(2));
-            }
-        });
-        Some(rx)
-    }
-}
-
-async fn with_timeout<T>(
-    f: impl std::future::Future<Output = redis::RedisResult<T>>,
-) -> Result<T, String> {
-    match tokio::time::timeout(REDIS_TIMEOUT, f).await {
-        Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => Err(e.to_string()),
-        Err(_) => Err("no answer within 500 ms".into()),
+    /// Receives the other replicas' messages; the bus reconnects by itself while it is away.
+    /// Returns `None` when there is no bus.
+    pub fn subscribe(&self, stop: CancellationToken) -> Option<mpsc::Receiver<BusMessage>> {
+        Some(self.bus.as_ref()?.subscribe(self.replica.clone(), stop))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn replicas_on_one_memory_bus_share_revocations_and_messages() {
+        let bus = MemoryBus::new();
+        let key = "k".repeat(40);
+        let replica = |name: &str| {
+            let mut c = config(&key, &[]);
+            c.replica = Some(name.into());
+            Cluster::new(Some(&c)).with_bus(Arc::new(bus.clone()))
+        };
+        let (a, b) = (replica("a"), replica("b"));
+        let stop = CancellationToken::new();
+        let mut on_a = a.subscribe(stop.clone()).unwrap();
+        let mut on_b = b.subscribe(stop.clone()).unwrap();
+        assert!(matches!(on_a.recv().await, Some(BusMessage::Resync)));
+        assert!(matches!(on_b.recv().await, Some(BusMessage::Resync)));
+        let id = a.seal("2025-11-25", None, false, false).unwrap();
+        assert!(b.adopt(&id, None).await.is_some());
+        // Deleted on a: b must not adopt it again, and hears of it.
+        a.revoke(&id).await;
+        assert!(b.adopt(&id, None).await.is_none());
+        match on_b.recv().await {
+            Some(BusMessage::Revoke { session }) => assert_eq!(session, tag(&id)),
+            other => panic!("{other:?}"),
+        }
+        // A replica does not hear itself.
+        assert!(b.publish(BusMessage::Resync).await);
+        assert!(matches!(on_a.recv().await, Some(BusMessage::Resync)));
+        assert!(on_b.try_recv().is_err());
+        stop.cancel();
+    }
 
     fn config(key: &str, previous: &[&str]) -> ClusterConfig {
         ClusterConfig {
