@@ -4,9 +4,27 @@
 //! Every type uses `camelCase` keys and rejects unknown keys, so a typo is an error rather
 //! than a silently ignored setting. Errors name the file, the key path
 //! (`servers[1].timeout`) and, where the parser knows it, the line.
+//!
+//! [`Config::plan`] validates a config once into the [`Plan`] the gateway is wired from.
+//!
+//! ```
+//! use mcp_gateway_config::{Config, Format};
+//! let yaml = "servers:\n  - id: fs\n    command: mcp-server-filesystem\n    args: [\"${ROOT}\"]\n";
+//! let env = |name: &str| (name == "ROOT").then(|| "/srv".to_string());
+//! let config = Config::parse(yaml, Format::Yaml, "gw.yml".as_ref(), env).unwrap();
+//! let plan = config.plan("gw.yml".as_ref()).unwrap();
+//! assert_eq!(plan.config.servers[0].args, ["/srv"]);
+//!
+//! // Every problem, each with its key path.
+//! let twice = "servers:\n  - { id: fs, command: a }\n  - { id: fs, command: b }\n";
+//! let config = Config::parse(twice, Format::Yaml, "gw.yml".as_ref(), |_| None).unwrap();
+//! let errors = config.plan("gw.yml".as_ref()).unwrap_err();
+//! assert!(errors.to_string().contains("servers[1].id"), "{errors}");
+//! ```
 
 mod env;
 mod security;
+mod validate;
 
 pub use security::{AuthSetup, is_loopback};
 
@@ -997,331 +1015,6 @@ impl Config {
             policy: policy.map(std::sync::Arc::new),
         })
     }
-
-    /// Validation, keeping what it built.
-    fn check(
-        &self,
-        file: &Path,
-    ) -> Result<(AuthSetup, Option<mcp_gateway_auth::AccessPolicy>), ConfigErrors> {
-        let mut errors = Vec::new();
-        let mut e = |path: String, message: String| {
-            errors.push(ConfigError {
-                file: file.to_path_buf(),
-                path: Some(path),
-                line: None,
-                message,
-            })
-        };
-        if self.host.trim().is_empty() {
-            e("host".into(), "must not be empty".into());
-        }
-        if self.max_body_bytes < 1024 {
-            e("maxBodyBytes".into(), "must be at least 1024".into());
-        }
-        if self.workers > MAX_WORKERS {
-            e(
-                "workers".into(),
-                format!("must be at most {MAX_WORKERS} (0 for one thread per core)"),
-            );
-        }
-        let mut ids = HashSet::new();
-        for (i, s) in self.servers.iter().enumerate() {
-            let p = |k: &str| format!("servers[{i}].{k}");
-            if s.id.is_empty()
-                || !s
-                    .id
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-            {
-                e(
-                    p("id"),
-                    format!("{:?} must be non-empty letters, digits, '-' or '_'", s.id),
-                );
-            } else if s.id.contains("__") {
-                e(
-                    p("id"),
-                    format!(
-                        "{:?} must not contain \"__\", which separates server and tool in qualified names",
-                        s.id
-                    ),
-                );
-            }
-            if !ids.insert(s.id.as_str()) {
-                e(p("id"), format!("duplicate server id {:?}", s.id));
-            }
-            match s.transport {
-                TransportKind::Stdio => {
-                    if s.command.as_deref().is_none_or(|c| c.trim().is_empty()) {
-                        e(p("command"), "a stdio server needs a command".into());
-                    }
-                }
-                other => {
-                    if s.url.as_deref().is_none_or(|u| u.trim().is_empty()) {
-                        e(p("url"), format!("a {} server needs a url", other.as_str()));
-                    } else if let Some(u) = &s.url {
-                        let ok = match other {
-                            TransportKind::Websocket => {
-                                u.starts_with("ws://") || u.starts_with("wss://")
-                            }
-                            _ => u.starts_with("http://") || u.starts_with("https://"),
-                        };
-                        if !ok {
-                            e(
-                                p("url"),
-                                format!(
-                                    "{u:?} is not a valid URL for transport {}",
-                                    other.as_str()
-                                ),
-                            );
-                        }
-                    }
-                }
-            }
-            if let Some(h) = &s.health_check {
-                check_health(&mut e, &p("healthCheck"), h);
-            }
-            for (j, c) in s.credentials.iter().enumerate() {
-                let cp = p(&format!("credentials[{j}]"));
-                if s.transport != TransportKind::StreamableHttp {
-                    e(
-                        cp.clone(),
-                        "per-caller credentials need transport streamable-http (other transports share one connection for every caller)".into(),
-                    );
-                }
-                if c.subjects.is_empty() && c.roles.is_empty() && c.keys.is_empty() {
-                    e(
-                        cp.clone(),
-                        "name the callers: subjects, roles or keys".into(),
-                    );
-                }
-                if c.headers.is_empty() {
-                    e(format!("{cp}.headers"), "must not be empty".into());
-                }
-                for (k, v) in &c.headers {
-                    if http::HeaderName::from_bytes(k.as_bytes()).is_err()
-                        || http::HeaderValue::from_str(v).is_err()
-                    {
-                        e(
-                            format!("{cp}.headers.{k}"),
-                            "is not a valid HTTP header".into(),
-                        );
-                    }
-                }
-            }
-            if s.timeout == 0 {
-                e(p("timeout"), "must be at least 1 (milliseconds)".into());
-            }
-            if s.max_concurrency == 0 {
-                e(p("maxConcurrency"), "must be at least 1".into());
-            }
-            if let Some(tp) = &s.tool_prefix
-                && (tp.len() > 32
-                    || !tp
-                        .chars()
-                        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'))
-            {
-                e(
-                    p("toolPrefix"),
-                    format!("{tp:?} must be at most 32 letters, digits, '-' or '_'"),
-                );
-            }
-        }
-        match self.auth.strategy {
-            AuthStrategy::ApiKey if self.auth.api_keys.is_empty() => e(
-                "auth.apiKeys".into(),
-                "strategy api-key needs at least one key".into(),
-            ),
-            AuthStrategy::Jwt | AuthStrategy::Oauth => match &self.auth.jwt {
-                None => e(
-                    "auth.jwt".into(),
-                    "strategy jwt/oauth needs a jwt section".into(),
-                ),
-                Some(j) if j.secret.is_none() && j.public_key.is_none() && j.jwks_url.is_none() => {
-                    e(
-                        "auth.jwt".into(),
-                        "needs one of secret, publicKey or jwksUrl".into(),
-                    )
-                }
-                _ => {}
-            },
-            _ => {}
-        }
-        for (i, k) in self.auth.api_keys.iter().enumerate() {
-            if let ApiKey::Named(n) = k {
-                match (&n.key, &n.key_hash) {
-                    (None, None) => e(format!("auth.apiKeys[{i}]"), "needs key or keyHash".into()),
-                    (Some(_), Some(_)) => e(
-                        format!("auth.apiKeys[{i}]"),
-                        "give key or keyHash, not both".into(),
-                    ),
-                    (None, Some(h)) => {
-                        let hex = h.strip_prefix("sha256:").unwrap_or("");
-                        if hex.len() != 64 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
-                            e(
-                                format!("auth.apiKeys[{i}].keyHash"),
-                                "must be sha256:<64 hex digits>".into(),
-                            );
-                        }
-                    }
-                    _ => {}
-                }
-            }
-        }
-        if let Some(r) = &self.rate_limit {
-            if r.limit == 0 {
-                e("rateLimit.limit".into(), "must be at least 1".into());
-            }
-            if r.window_seconds == 0 {
-                e(
-                    "rateLimit.windowSeconds".into(),
-                    "must be at least 1".into(),
-                );
-            }
-            if r.backend == RateLimitBackend::Redis && r.redis_url.is_none() {
-                e(
-                    "rateLimit.redisUrl".into(),
-                    "backend redis needs a redisUrl".into(),
-                );
-            }
-            if let Some(u) = &r.redis_url
-                && let Err(why) = mcp_gateway_rate_limit::check_redis_url(u)
-            {
-                e("rateLimit.redisUrl".into(), why.to_string());
-            }
-            if r.max_keys == 0 {
-                e("rateLimit.maxKeys".into(), "must be at least 1".into());
-            }
-            for (i, t) in r.tools.iter().enumerate() {
-                let p = format!("rateLimit.tools[{i}]");
-                if t.pattern.is_empty() {
-                    e(format!("{p}.match"), "must not be empty".into());
-                }
-                if t.limit == 0 {
-                    e(format!("{p}.limit"), "must be at least 1".into());
-                }
-                if t.window_seconds == Some(0) {
-                    e(format!("{p}.windowSeconds"), "must be at least 1".into());
-                }
-            }
-            for (i, o) in r.overrides.iter().enumerate() {
-                let p = format!("rateLimit.overrides[{i}]");
-                if o.subject.is_some() == o.role.is_some() {
-                    e(p.clone(), "give exactly one of subject or role".into());
-                }
-                if o.limit == 0 {
-                    e(format!("{p}.limit"), "must be at least 1".into());
-                }
-            }
-        }
-        if let Some(c) = &self.cluster {
-            if let Some(r) = &c.replica
-                && (r.is_empty()
-                    || !r
-                        .chars()
-                        .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)))
-            {
-                e(
-                    "cluster.replica".into(),
-                    format!("{r:?} must be non-empty letters, digits, '-', '_' or '.'"),
-                );
-            }
-            let keys = c
-                .session_key
-                .iter()
-                .map(|k| ("cluster.sessionKey".to_string(), k));
-            let old = c
-                .previous_session_keys
-                .iter()
-                .enumerate()
-                .map(|(i, k)| (format!("cluster.previousSessionKeys[{i}]"), k));
-            for (path, k) in keys.chain(old) {
-                if k.chars().count() < 32 {
-                    e(
-                        path,
-                        "must be at least 32 characters (e.g. `openssl rand -base64 32`)".into(),
-                    );
-                }
-            }
-            if let Some(u) = &c.redis_url
-                && let Err(why) = mcp_gateway_rate_limit::check_redis_url(u)
-            {
-                e("cluster.redisUrl".into(), why.to_string());
-            }
-            if c.session_max_age == 0 {
-                e(
-                    "cluster.sessionMaxAge".into(),
-                    "must be at least 1 (seconds)".into(),
-                );
-            }
-        }
-        check_health(&mut e, "healthCheck", &self.health_check);
-        if self.session_idle_timeout == 0 {
-            e(
-                "sessionIdleTimeout".into(),
-                "must be at least 1 (seconds)".into(),
-            );
-        }
-        if self.monitor.request_log_size == 0 {
-            e("monitor.requestLogSize".into(), "must be at least 1".into());
-        }
-        if self.monitor.retention_hours == 0 {
-            e("monitor.retentionHours".into(), "must be at least 1".into());
-        }
-        if let Some(t) = &self.monitor.tracing {
-            if !(0.0..=1.0).contains(&t.sample_ratio) {
-                e(
-                    "monitor.tracing.sampleRatio".into(),
-                    format!("must be between 0.0 and 1.0, got {}", t.sample_ratio),
-                );
-            }
-            if !(t.endpoint.starts_with("http://") || t.endpoint.starts_with("https://"))
-                || t.endpoint.parse::<http::Uri>().is_err()
-            {
-                e(
-                    "monitor.tracing.endpoint".into(),
-                    format!(
-                        "must be an http:// or https:// URL of an OTLP/HTTP collector, got {:?}",
-                        t.endpoint
-                    ),
-                );
-            }
-            if t.timeout_ms == 0 {
-                e(
-                    "monitor.tracing.timeoutMs".into(),
-                    "must be at least 1".into(),
-                );
-            }
-        }
-        if self.monitor.max_series == 0 {
-            e("monitor.maxSeries".into(), "must be at least 1".into());
-        }
-        // Auth settings are checked by building them (keys, algorithms, PEM files, URLs).
-        let auth_flagged = errors
-            .iter()
-            .any(|x| x.path.as_deref().is_some_and(|p| p.starts_with("auth")));
-        let mut more = security::check_access(self);
-        let auth = if auth_flagged {
-            None
-        } else {
-            match security::setup(self) {
-                Ok(a) => Some(a),
-                Err(x) => {
-                    more.push(x);
-                    None
-                }
-            }
-        };
-        errors.extend(more.into_iter().map(|(path, message)| ConfigError {
-            file: file.to_path_buf(),
-            path: Some(path),
-            line: None,
-            message,
-        }));
-        match auth {
-            Some(auth) if errors.is_empty() => Ok((auth, security::policy(self))),
-            _ => Err(ConfigErrors(errors)),
-        }
-    }
 }
 
 fn line_of(text: &str, offset: usize) -> usize {
@@ -1398,22 +1091,3 @@ fn walk(v: &serde_json::Value, path: String, out: &mut Vec<(String, String)>) {
 
 #[cfg(test)]
 mod tests;
-
-/// Range checks of a `healthCheck` section at `path`.
-fn check_health(e: &mut impl FnMut(String, String), path: &str, h: &HealthCheckConfig) {
-    if h.interval_seconds == Some(0) {
-        e(
-            format!("{path}.intervalSeconds"),
-            "must be at least 1".into(),
-        );
-    }
-    if h.timeout_ms == Some(0) {
-        e(format!("{path}.timeoutMs"), "must be at least 1".into());
-    }
-    if h.unhealthy_after == Some(0) {
-        e(
-            format!("{path}.unhealthyAfter"),
-            "must be at least 1".into(),
-        );
-    }
-}

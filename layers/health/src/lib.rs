@@ -13,6 +13,29 @@
 //!   (`ping`, or `tools/list` for servers without it; restart through its supervisor).
 //!
 //! [`Upstream`]: mcp_gateway_upstream::Upstream
+//!
+//! ```
+//! use mcp_gateway_core::{McpError, McpRequest, McpResponse};
+//! use mcp_gateway_health::{Health, HealthLayer, HealthPolicy, HealthState};
+//! use std::time::Duration;
+//! use tower::{Layer, ServiceExt, service_fn};
+//! # #[tokio::main(flavor = "current_thread")] async fn main() {
+//! let health = Health::new("fs", HealthPolicy { unhealthy_after: 2, ..Default::default() });
+//! let server = HealthLayer::new(health.clone()).layer(service_fn(|_req: McpRequest| async {
+//!     let result = serde_json::value::RawValue::from_string("{}".into()).unwrap();
+//!     Ok::<_, McpError>(McpResponse::new(result))
+//! }));
+//! health.probe_failed("no answer");
+//! health.probe_failed("no answer");
+//! assert_eq!(health.state(), HealthState::Unhealthy);
+//! // The circuit is open: calls fail at once with 503 instead of waiting for a timeout.
+//! let err = server.clone().oneshot(McpRequest::new("tools/list", None)).await.unwrap_err();
+//! assert_eq!(err.http_status(), 503);
+//! // One good probe closes it again.
+//! health.probe_succeeded(Duration::from_millis(3));
+//! assert!(server.oneshot(McpRequest::new("tools/list", None)).await.is_ok());
+//! # }
+//! ```
 
 mod layer;
 mod state;
