@@ -374,8 +374,11 @@ async fn sync_catalog(u: Upstream, state: std::sync::Weak<AppState>) {
         Some(s) => (s.stop.clone(), s.catalog.clone()),
         None => return,
     };
-    drop(state);
     loop {
+        // The gateway was dropped without being stopped.
+        if state.strong_count() == 0 {
+            return;
+        }
         let (version, ready, caps) = {
             let st = rx.borrow_and_update();
             (

@@ -46,8 +46,8 @@ pub enum ErrorFormat {
 pub use glob::Glob;
 pub use jsonrpc::{JsonRpcError, RequestId};
 pub use request::{
-    Identity, ItemKind, McpRequest, McpResponse, RequestIds, Route, Routing, ToolPolicy,
-    rename_tool,
+    CatalogListing, Identity, ItemKind, McpRequest, McpResponse, RequestIds, Route, Routing,
+    ToolPolicy, rename_tool,
 };
 pub use trace::TraceContext;
 

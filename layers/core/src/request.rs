@@ -53,6 +53,13 @@ pub struct McpRequest {
     name_at: OnceLock<Option<Range<usize>>>,
 }
 
+/// Marks a list request (in [`McpRequest::extensions`]) that a front end sends to name
+/// items the same way for every caller, not to answer one: the access-control layer leaves
+/// its answer whole, and the front end shows each caller only what the same policy lets them
+/// see. Calls are refused as always.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CatalogListing;
+
 /// The outcome of resolving the tool a `tools/call` names.
 #[derive(Debug, Default)]
 pub enum Routing {

@@ -6,13 +6,14 @@
 //! and the server that listed a URI is remembered so `resources/read` and completions go
 //! back to it (a URI never listed is tried on each server in config order).
 //!
-//! Access rules are the MCP plane's: its access-control layer cuts each server's list to
-//! what the caller may see and refuses forbidden items, which this module answers with the
-//! same error as an unknown one.
+//! Access rules are the MCP plane's: its access-control layer cuts each server's resource
+//! and template lists to what the caller may see and refuses forbidden items, which this
+//! module answers with the same error as an unknown one. Prompt lists are taken whole
+//! (`CatalogListing`), named for everyone, then cut with the same policy.
 
 use crate::{Endpoint, McpService};
 use mcp_gateway_core::jsonrpc::{self, JsonRpcError};
-use mcp_gateway_core::{Identity, McpError, McpRequest};
+use mcp_gateway_core::{Identity, ItemKind, McpError, McpRequest};
 use mcp_gateway_router::Catalog;
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -68,6 +69,12 @@ async fn call<S: McpService>(
     let mut req = McpRequest::new(mcp_gateway_core::protocol::method_text(method), params)
         .with_server(server.clone());
     req.identity = who.cloned();
+    if method == "prompts/list" {
+        // Prompt names depend on every server's prompts (a contested bare name stays with
+        // the first server), so the list is taken whole and cut here, after naming, with
+        // the plane's own policy: the same names for every caller.
+        req.extensions.insert(mcp_gateway_core::CatalogListing);
+    }
     ep.mcp.clone().oneshot(req).await.map(|r| r.result)
 }
 
@@ -149,7 +156,9 @@ pub(crate) async fn list<S: McpService>(
                     }
                     let n = raw(&json!(exposed));
                     obj.insert("name".into(), &n);
-                    out.push(raw_map(&obj));
+                    if ep.visible_item(who.map(|w| &**w), ItemKind::Prompt, server, &name) {
+                        out.push(raw_map(&obj));
+                    }
                     prompt_names.insert(exposed, (server.clone(), name));
                 }
                 "resources" => {

@@ -138,8 +138,10 @@ pub struct EndpointOptions {
     pub session_idle: Duration,
     /// Browser origins allowed besides loopback ones (`"*"`: any).
     pub allowed_origins: Vec<String>,
-    /// Who may see which tool in `tools/list` (the access-control layer's policy; the
-    /// layer itself filters the other lists and refuses calls). `None`: everyone sees all.
+    /// Who may see which tool and prompt in the lists this endpoint names for everyone
+    /// (`tools/list` from the catalog, `prompts/list`): the access-control layer's own
+    /// policy; the layer itself cuts resource lists and refuses calls. `None`: everyone
+    /// sees all.
     pub policy: Option<Arc<dyn ToolPolicy>>,
     /// This replica's place among several; `None`: a replica alone.
     pub cluster: Option<Arc<Cluster>>,
@@ -221,6 +223,19 @@ impl<S: McpService> Endpoint<S> {
     /// Number of live downstream sessions.
     pub fn session_count(&self) -> usize {
         self.sessions.len()
+    }
+
+    /// True when `identity` may see item `name` of `server` in a list.
+    fn visible_item(
+        &self,
+        identity: Option<&Identity>,
+        kind: mcp_gateway_core::ItemKind,
+        server: &str,
+        name: &str,
+    ) -> bool {
+        self.policy
+            .as_ref()
+            .is_none_or(|p| p.allows_item(identity, kind, server, name))
     }
 
     /// True when `identity` may see tool `tool` of `server` in a list.
@@ -433,9 +448,7 @@ fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-// ---------------------------------------------------------------------------------------
-// POST /mcp
-
+/// `v` as raw JSON.
 fn raw(v: &Value) -> Box<RawValue> {
     RawValue::from_string(v.to_string()).expect("serialized JSON is valid")
 }

@@ -2,7 +2,7 @@
 
 use crate::log::{LogEntry, log_body};
 use crate::recorder::{InFlight, Outcome, Recorder};
-use mcp_gateway_core::{Identity, McpError, McpRequest, McpResponse, RequestIds};
+use mcp_gateway_core::{Identity, McpError, McpRequest, McpResponse, RequestIds, Routing};
 use std::borrow::Cow;
 use std::future::Future;
 use std::pin::Pin;
@@ -57,13 +57,21 @@ where
         let is_call = req.method() == "tools/call";
         // The route decided at the top of the plane: the server for the in-flight gauge, and
         // the tool under the name the server knows.
-        let (tool, target): (Option<String>, Option<Arc<str>>) = match req.route.route() {
-            Some(r) => (Some(r.tool.to_string()), Some(r.server.clone())),
-            None if is_call => (
+        // A call that resolved to no server is counted under none: the server it named is
+        // the caller's text, not one of the gateway's (no series per made-up id).
+        let (tool, target, routed): (Option<String>, Option<Arc<str>>, bool) = match &req.route {
+            Routing::Routed(r) => (Some(r.tool.to_string()), Some(r.server.clone()), true),
+            Routing::Failed(_) => (
+                req.tool_name().ok().flatten().map(|t| t.into_owned()),
+                None,
+                false,
+            ),
+            Routing::Unresolved if is_call => (
                 req.tool_name().ok().flatten().map(|t| t.into_owned()),
                 req.server.clone(),
+                false,
             ),
-            None => (None, req.server.clone()),
+            Routing::Unresolved => (None, req.server.clone(), false),
         };
         let in_flight = self.recorder.begin(target.as_deref().unwrap_or("-"));
         // Taken, not copied: nothing below the request log reads them. An embedder's front
@@ -96,7 +104,8 @@ where
             recorder: self.recorder.clone(),
             method: req.method_text(),
             tool,
-            server: req.server.clone(),
+            server: target.clone(),
+            routed,
             identity: req.identity.clone(),
             transport: req.transport,
             request_id: ids.request_id,
@@ -124,6 +133,8 @@ struct Call {
     request_id: Option<String>,
     trace_id: Option<String>,
     arguments: Option<serde_json::Value>,
+    /// The tool is already the server's own name (the call was resolved).
+    routed: bool,
     /// The server the call was resolved to before it was sent.
     target: Option<Arc<str>>,
     at: SystemTime,
@@ -164,7 +175,11 @@ impl Call {
             .or(self.target)
             .unwrap_or_else(|| "-".into());
         // A qualified name (`fs__read`) is recorded under the name the server knows.
+        let routed = self.routed;
         let tool = self.tool.map(|mut t| {
+            if routed {
+                return t;
+            }
             let qualified = t.strip_prefix(&*server).and_then(|r| r.strip_prefix("__"));
             if let Some(bare) = qualified {
                 // In place: the bare name is the end of the string.

@@ -11,7 +11,9 @@
 //! a hash suffix; any remaining clash gets `_2`, `_3`, …. The same policy names prompts.
 //!
 //! A name is resolved in this order: an exposed name; with an explicit server, that
-//! server's own name; a bare upstream name offered by exactly one server; `<id>__<tool>`.
+//! server's own name; a bare upstream name offered by exactly one server; `<id>__<tool>`
+//! (so a server still starting can be called by the name it will get). A server with a
+//! `toolPrefix` of its own answers only to its exposed names.
 //! The catalog is an immutable snapshot swapped whole when a server's tool list changes,
 //! so a lookup is one read lock and a hash probe or two.
 
@@ -146,6 +148,9 @@ struct Shared {
     by_id: Map<Arc<str>, usize>,
     naming: ToolNaming,
     snapshot: RwLock<Arc<Snapshot>>,
+    /// Serializes writers: a snapshot is rebuilt outside the lock readers take, and
+    /// epochs are announced in order.
+    writer: std::sync::Mutex<()>,
     states: RwLock<Vec<ServerState>>,
     epoch: AtomicU64,
     changes: broadcast::Sender<u64>,
@@ -218,6 +223,7 @@ impl CatalogBuilder {
                 by_id,
                 naming: self.naming,
                 snapshot: RwLock::new(Arc::new(snapshot)),
+                writer: std::sync::Mutex::new(()),
                 states: RwLock::new(vec![ServerState::default(); n]),
                 epoch: AtomicU64::new(0),
                 changes: broadcast::channel(16).0,
@@ -261,14 +267,14 @@ impl Catalog {
     pub fn set_tools(&self, id: &str, tools: impl IntoIterator<Item = ToolEntry>) {
         let Some(slot) = self.slot(id) else { return };
         let tools: Arc<[ToolEntry]> = tools.into_iter().collect();
-        let epoch = {
-            let mut guard = self.shared.snapshot.write().expect("catalog lock");
-            let mut per_server = guard.per_server.clone();
-            per_server[slot] = Some(tools);
-            let epoch = self.shared.epoch.fetch_add(1, Ordering::AcqRel) + 1;
-            *guard = Arc::new(self.build_snapshot(per_server, epoch));
-            epoch
-        };
+        let _writer = self.shared.writer.lock().expect("catalog writer");
+        let mut per_server = self.snapshot().per_server.clone();
+        per_server[slot] = Some(tools);
+        let epoch = self.shared.epoch.load(Ordering::Acquire) + 1;
+        // Built without holding the readers' lock: resolving calls never wait for it.
+        let fresh = Arc::new(self.build_snapshot(per_server, epoch));
+        *self.shared.snapshot.write().expect("catalog lock") = fresh;
+        self.shared.epoch.store(epoch, Ordering::Release);
         let _ = self.shared.changes.send(epoch);
     }
 
@@ -434,14 +440,30 @@ impl Catalog {
         if let Some(t) = exposed {
             return Ok(route(t.slot, t.tool.clone()));
         }
+        // A server's own name, when one server offers it; a server with a prefix of its own
+        // answers only to its exposed names.
         if let Some((key, slots)) = snap.by_upstream.get_key_value(name) {
-            return match &slots[..] {
-                [one] => Ok(route(*one, key.clone())),
-                many => Err(McpError::AmbiguousTool {
-                    name: name.to_string(),
-                    servers: many.iter().map(|i| servers[*i].id.to_string()).collect(),
-                }),
+            let own_prefix = |i: &usize| {
+                servers[*i]
+                    .prefix
+                    .as_deref()
+                    .is_some_and(|p| p != &*servers[*i].id)
             };
+            let mut open = slots.iter().filter(|i| !own_prefix(i));
+            match (open.next(), open.next()) {
+                (Some(one), None) => return Ok(route(*one, key.clone())),
+                (Some(_), Some(_)) => {
+                    return Err(McpError::AmbiguousTool {
+                        name: name.to_string(),
+                        servers: slots
+                            .iter()
+                            .filter(|i| !own_prefix(i))
+                            .map(|i| servers[*i].id.to_string())
+                            .collect(),
+                    });
+                }
+                (None, _) => {}
+            }
         }
         // `<id>__<tool>` where that is, or would be once discovered, the exposed name (and
         // for bare servers, whose clashing names take that form); a server with a prefix of
@@ -587,6 +609,10 @@ mod tests {
         assert_eq!((&*r.server, &*r.tool), ("b", "write"));
         // A server with a prefix of its own answers to that name only.
         assert!(c.resolve("c__read", None).is_err());
+        let only_c = Catalog::builder().server("c", Some("cc".into())).build();
+        only_c.set_tools("c", tools(&["read"]));
+        assert!(only_c.resolve("read", None).is_err());
+        assert_eq!(&*only_c.resolve("cc__read", None).unwrap().server, "c");
         assert!(matches!(
             c.resolve("nope", None),
             Err(McpError::UnknownTool { .. })

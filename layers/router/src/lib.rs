@@ -214,7 +214,22 @@ impl<S> ToolRouter<S> {
     /// The slot of the server `req` goes to: its route (resolving a `tools/call` here when
     /// no [`Resolve`] layer did), else its explicit server.
     fn route(&self, req: &mut McpRequest) -> Result<usize, McpError> {
-        if matches!(req.route, Routing::Unresolved) && req.method() == "tools/call" {
+        let by_server = |req: &McpRequest| match req.server.as_deref() {
+            Some(sid) => self
+                .inner
+                .catalog
+                .slot(sid)
+                .ok_or_else(|| McpError::UnknownServer(sid.to_string())),
+            None => Err(McpError::MethodNotFound(format!(
+                "'{}' needs a target server",
+                req.method()
+            ))),
+        };
+        // Only a tool call has a route; anything else goes by its explicit server.
+        if req.method() != "tools/call" {
+            return by_server(req);
+        }
+        if matches!(req.route, Routing::Unresolved) {
             resolve::resolve(&self.inner.catalog, req);
         }
         match std::mem::take(&mut req.route) {
@@ -224,17 +239,7 @@ impl<S> ToolRouter<S> {
                 Ok(slot)
             }
             Routing::Failed(e) => Err(*e),
-            Routing::Unresolved => match req.server.as_deref() {
-                Some(sid) => self
-                    .inner
-                    .catalog
-                    .slot(sid)
-                    .ok_or_else(|| McpError::UnknownServer(sid.to_string())),
-                None => Err(McpError::MethodNotFound(format!(
-                    "'{}' needs a target server",
-                    req.method()
-                ))),
-            },
+            Routing::Unresolved => by_server(req),
         }
     }
 }

@@ -1,7 +1,6 @@
 use super::ResponseFuture;
 use super::layer::Shared;
 use mcp_gateway_core::{Identity, ItemKind, McpError, McpRequest, McpResponse, Routing};
-use serde::Deserialize;
 use serde_json::value::RawValue;
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -36,25 +35,31 @@ impl<S: std::fmt::Debug> std::fmt::Debug for AccessControl<S> {
     }
 }
 
-/// The members of a request's params an access decision reads.
-#[derive(Deserialize)]
-struct Target<'a> {
-    #[serde(borrow, default)]
-    name: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    uri: Option<Cow<'a, str>>,
-    #[serde(borrow, default, rename = "ref")]
-    reference: Option<Target2<'a>>,
+/// The params' members, raw: only the ones a decision needs are read, whatever the others
+/// hold.
+type Members<'a> = std::collections::BTreeMap<Cow<'a, str>, &'a RawValue>;
+
+/// The string member `key` of `members`; `None` when absent or not a string.
+fn string_member(members: &Members<'_>, key: &str) -> Option<String> {
+    serde_json::from_str::<String>(members.get(key)?.get()).ok()
 }
 
-#[derive(Deserialize)]
-struct Target2<'a> {
-    #[serde(borrow, default, rename = "type")]
-    kind: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    name: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    uri: Option<Cow<'a, str>>,
+/// What a call of a prompt, resource or completion is about; `None` when its params do not
+/// say clearly (missing, not an object, or the name / URI not a string), which is refused.
+fn item_of(method: &str, params: Option<&RawValue>) -> Option<(ItemKind, String)> {
+    let members: Members<'_> = serde_json::from_str(params?.get()).ok()?;
+    match method {
+        "prompts/get" => Some((ItemKind::Prompt, string_member(&members, "name")?)),
+        "completion/complete" => {
+            let r: Members<'_> = serde_json::from_str(members.get("ref")?.get()).ok()?;
+            match string_member(&r, "type")?.as_str() {
+                "ref/prompt" => Some((ItemKind::Prompt, string_member(&r, "name")?)),
+                "ref/resource" => Some((ItemKind::Resource, string_member(&r, "uri")?)),
+                _ => None,
+            }
+        }
+        _ => Some((ItemKind::Resource, string_member(&members, "uri")?)),
+    }
 }
 
 /// The list key and item kind of a list method whose answer is filtered.
@@ -81,7 +86,12 @@ impl<S> AccessControl<S> {
         let server = req.server.as_deref();
         let allowed = match req.method() {
             "tools/call" => match &req.route {
-                Routing::Routed(r) => policy.allows(identity, &r.server, &r.tool),
+                // The route decides, and only while the params still name the tool it
+                // resolved: a request whose params say otherwise is refused.
+                Routing::Routed(r) => {
+                    req.tool_name().ok().flatten().as_deref() == Some(&*r.tool)
+                        && policy.allows(identity, &r.server, &r.tool)
+                }
                 // Only when every candidate is allowed may the caller learn of the ambiguity.
                 Routing::Failed(e) => match &**e {
                     McpError::AmbiguousTool { servers, name } => {
@@ -104,17 +114,11 @@ impl<S> AccessControl<S> {
             | "completion/complete") => {
                 // Items are named per server: without one the router refuses the request.
                 let server = server?;
-                let t = serde_json::from_str::<Target<'_>>(req.params()?.get()).ok()?;
-                let (kind, name) = match (method, t.reference) {
-                    ("prompts/get", _) => (ItemKind::Prompt, t.name?),
-                    ("completion/complete", Some(r)) => match r.kind.as_deref() {
-                        Some("ref/prompt") => (ItemKind::Prompt, r.name?),
-                        _ => (ItemKind::Resource, r.uri?),
-                    },
-                    ("completion/complete", None) => return None,
-                    _ => (ItemKind::Resource, t.uri?),
-                };
-                policy.allows_item(identity, kind, server, &name)
+                // Fail closed: params that do not clearly name one item are refused.
+                match item_of(method, req.params()) {
+                    Some((kind, name)) => policy.allows_item(identity, kind, server, &name),
+                    None => false,
+                }
             }
             _ => true,
         };
@@ -211,9 +215,14 @@ where
         if let Some(e) = self.check(&req) {
             return ResponseFuture::refused(e);
         }
-        // A list of one server's items is cut to what the caller may see.
+        // A list of one server's items is cut to what the caller may see (unless a front
+        // end lists it to name items for everyone, and filters it itself).
+        let whole = req
+            .extensions
+            .get::<mcp_gateway_core::CatalogListing>()
+            .is_some();
         let filter = match (list_of(req.method()), &req.server) {
-            (Some((key, kind)), Some(server)) => Some(ListFilter {
+            (Some((key, kind)), Some(server)) if !whole => Some(ListFilter {
                 shared: self.shared.clone(),
                 identity: req.identity.clone(),
                 server: server.clone(),
@@ -243,8 +252,11 @@ mod tests {
         })
     }
 
+    /// A call as the resolving layer leaves it: the params name the server's own tool
+    /// (`name` is what the caller had asked for).
     fn routed(name: &str, server: &str, tool: &str) -> McpRequest {
-        let mut req = McpRequest::call_tool(name, None).with_server(server);
+        let _ = name;
+        let mut req = McpRequest::call_tool(tool, None).with_server(server);
         req.route = Routing::Routed(mcp_gateway_core::Route {
             server: server.into(),
             tool: tool.into(),
@@ -320,6 +332,31 @@ mod tests {
         )
         .with_server("a");
         assert!(call(complete, &["p"]).await.is_ok());
+        // Params that do not clearly name one item are refused, whatever else they hold.
+        for bad in [
+            serde_json::json!({"name": "hello", "ref": 1}),
+            serde_json::json!({"name": 7}),
+            serde_json::json!({}),
+        ] {
+            let req = McpRequest::new("prompts/get", params(bad.clone())).with_server("b");
+            assert!(call(req, &["p"]).await.is_err(), "{bad}");
+        }
+        let odd = McpRequest::new(
+            "resources/read",
+            params(serde_json::json!({"uri": "file:///x", "ref": 1, "name": 2})),
+        )
+        .with_server("a");
+        assert!(call(odd, &["p"]).await.is_err());
+        let nameless = McpRequest::new(
+            "completion/complete",
+            params(serde_json::json!({"ref": {"type": "ref/prompt"}})),
+        )
+        .with_server("a");
+        assert!(call(nameless, &["p"]).await.is_err());
+        // A route whose tool the params no longer name is refused.
+        let mut swapped = routed("a__read", "a", "read");
+        swapped.set_params(params(serde_json::json!({"name": "write"})));
+        assert!(call(swapped, &["only-a", "r"]).await.is_err());
         // without a route: qualified names
         let plain = AccessControlLayer::new(Arc::new(
             AccessPolicy::deny_by_default().rule(AccessRule::everyone().allow(["fs__*", "echo"])),
