@@ -12,20 +12,37 @@
 //! [`Upstream::stack`] wraps the service in the per-server limits from config:
 //! `Timeout(ConcurrencyLimit(McpUpstreamService))`.
 //!
-//! ```no_run
-//! # async fn demo() {
+//! ```
 //! use mcp_gateway_core::McpRequest;
-//! use mcp_gateway_upstream::{StdioConfig, Transport, Upstream, UpstreamConfig};
+//! use mcp_gateway_upstream::{State, StdioConfig, Transport, Upstream, UpstreamConfig};
+//! use std::time::Duration;
 //! use tower::ServiceExt;
-//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() {
+//! // A tiny MCP server of the session generation on stdio (any real one works the same,
+//! // e.g. `npx -y @modelcontextprotocol/server-filesystem /tmp`).
+//! let server = r#"
+//! import json, sys
+//! for line in sys.stdin:
+//!     m = json.loads(line)
+//!     if "id" not in m: continue
+//!     r = {"initialize": {"protocolVersion": m.get("params", {}).get("protocolVersion"),
+//!                         "capabilities": {"tools": {}}, "serverInfo": {"name": "demo", "version": "1"}},
+//!          "tools/list": {"tools": [{"name": "hello", "inputSchema": {"type": "object"}}]},
+//!          "tools/call": {"content": [{"type": "text", "text": "hi"}]}}.get(m["method"])
+//!     a = {"result": r} if r is not None else {"error": {"code": -32601, "message": "no"}}
+//!     print(json.dumps({"jsonrpc": "2.0", "id": m["id"], **a}), flush=True)
+//! "#;
 //! let cfg = UpstreamConfig::new(
-//!     "fs",
-//!     Transport::Stdio(StdioConfig::new("npx").args(["-y", "@modelcontextprotocol/server-filesystem", "/tmp"])),
+//!     "demo",
+//!     Transport::Stdio(StdioConfig::new("python3").args(["-c", server])),
 //! );
 //! let upstream = Upstream::spawn(cfg);
-//! upstream.wait_started(std::time::Duration::from_secs(30)).await;
-//! let res = upstream.stack().oneshot(McpRequest::call_tool("list_allowed_directories", None)).await;
-//! # let _ = res;
+//! let status = upstream.wait_started(Duration::from_secs(30)).await;
+//! assert_eq!(status.state, State::Ready);
+//! assert_eq!(upstream.tools()[0].name, "hello");
+//! let res = upstream.stack().oneshot(McpRequest::call_tool("hello", None)).await.unwrap();
+//! assert!(res.result.get().contains("hi"));
+//! upstream.shutdown().await;
 //! # }
 //! ```
 //!
