@@ -63,6 +63,9 @@ struct Inner {
     config: Config,
     state: OnceLock<Arc<AppState>>,
     endpoint: OnceLock<Arc<mcp_gateway_mcp_server::Endpoint<McpService>>>,
+    /// The HTTP service, once built (its type is the stack's, which has no name: kept as
+    /// `Any` and given back as itself by [`once`]).
+    http: OnceLock<Box<dyn std::any::Any + Send + Sync>>,
     auth: config::AuthSetup,
     /// The MCP plane's access policy, built once with the plan.
     policy: Option<Arc<mcp_gateway_auth::AccessPolicy>>,
@@ -107,6 +110,18 @@ pub enum StartError {
     AlreadyStarted,
 }
 
+/// The value in `cell`, made by `make` on first use: a cache for a value whose type cannot
+/// be named (an `impl Trait` stack), the same type at every call.
+fn once<T: std::any::Any + Clone + Send + Sync>(
+    cell: &OnceLock<Box<dyn std::any::Any + Send + Sync>>,
+    make: impl FnOnce() -> T,
+) -> T {
+    cell.get_or_init(|| Box::new(make()))
+        .downcast_ref::<T>()
+        .expect("one type per cell")
+        .clone()
+}
+
 impl Gateway {
     /// Validates `config` and prepares a gateway (nothing runs until [`Gateway::start`],
     /// [`Gateway::connect`] or [`Gateway::router`]).
@@ -118,6 +133,7 @@ impl Gateway {
                 config: plan.config,
                 state: OnceLock::new(),
                 endpoint: OnceLock::new(),
+                http: OnceLock::new(),
                 auth: plan.auth,
                 policy: plan.policy,
                 rate_limit: OnceLock::new(),
@@ -181,11 +197,10 @@ impl Gateway {
         self.http_service()
     }
 
-    /// The one HTTP service: the hot routes' stacks and the router (see `hot.rs`). Every
-    /// call builds the same stack over the same shared parts (state, endpoint, limiter,
-    /// authenticator).
+    /// The one HTTP service: the hot routes' stacks and the router (see `hot.rs`), built on
+    /// first use and shared by `start`, `router` and `service`.
     fn http_service(&self) -> hot::GatewayService<impl hot::HotService, impl hot::HotService> {
-        hot::GatewayService::new(self.routes())
+        once(&self.inner.http, || hot::GatewayService::new(self.routes()))
     }
 
     /// The router, and the two routes every tool call takes as stacks of their own (see

@@ -120,12 +120,21 @@ impl<S> McpRateLimit<S> {
         if self.rules.is_empty() || req.method() != "tools/call" {
             return None;
         }
-        let tool = req.tool_name().ok().flatten()?;
-        let server = req.server.as_deref().unwrap_or("");
-        let rule = self
-            .rules
-            .iter()
-            .find(|r| r.pattern.matches_qualified(server, &tool))?;
+        // The route decided at the top of the plane; without one (the layer used alone),
+        // the explicit server and the name in the params.
+        let rule = match req.route.route() {
+            Some(r) => self
+                .rules
+                .iter()
+                .find(|rule| rule.pattern.matches_qualified(&r.server, &r.tool))?,
+            None => {
+                let tool = req.tool_name().ok().flatten()?;
+                let server = req.server.as_deref().unwrap_or("");
+                self.rules
+                    .iter()
+                    .find(|r| r.pattern.matches_qualified(server, &tool))?
+            }
+        };
         let key = match (&req.identity, rule.per_key) {
             (Some(id), true) => RateKey::identity(id.clone()),
             // Anonymous callers share one budget per rule (no peer address on this plane).
