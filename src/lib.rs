@@ -41,7 +41,11 @@ use mcp_gateway_core::ErrorFormat;
 use state::AppState;
 
 /// One front end's authentication and rate limit, shaped for its answers.
-type Front = (Option<mcp_gateway_auth::AuthLayer>, Option<limits::Limiter>);
+type Front = (
+    mcp_gateway_auth::OriginLayer,
+    Option<mcp_gateway_auth::AuthLayer>,
+    Option<limits::Limiter>,
+);
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
@@ -286,9 +290,12 @@ impl Gateway {
         });
         // Each front end answers refusals in its own shape: REST JSON for the API, JSON-RPC
         // errors (status and headers unchanged) for the MCP endpoint. The layers share their
-        // state (keys, budgets) across both.
+        // state (keys, budgets) across both. A foreign web page's request is refused first,
+        // before it can learn anything from authentication (DNS-rebinding defence).
+        let origins = mcp_gateway_auth::OriginLayer::new(cfg.cors_origins.iter().cloned());
         let front = |format: ErrorFormat| {
             (
+                origins.clone().error_format(format),
                 auth.clone().map(|a| a.error_format(format)),
                 limiter.clone().map(|l| l.error_format(format)),
             )
@@ -296,9 +303,10 @@ impl Gateway {
         let (rest_front, mcp_front) = (front(ErrorFormat::Json), front(ErrorFormat::JsonRpc));
         // A front end's layers, defined once: around its routes in the router and around
         // its hot handler alike.
-        let layers = |(auth, limiter): Front| {
+        let layers = |(origin, auth, limiter): Front| {
             open_stack
                 .clone()
+                .layer(origin)
                 .option_layer(auth)
                 .option_layer(limiter)
                 .into_inner()

@@ -5,9 +5,12 @@
 //!   RS*/PS*/ES*/EdDSA PEM key or JWKS URL) and the OAuth 2.1 resource-server mode (JWT plus
 //!   RFC 9728 metadata, [`ProtectedResource`]). On success the caller's
 //!   [`Identity`] goes into the request extensions as `Arc<Identity>`.
-//! - [`AccessControlLayer`] (MCP plane, `Service<McpRequest>`): refuses `tools/call` of
-//!   tools the caller may not use, per a [`ToolPolicy`] such as [`AccessPolicy`] (rules by
+//! - [`AccessControlLayer`] (MCP plane, `Service<McpRequest>`): refuses calls of tools,
+//!   prompts, resources and completions the caller may not use and cuts one server's list
+//!   answers to what they may see, per a [`ToolPolicy`] such as [`AccessPolicy`] (rules by
 //!   role, subject or key name; globs on `<server>__<tool>`; deny wins).
+//! - [`OriginLayer`] (HTTP plane): refuses requests from foreign web pages (DNS
+//!   rebinding).
 //!
 //! Both layers keep their state in one `Arc`, so every clone shares the key set, the JWKS
 //! cache and the policy.
@@ -45,6 +48,7 @@ pub mod auth;
 mod error;
 pub mod jwt;
 mod metadata;
+pub mod origin;
 
 pub use access::{AccessControl, AccessControlLayer, AccessPolicy, AccessRule, Glob};
 pub use api_key::{ApiKeys, InvalidKeyHash, hash_key, sha256};
@@ -55,6 +59,7 @@ pub use jwt::{
 };
 pub use mcp_gateway_core::{Identity, ItemKind, ToolPolicy};
 pub use metadata::{InvalidResource, MetadataService, ProtectedResource, WELL_KNOWN};
+pub use origin::{Origin, OriginLayer};
 
 /// The JWT library in use (to sign test tokens, or name an [`Algorithm`](jsonwebtoken::Algorithm)).
 pub use jsonwebtoken;

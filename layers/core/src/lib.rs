@@ -24,6 +24,7 @@ mod error;
 pub mod glob;
 pub mod header;
 pub mod jsonrpc;
+pub mod origin;
 pub mod protocol;
 pub mod relay;
 mod request;

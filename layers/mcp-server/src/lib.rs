@@ -398,30 +398,9 @@ fn sse_response(rx: mpsc::Receiver<Bytes>, session: Option<&str>) -> Response {
     res
 }
 
-/// Whether a browser `Origin` may talk to the endpoint: absent, loopback, or configured.
+/// Whether a browser `Origin` may talk to the endpoint: absent, loopback, or allowed.
 fn origin_allowed(options: &EndpointOptions, headers: &HeaderMap) -> bool {
-    let Some(origin) = headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()) else {
-        return true;
-    };
-    if options
-        .allowed_origins
-        .iter()
-        .any(|o| o == origin || o == "*")
-    {
-        return true;
-    }
-    let host = origin
-        .split_once("://")
-        .map(|(_, rest)| rest)
-        .unwrap_or(origin);
-    let host = host.rsplit_once(':').map_or(host, |(h, port)| {
-        if port.chars().all(|c| c.is_ascii_digit()) {
-            h
-        } else {
-            host
-        }
-    });
-    matches!(host, "localhost" | "127.0.0.1" | "[::1]")
+    mcp_gateway_core::origin::origin_allowed(&options.allowed_origins, headers)
 }
 
 fn forbidden_origin() -> Response {
