@@ -240,9 +240,7 @@ impl<S: McpService> Endpoint<S> {
 
     /// True when `identity` may see tool `tool` of `server` in a list.
     fn visible(&self, identity: Option<&Identity>, server: &str, tool: &str) -> bool {
-        self.policy
-            .as_ref()
-            .is_none_or(|p| p.allows(identity, server, tool))
+        self.visible_item(identity, mcp_gateway_core::ItemKind::Tool, server, tool)
     }
 }
 
