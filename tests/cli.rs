@@ -701,3 +701,109 @@ fn start_fails_cleanly_on_bad_config_or_busy_port() {
         stdout(&o)
     );
 }
+
+#[tokio::test]
+async fn url_credentials_never_show() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    // Nothing listens there: every attempt fails with an error that quotes the URL.
+    let dead = free_port();
+    let config = format!(
+        "port: {port}\nhost: 127.0.0.1\nservers:\n\
+         \x20 - id: leaky\n    transport: streamable-http\n    url: http://user:PASSWORD1@127.0.0.1:{dead}/mcp?token=TOKEN1\n\
+         \x20 - id: leaky-sse\n    transport: sse\n    url: http://user:PASSWORD2@127.0.0.1:{dead}/sse?key=TOKEN2\n\
+         \x20 - id: leaky-ws\n    transport: websocket\n    url: ws://user:PASSWORD3@127.0.0.1:{dead}/ws?key=TOKEN3\n"
+    );
+    std::fs::write(dir.path().join("gw.yml"), config).unwrap();
+    let mut gw = Running::spawn(
+        dir.path(),
+        "gw.yml",
+        &[("MCP_GATEWAY_LOG_LEVEL", "debug".into())],
+    );
+    let banner = gw.read_until("REST API").await.join("\n");
+    let http = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{port}");
+    let servers = http
+        .get(format!("{base}/api/v1/servers"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let one = http
+        .get(format!("{base}/api/v1/servers/leaky"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let call = http
+        .post(format!("{base}/api/v1/tools/call"))
+        .json(&json!({"tool": "leaky__x"}))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    gw.sigterm().await;
+    let logs = gw.stderr();
+    for (what, text) in [
+        ("banner", &banner),
+        ("servers", &servers),
+        ("server", &one),
+        ("call", &call),
+        ("log", &logs),
+    ] {
+        for secret in ["PASSWORD", "TOKEN"] {
+            assert!(!text.contains(secret), "{what} shows {secret}: {text}");
+        }
+    }
+    // The errors are still there, with the URL made safe to show.
+    assert!(
+        servers.contains("cannot reach http://***@127.0.0.1:") && servers.contains("token=***"),
+        "{servers}"
+    );
+    assert!(logs.contains("***@127.0.0.1"), "{logs}");
+}
+
+#[tokio::test]
+async fn stdio_servers_die_with_a_killed_gateway() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let tag = format!("orphan-check-{}-sigkill", std::process::id());
+    // On stdin EOF this server waits ten minutes before it exits: only the parent-death
+    // signal can end it in time.
+    let config = format!(
+        "port: {port}\nhost: 127.0.0.1\nservers:\n{}",
+        entry(
+            "stubborn",
+            "Stubborn",
+            &["--name", &tag, "--drain-ms", "600000"]
+        ),
+    );
+    std::fs::write(dir.path().join("gw.yml"), config).unwrap();
+    let mut gw = Running::spawn(dir.path(), "gw.yml", &[]);
+    gw.read_until("REST API").await;
+    assert_eq!(pgrep(&tag).len(), 1, "the server runs");
+    let pid = gw.pid();
+    assert!(
+        Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    gw.child.wait().await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !pgrep(&tag).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the server outlived the killed gateway: {:?}",
+            pgrep(&tag)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -119,7 +119,8 @@ impl Config {
                             e(
                                 p("url"),
                                 format!(
-                                    "{u:?} is not a valid URL for transport {}",
+                                    "{:?} is not a valid URL for transport {}",
+                                    mcp_gateway_core::redact::redact_url(u),
                                     other.as_str()
                                 ),
                             );

@@ -26,6 +26,7 @@ pub mod header;
 pub mod jsonrpc;
 pub mod origin;
 pub mod protocol;
+pub mod redact;
 pub mod relay;
 mod request;
 pub mod timeout;

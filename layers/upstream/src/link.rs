@@ -121,6 +121,7 @@ impl Drop for NetLink {
 pub(crate) async fn open(cfg: &UpstreamConfig) -> Result<Opened, String> {
     match &cfg.transport {
         Transport::Stdio(s) => stdio::spawn(s, &cfg.id)
+            .await
             .map(|(conn, link, events)| (conn, Link::Stdio(link), events))
             .map_err(|e| format!("could not start `{}`: {e}", s.command)),
         Transport::StreamableHttp(h) => streamable_http::open(h, cfg),

@@ -16,6 +16,7 @@ use crate::sse_parse::{SseEvent, SseParser, error_chain, read_events_with};
 use bytes::Bytes;
 use mcp_gateway_core::McpError;
 use mcp_gateway_core::jsonrpc::{Message, RequestId};
+use mcp_gateway_core::redact::redact_url;
 use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap};
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,9 +32,13 @@ const ONEWAY_TIMEOUT: Duration = Duration::from_secs(10);
 /// Opens the event stream and waits (within the call timeout, at most 30 s) for its
 /// `endpoint` event.
 pub(crate) async fn open(h: &HttpConfig, cfg: &UpstreamConfig) -> Result<Opened, String> {
-    let url = reqwest::Url::parse(&h.url).map_err(|e| format!("invalid url {:?}: {e}", h.url))?;
+    let url = reqwest::Url::parse(&h.url)
+        .map_err(|e| format!("invalid url {:?}: {e}", redact_url(&h.url)))?;
     if !matches!(url.scheme(), "http" | "https") {
-        return Err(format!("url {:?} must be http:// or https://", h.url));
+        return Err(format!(
+            "url {:?} must be http:// or https://",
+            redact_url(&h.url)
+        ));
     }
     let headers = link::header_map(h)?;
     let client = link::http_client()?;
@@ -65,9 +70,19 @@ async fn connect(
         .header(ACCEPT, "text/event-stream")
         .send()
         .await
-        .map_err(|e| format!("cannot reach {url}: {}", error_chain(&e)))?;
+        .map_err(|e| {
+            format!(
+                "cannot reach {}: {}",
+                redact_url(url.as_str()),
+                error_chain(&e)
+            )
+        })?;
     if !response.status().is_success() {
-        return Err(format!("GET {url} answered HTTP {}", response.status()));
+        return Err(format!(
+            "GET {} answered HTTP {}",
+            redact_url(url.as_str()),
+            response.status()
+        ));
     }
     let ctype = response
         .headers()
@@ -76,7 +91,8 @@ async fn connect(
         .unwrap_or("");
     if !ctype.starts_with("text/event-stream") {
         return Err(format!(
-            "GET {url} answered {ctype:?}, not an event stream (is this a legacy SSE server?)"
+            "GET {} answered {ctype:?}, not an event stream (is this a legacy SSE server?)",
+            redact_url(url.as_str())
         ));
     }
     let mut parser = SseParser::new(MAX_EVENT);
@@ -85,8 +101,19 @@ async fn connect(
         let chunk = response
             .chunk()
             .await
-            .map_err(|e| format!("reading {url} failed: {}", error_chain(&e)))?
-            .ok_or_else(|| format!("the event stream of {url} ended before its endpoint event"))?;
+            .map_err(|e| {
+                format!(
+                    "reading {} failed: {}",
+                    redact_url(url.as_str()),
+                    error_chain(&e)
+                )
+            })?
+            .ok_or_else(|| {
+                format!(
+                    "the event stream of {} ended before its endpoint event",
+                    redact_url(url.as_str())
+                )
+            })?;
         parser
             .push(&chunk, &mut events)
             .map_err(|e| e.to_string())?;
@@ -186,7 +213,13 @@ impl Sse {
             .body(frame)
             .send()
             .await
-            .map_err(|e| format!("cannot reach {}: {}", self.endpoint, error_chain(&e)))?;
+            .map_err(|e| {
+                format!(
+                    "cannot reach {}: {}",
+                    redact_url(self.endpoint.as_str()),
+                    error_chain(&e)
+                )
+            })?;
         let status = response.status();
         if status.is_success() {
             return Ok(());

@@ -186,7 +186,8 @@ pub(crate) fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
         }
         source = cause.source();
     }
-    s
+    // HTTP clients quote the URL, which may carry a password or a token.
+    mcp_gateway_core::redact::redact_urls_in(&s).into_owned()
 }
 
 #[cfg(test)]

@@ -2,7 +2,9 @@
 //!
 //! Only framing and process management live here. The child runs in its own process group
 //! so that wrappers such as `npx` or `uvx`, which start the real server as a grandchild,
-//! leave no orphans: shutdown and crash clean-up signal the whole group.
+//! leave no orphans: shutdown and crash clean-up signal the whole group. On Linux the child
+//! also gets a parent-death signal, so it dies with the gateway however the gateway ends
+//! (SIGKILL, the OOM killer), even if it ignores its closed stdin.
 
 use crate::config::StdioConfig;
 use crate::connection::{Connection, Event};
@@ -24,7 +26,7 @@ pub(crate) struct StdioLink {
 }
 
 /// Spawns the child and wires its stdin/stdout to a new [`Connection`].
-pub(crate) fn spawn(
+pub(crate) async fn spawn(
     cfg: &StdioConfig,
     server: &Arc<str>,
 ) -> std::io::Result<(Arc<Connection>, StdioLink, mpsc::UnboundedReceiver<Event>)> {
@@ -39,7 +41,7 @@ pub(crate) fn spawn(
     if let Some(cwd) = &cfg.cwd {
         cmd.current_dir(cwd);
     }
-    let mut child = cmd.spawn()?;
+    let mut child = death::spawn(cmd).await?;
     let stdin = child.stdin.take().expect("stdin is piped");
     let stdout = child.stdout.take().expect("stdout is piped");
     let stderr = child.stderr.take().expect("stderr is piped");
@@ -64,6 +66,88 @@ pub(crate) fn spawn(
         },
         ev_rx,
     ))
+}
+
+/// Spawning with a parent-death signal.
+///
+/// The kernel sends the signal when the *thread* that forked the child ends, not the
+/// process. Tokio's threads come and go (a worker that enters `block_in_place` later retires
+/// as a blocking thread), so children are forked by one thread that lives as long as the
+/// process.
+#[cfg(target_os = "linux")]
+mod death {
+    use std::sync::{Mutex, OnceLock, mpsc};
+    use tokio::process::{Child, Command};
+    use tokio::sync::oneshot;
+
+    type Job = (
+        tokio::runtime::Handle,
+        Command,
+        oneshot::Sender<std::io::Result<Child>>,
+    );
+
+    /// Forks `cmd` on the spawner thread; the child gets SIGKILL when the gateway ends.
+    pub(super) async fn spawn(mut cmd: Command) -> std::io::Result<Child> {
+        let parent = rustix::process::getpid();
+        set_death_signal(&mut cmd, parent);
+        let (tx, rx) = oneshot::channel();
+        let job = (tokio::runtime::Handle::current(), cmd, tx);
+        spawner()
+            .lock()
+            .expect("spawner lock poisoned")
+            .send(job)
+            .map_err(|_| std::io::Error::other("the spawner thread is gone"))?;
+        rx.await
+            .map_err(|_| std::io::Error::other("the spawner thread is gone"))?
+    }
+
+    fn spawner() -> &'static Mutex<mpsc::Sender<Job>> {
+        static SPAWNER: OnceLock<Mutex<mpsc::Sender<Job>>> = OnceLock::new();
+        SPAWNER.get_or_init(|| {
+            let (tx, rx) = mpsc::channel::<Job>();
+            std::thread::Builder::new()
+                .name("mcp-gateway-spawner".into())
+                .spawn(move || {
+                    for (runtime, mut cmd, reply) in rx {
+                        // The child's reaper belongs to the caller's runtime.
+                        let _entered = runtime.enter();
+                        let _ = reply.send(cmd.spawn());
+                    }
+                })
+                .expect("cannot start the spawner thread");
+            Mutex::new(tx)
+        })
+    }
+
+    /// Between fork and exec, asks for SIGKILL when the parent ends.
+    // The one `unsafe` in mcp-gateway: `pre_exec` is unsafe because the closure runs in a
+    // forked child where only async-signal-safe calls are allowed. This one makes two raw
+    // system calls through rustix (prctl, getppid): no allocation, no lock.
+    #[allow(unsafe_code)]
+    fn set_death_signal(cmd: &mut Command, parent: rustix::process::Pid) {
+        let hook = move || {
+            rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))?;
+            // The gateway may have died between fork and prctl: then nobody would signal.
+            if rustix::process::getppid() != Some(parent) {
+                return Err(std::io::Error::other("the gateway exited"));
+            }
+            Ok(())
+        };
+        // SAFETY: the hook only makes async-signal-safe system calls (see above).
+        unsafe {
+            cmd.pre_exec(hook);
+        }
+    }
+}
+
+/// Elsewhere children end with their stdin or their process group.
+#[cfg(not(target_os = "linux"))]
+mod death {
+    pub(super) async fn spawn(
+        mut cmd: tokio::process::Command,
+    ) -> std::io::Result<tokio::process::Child> {
+        cmd.spawn()
+    }
 }
 
 async fn write_loop(

@@ -49,6 +49,7 @@ use bytes::Bytes;
 use mcp_gateway_core::McpError;
 use mcp_gateway_core::jsonrpc::{self, JsonRpcError, Message, RequestId};
 use mcp_gateway_core::protocol::{self, Generation};
+use mcp_gateway_core::redact::redact_url;
 use reqwest::StatusCode;
 use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use serde::Deserialize;
@@ -79,9 +80,13 @@ const NAME_HEADER: HeaderName = HeaderName::from_static("mcp-name");
 /// Opens a Streamable HTTP link to `h.url`. No request is made yet: the supervisor's
 /// handshake is the first POST, and its failure says why the server cannot be reached.
 pub(crate) fn open(h: &HttpConfig, cfg: &UpstreamConfig) -> Result<Opened, String> {
-    let url = reqwest::Url::parse(&h.url).map_err(|e| format!("invalid url {:?}: {e}", h.url))?;
+    let url = reqwest::Url::parse(&h.url)
+        .map_err(|e| format!("invalid url {:?}: {e}", redact_url(&h.url)))?;
     if !matches!(url.scheme(), "http" | "https") {
-        return Err(format!("url {:?} must be http:// or https://", h.url));
+        return Err(format!(
+            "url {:?} must be http:// or https://",
+            redact_url(&h.url)
+        ));
     }
     let (conn, out, events) = link::new_connection(&cfg.id);
     let (fatal, fatal_rx) = mpsc::unbounded_channel();
@@ -345,7 +350,7 @@ impl Http {
             let response = match self.post(frame, head, session.as_ref()).await {
                 Ok(r) => r,
                 Err(e) => {
-                    let why = format!("cannot reach {}: {}", self.url, e.why);
+                    let why = format!("cannot reach {}: {}", redact_url(self.url.as_str()), e.why);
                     if e.connect {
                         let _ = self.fatal.send(why.clone());
                     }
@@ -384,7 +389,7 @@ impl Http {
         let response = match result {
             Ok(r) => r,
             Err(e) => {
-                let why = format!("cannot reach {}: {}", self.url, e.why);
+                let why = format!("cannot reach {}: {}", redact_url(self.url.as_str()), e.why);
                 tracing::warn!(server = %self.conn.server(), method = head.method(), "{why}");
                 if e.connect {
                     let _ = self.fatal.send(why);

@@ -121,6 +121,8 @@ impl Shared {
     }
 
     fn set_state(&self, state: State, reason: Option<String>) {
+        // The reason is shown in the servers API and logs; HTTP errors quote the URL.
+        let reason = reason.map(|r| mcp_gateway_core::redact::redact_urls_in(&r).into_owned());
         self.status.send_modify(|s| {
             s.state = state;
             if reason.is_some() || state == State::Ready {
@@ -276,6 +278,7 @@ async fn supervise(shared: Arc<Shared>) {
         match exit {
             Exit::Shutdown => break,
             Exit::Failed(reason) => {
+                let reason = mcp_gateway_core::redact::redact_urls_in(&reason).into_owned();
                 tracing::warn!(server = %shared.config.id, %reason, "upstream failed");
                 shared.set_state(State::Down, Some(reason));
             }

@@ -15,6 +15,7 @@ use crate::connection::Connection;
 use crate::link::{self, Link, NetLink, Opened};
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
+use mcp_gateway_core::redact::redact_url;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
@@ -30,9 +31,13 @@ pub(crate) const KEEPALIVE: Duration = Duration::from_secs(20);
 
 /// Connects (within the call timeout, at most 30 s) and starts the frame loop.
 pub(crate) async fn open(h: &HttpConfig, cfg: &UpstreamConfig) -> Result<Opened, String> {
-    let url = reqwest::Url::parse(&h.url).map_err(|e| format!("invalid url {:?}: {e}", h.url))?;
+    let url = reqwest::Url::parse(&h.url)
+        .map_err(|e| format!("invalid url {:?}: {e}", redact_url(&h.url)))?;
     if !matches!(url.scheme(), "ws" | "wss") {
-        return Err(format!("url {:?} must be ws:// or wss://", h.url));
+        return Err(format!(
+            "url {:?} must be ws:// or wss://",
+            redact_url(&h.url)
+        ));
     }
     let headers = link::header_map(h)?;
     let request = |offer_mcp: bool| {

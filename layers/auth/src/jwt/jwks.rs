@@ -9,6 +9,7 @@
 use crate::error::{AuthError, AuthErrorKind};
 use jsonwebtoken::jwk::{Jwk, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey};
+use mcp_gateway_core::redact::redact_url;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -107,14 +108,14 @@ impl Jwks {
         let mut st = self.state.write().expect("jwks lock poisoned");
         match result {
             Ok(keys) => {
-                tracing::debug!(url = %self.url, keys = keys.len(), "fetched JWKS");
+                tracing::debug!(url = %redact_url(&self.url), keys = keys.len(), "fetched JWKS");
                 st.keys = keys;
                 st.fetched = Some(Instant::now());
                 st.last_error = None;
                 Ok(())
             }
             Err(e) => {
-                tracing::warn!(url = %self.url, error = %e, "cannot fetch JWKS");
+                tracing::warn!(url = %redact_url(&self.url), error = %e, "cannot fetch JWKS");
                 let err = unavailable(&e);
                 st.last_error = Some(e);
                 // Old keys (if any) stay usable; only a first fetch failure is fatal.
@@ -134,14 +135,31 @@ impl Jwks {
             .header("accept", "application/json")
             .send()
             .await
-            .map_err(|e| format!("request failed: {e}"))?;
+            .map_err(|e| format!("request failed: {}", e.without_url()))?;
         if !res.status().is_success() {
             return Err(format!("answered HTTP {}", res.status().as_u16()));
         }
-        let doc: serde_json::Value = res
-            .json()
+        // A key set is a few KiB; a bigger answer is refused before it is buffered whole.
+        if res
+            .content_length()
+            .is_some_and(|n| n > MAX_JWKS_BYTES as u64)
+        {
+            return Err(format!("the key set is larger than {MAX_JWKS_BYTES} bytes"));
+        }
+        let mut res = res;
+        let mut body = Vec::new();
+        while let Some(chunk) = res
+            .chunk()
             .await
-            .map_err(|e| format!("not a JSON document: {e}"))?;
+            .map_err(|e| format!("reading failed: {}", e.without_url()))?
+        {
+            if body.len() + chunk.len() > MAX_JWKS_BYTES {
+                return Err(format!("the key set is larger than {MAX_JWKS_BYTES} bytes"));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        let doc: serde_json::Value =
+            serde_json::from_slice(&body).map_err(|e| format!("not a JSON document: {e}"))?;
         let list = doc
             .get("keys")
             .and_then(|k| k.as_array())
@@ -169,6 +187,9 @@ impl Jwks {
         Ok(keys)
     }
 }
+
+/// The largest key set document accepted: real ones are a few KiB.
+const MAX_JWKS_BYTES: usize = 1 << 20;
 
 fn unavailable(why: &str) -> AuthError {
     AuthError::new(
