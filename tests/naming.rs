@@ -4,7 +4,9 @@
 
 mod common;
 
-use common::{TestGateway, config, everything_js, require_peers, test_server_yaml};
+use common::{
+    TestGateway, config, everything_js, peers_python, require_peers, root, test_server_yaml,
+};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 
@@ -182,4 +184,66 @@ async fn prompts_follow_the_tools_naming() {
         }
         gw.stop().await;
     }
+}
+
+/// A name that is valid as it is keeps it (a sanitized `delete.all` never takes a real
+/// `delete_all`'s name), and an access rule written for the name clients see covers the tool
+/// whose upstream name had to be sanitized (issue 20, item 7).
+#[tokio::test]
+async fn valid_names_keep_their_name_and_rules_cover_sanitized_ones() {
+    require_peers();
+    let yaml = format!(
+        "access:\n  - {{ roles: [\"*\"], allow: [\"*\"], deny: [\"weird__write_*\"] }}\nservers:\n  - id: weird\n    command: {:?}\n    args: [{:?}]\n",
+        peers_python().display().to_string(),
+        root()
+            .join("tests/peers/py_odd_names.py")
+            .display()
+            .to_string(),
+    );
+    let gw = TestGateway::start(config(&yaml)).await;
+    let (status, rest) = gw.get("/api/v1/tools").await;
+    assert_eq!(status, 200, "{rest}");
+    let listed_rest: Vec<&str> = rest["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["qualifiedName"].as_str().unwrap())
+        .collect();
+    assert!(listed_rest.contains(&"weird__delete_all"), "{rest}");
+    assert!(listed_rest.contains(&"weird__delete_all_2"), "{rest}");
+    assert!(
+        !listed_rest.contains(&"weird__write_file"),
+        "a denied tool is listed: {rest}"
+    );
+    for (name, ran) in [
+        ("weird__delete_all", "delete_all"),
+        ("weird__delete_all_2", "delete.all"),
+    ] {
+        let (status, v) = gw.call(json!({"tool": name, "arguments": {}})).await;
+        assert_eq!(status, 200, "{name}: {v}");
+        assert_eq!(common::text(&v), ran, "{name}: {v}");
+        let v = mcp(&gw, "tools/call", json!({"name": name, "arguments": {}})).await;
+        assert_eq!(v["result"]["content"][0]["text"], ran, "{name}: {v}");
+    }
+    let (status, v) = gw
+        .call(json!({"tool": "weird__write_file", "arguments": {}}))
+        .await;
+    assert_eq!(status, 403, "{v}");
+    let listed = mcp(&gw, "tools/list", json!({})).await;
+    let on_mcp = names(&listed["result"], "tools", "name");
+    assert!(
+        !on_mcp.iter().any(|n| n == "weird__write_file"),
+        "{on_mcp:?}"
+    );
+    let v = mcp(
+        &gw,
+        "tools/call",
+        json!({"name": "weird__write_file", "arguments": {}}),
+    )
+    .await;
+    assert!(
+        v["error"].is_object() || v["result"]["isError"] == true,
+        "{v}"
+    );
+    gw.stop().await;
 }

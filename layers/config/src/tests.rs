@@ -117,6 +117,23 @@ fn semantic_errors_are_all_reported() {
 }
 
 #[test]
+fn ids_and_prefixes_that_make_qualified_names_ambiguous_are_refused() {
+    // `adder_` + `__` + `shell` reads as `adder` + `__` + `_shell`.
+    let errs = parse(
+        "servers:\n  - id: adder\n    command: x\n  - id: adder_\n    command: y\n  - id: p\n    command: z\n    toolPrefix: a__b\n  - id: q\n    command: z\n    toolPrefix: q_\n",
+        Format::Yaml,
+    )
+    .unwrap_err()
+    .0;
+    let joined: Vec<String> = errs.iter().map(ToString::to_string).collect();
+    let joined = joined.join("\n");
+    assert!(joined.contains("servers[1].id"), "{joined}");
+    assert!(joined.contains("servers[2].toolPrefix"), "{joined}");
+    assert!(joined.contains("servers[3].toolPrefix"), "{joined}");
+    assert!(!joined.contains("servers[0]"), "{joined}");
+}
+
+#[test]
 fn env_overrides_apply_and_fail_clearly() {
     let mut c = Config::default();
     c.apply_env_overrides(|k| match k {

@@ -87,11 +87,13 @@ impl Config {
                     p("id"),
                     format!("{:?} must be non-empty letters, digits, '-' or '_'", s.id),
                 );
-            } else if s.id.contains("__") {
+            } else if s.id.contains("__") || s.id.ends_with('_') {
+                // `a_` + `__` + `x` reads as `a` + `__` + `_x`: a rule for one server would
+                // reach the other.
                 e(
                     p("id"),
                     format!(
-                        "{:?} must not contain \"__\", which separates server and tool in qualified names",
+                        "{:?} must not contain \"__\" or end with '_': \"__\" separates server and tool in qualified names",
                         s.id
                     ),
                 );
@@ -174,6 +176,16 @@ impl Config {
                 e(
                     p("toolPrefix"),
                     format!("{tp:?} must be at most 32 letters, digits, '-' or '_'"),
+                );
+            }
+            if let Some(tp) = &s.tool_prefix
+                && (tp.contains("__") || tp.ends_with('_'))
+            {
+                e(
+                    p("toolPrefix"),
+                    format!(
+                        "{tp:?} must not contain \"__\" or end with '_': \"__\" separates prefix and tool"
+                    ),
                 );
             }
         }

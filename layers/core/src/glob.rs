@@ -1,18 +1,27 @@
 //! Glob patterns over qualified names (`<server>__<tool>`), shared by access rules and
-//! per-tool rate limits: `*` matches any run of characters (including
-//! none and including `__`), `?` exactly one; everything else matches itself.
+//! per-tool rate limits: `*` matches any run of characters (including none), `?` exactly
+//! one; everything else matches itself.
+//!
+//! A pattern with a `__` is a pair: the part before its first `__` matches the server id,
+//! the rest the tool, each whole. So `adder__*` never reaches server `adder_`'s tool
+//! `shell`, although `adder_` + `__` + `shell` reads `adder__` + `_shell`. A pattern
+//! without `__` (`*`, `*read*`) matches the joined name.
 
 /// A compiled glob pattern.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Glob {
     pattern: Box<str>,
+    /// Where the first `__` starts: the server part ends there.
+    split: Option<usize>,
 }
 
 impl Glob {
     /// Compiles `pattern`.
     pub fn new(pattern: impl Into<Box<str>>) -> Self {
+        let pattern = pattern.into();
         Self {
-            pattern: pattern.into(),
+            split: pattern.find("__"),
+            pattern,
         }
     }
 
@@ -30,6 +39,11 @@ impl Glob {
     pub fn matches_qualified(&self, server: &str, tool: &str) -> bool {
         if server.is_empty() {
             return self.matches(tool);
+        }
+        if let Some(at) = self.split {
+            let p = self.pattern.as_bytes();
+            return matches_chars(&p[..at], server.as_bytes())
+                && matches_chars(&p[at + 2..], tool.as_bytes());
         }
         let parts: [&[u8]; 3] = [server.as_bytes(), b"__", tool.as_bytes()];
         let text = Joined(parts);
@@ -106,5 +120,20 @@ mod tests {
         assert!(Glob::new("a*b*c").matches("aXXbYYc"));
         assert!(!Glob::new("a*b*c").matches("aXXbYY"));
         assert!(Glob::new("").matches(""));
+    }
+
+    #[test]
+    fn a_pair_pattern_stays_within_its_server() {
+        let g = |p: &str, s: &str, t: &str| Glob::new(p).matches_qualified(s, t);
+        assert!(!g("adder__*", "adder_", "shell"));
+        assert!(g("adder__*", "adder", "_shell"));
+        assert!(g("adder_*__*", "adder_", "shell"));
+        assert!(!g("*__write_*", "gh", "x__write_y"));
+        assert!(g("*__*write_*", "gh", "x__write_y"));
+        // Resource URIs may hold `__`: only the first one splits.
+        assert!(g("fs__file:///a__b/*", "fs", "file:///a__b/c"));
+        assert!(!g("fs__file:///a__b/*", "fs__file:///a", "b/c"));
+        // No `__`: the joined name.
+        assert!(g("*shell", "adder_", "shell"));
     }
 }

@@ -128,6 +128,7 @@ pub(crate) async fn list<S: McpService>(
         futures::future::join_all(servers.iter().map(|s| list_all(ep, who, s, method, key))).await;
     let mut out: Vec<Box<RawValue>> = Vec::new();
     let mut prompt_names: HashMap<String, (Arc<str>, String)> = HashMap::new();
+    let mut prompts: Vec<(Arc<str>, String, Box<RawValue>)> = Vec::new();
     for (server, items) in servers.iter().zip(lists) {
         let items = match items {
             Ok(i) => i,
@@ -137,8 +138,7 @@ pub(crate) async fn list<S: McpService>(
             }
         };
         for item in items {
-            let mut obj: BTreeMap<Cow<'_, str>, &RawValue> = match serde_json::from_str(item.get())
-            {
+            let obj: BTreeMap<Cow<'_, str>, &RawValue> = match serde_json::from_str(item.get()) {
                 Ok(o) => o,
                 Err(_) => continue,
             };
@@ -150,16 +150,8 @@ pub(crate) async fn list<S: McpService>(
                     else {
                         continue;
                     };
-                    let mut exposed = ep.catalog.item_name(server, &name);
-                    if prompt_names.contains_key(&exposed) {
-                        exposed = Catalog::fallback_name(server, &name);
-                    }
-                    let n = raw(&json!(exposed));
-                    obj.insert("name".into(), &n);
-                    if ep.visible_item(who.map(|w| &**w), ItemKind::Prompt, server, &name) {
-                        out.push(raw_map(&obj));
-                    }
-                    prompt_names.insert(exposed, (server.clone(), name));
+                    drop(obj);
+                    prompts.push((server.clone(), name, item));
                 }
                 "resources" => {
                     let Some(uri) = obj
@@ -180,6 +172,37 @@ pub(crate) async fn list<S: McpService>(
         }
     }
     if key == "prompts" {
+        // Names in two rounds, as the catalog names tools: a name that is valid as it is
+        // keeps it; one that had to be sanitized yields.
+        let mut exposed: Vec<Option<String>> = vec![None; prompts.len()];
+        for valid_round in [true, false] {
+            for (i, (server, name, _)) in prompts.iter().enumerate() {
+                let wanted = ep.catalog.item_name(server, name);
+                if (wanted == ep.catalog.item_name_unsanitized(server, name)) != valid_round {
+                    continue;
+                }
+                let e = if prompt_names.contains_key(&wanted) {
+                    Catalog::fallback_name(server, name)
+                } else {
+                    wanted
+                };
+                prompt_names.insert(e.clone(), (server.clone(), name.clone()));
+                exposed[i] = Some(e);
+            }
+        }
+        for ((server, name, item), e) in prompts.iter().zip(exposed) {
+            let (Some(e), Ok(mut obj)) = (
+                e,
+                serde_json::from_str::<BTreeMap<Cow<'_, str>, &RawValue>>(item.get()),
+            ) else {
+                continue;
+            };
+            let n = raw(&json!(e));
+            obj.insert("name".into(), &n);
+            if ep.visible_item(who.map(|w| &**w), ItemKind::Prompt, server, name) {
+                out.push(raw_map(&obj));
+            }
+        }
         // Merged, not replaced: another caller's list may show prompts this one cannot.
         ep.origins
             .prompts

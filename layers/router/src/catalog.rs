@@ -309,12 +309,17 @@ impl Catalog {
     /// The name a prompt (or tool) `name` of `server` wants under the naming policy, before
     /// clashes with other names are settled (see [`Catalog::fallback_name`]).
     pub fn item_name(&self, server: &str, name: &str) -> String {
+        sanitize(&self.item_name_unsanitized(server, name))
+    }
+
+    /// [`Catalog::item_name`] before sanitizing: equal to it when the name is valid as it is.
+    pub fn item_name_unsanitized(&self, server: &str, name: &str) -> String {
         match self
             .slot(server)
             .and_then(|s| self.shared.servers[s].prefix.as_deref())
         {
-            Some(p) => sanitize(&format!("{p}{QUALIFIER}{name}")),
-            None => sanitize(name),
+            Some(p) => format!("{p}{QUALIFIER}{name}"),
+            None => name.to_string(),
         }
     }
 
@@ -327,37 +332,57 @@ impl Catalog {
         let mut taken: Map<Arc<str>, ()> = Map::default();
         let mut tools = Vec::new();
         let mut by_upstream: Map<Arc<str>, Vec<usize>> = Map::default();
-        // Bare names: the first server (config order) to offer a name keeps it.
+        // Names are given in two rounds: first to the tools whose wanted name is valid as it
+        // is, then to those that had to be sanitized, so that `delete.all` (shown as
+        // `delete_all`) never takes the name of a real `delete_all`. Within a round the first
+        // server (config order) to offer a name keeps it.
+        let mut names: Vec<Vec<Option<String>>> = per_server
+            .iter()
+            .map(|l| vec![None; l.as_ref().map_or(0, |l| l.len())])
+            .collect();
+        for valid_round in [true, false] {
+            for (slot, (server, list)) in self.shared.servers.iter().zip(&per_server).enumerate() {
+                for (i, t) in list.iter().flat_map(|l| l.iter()).enumerate() {
+                    let raw = match &server.prefix {
+                        Some(p) => format!("{p}{QUALIFIER}{}", t.name),
+                        None => t.name.to_string(),
+                    };
+                    let wanted = sanitize(&raw);
+                    if (wanted == raw) != valid_round {
+                        continue;
+                    }
+                    let mut name = if taken.contains_key(&*wanted) && server.prefix.is_none() {
+                        Self::fallback_name(&server.id, &t.name)
+                    } else {
+                        wanted
+                    };
+                    let mut n = 2;
+                    while taken.contains_key(&*name) {
+                        let suffix = format!("_{n}");
+                        let mut base = name.clone();
+                        base.truncate(MAX_NAME - suffix.len());
+                        name = format!("{base}{suffix}");
+                        n += 1;
+                    }
+                    taken.insert(Arc::from(name.as_str()), ());
+                    names[slot][i] = Some(name);
+                }
+            }
+        }
         for (slot, (server, list)) in self.shared.servers.iter().zip(&per_server).enumerate() {
-            for t in list.iter().flat_map(|l| l.iter()) {
+            for (i, t) in list.iter().flat_map(|l| l.iter()).enumerate() {
                 let v = by_upstream.entry(t.name.clone()).or_default();
                 if !v.contains(&slot) {
                     v.push(slot);
                 }
-                let wanted = match &server.prefix {
-                    Some(p) => sanitize(&format!("{p}{QUALIFIER}{}", t.name)),
-                    None => sanitize(&t.name),
+                let Some(name) = names[slot][i].take() else {
+                    continue;
                 };
-                let mut name = if taken.contains_key(&*wanted) && server.prefix.is_none() {
-                    Self::fallback_name(&server.id, &t.name)
-                } else {
-                    wanted
-                };
-                let mut n = 2;
-                while taken.contains_key(&*name) {
-                    let suffix = format!("_{n}");
-                    let mut base = name.clone();
-                    base.truncate(MAX_NAME - suffix.len());
-                    name = format!("{base}{suffix}");
-                    n += 1;
-                }
                 let Some(json) = rename(&t.raw, &name) else {
                     continue;
                 };
-                let name: Arc<str> = Arc::from(name);
-                taken.insert(name.clone(), ());
                 tools.push(ExposedTool {
-                    name,
+                    name: Arc::from(name),
                     server: server.id.clone(),
                     tool: t.name.clone(),
                     slot,
@@ -572,6 +597,29 @@ mod tests {
         let b = sanitize(&format!("{long}y"));
         assert_eq!(a.len(), 64);
         assert_ne!(a, b);
+    }
+
+    #[test]
+    fn a_valid_name_keeps_its_name() {
+        let c = Catalog::builder().server("weird", None).build();
+        // The sanitized name comes first in the listing and still yields.
+        c.set_tools("weird", tools(&["delete.all", "delete_all", "write file"]));
+        let n = names(&c);
+        let got: Vec<(&str, &str)> = n.iter().map(|(a, _, c)| (a.as_str(), c.as_str())).collect();
+        assert_eq!(
+            got,
+            [
+                ("weird__delete_all", "delete_all"),
+                ("weird__delete_all_2", "delete.all"),
+                ("weird__write_file", "write file"),
+            ]
+        );
+        let r = c.resolve("weird__delete_all", None).unwrap();
+        assert_eq!(&*r.tool, "delete_all");
+        // The server's listing order is kept for its own view.
+        let snap = c.snapshot();
+        let own: Vec<&str> = snap.server_tools(0).map(|t| &*t.tool).collect();
+        assert_eq!(own, ["delete.all", "delete_all", "write file"]);
     }
 
     #[test]

@@ -42,8 +42,34 @@ impl Pattern {
     }
 
     fn matches(&self, kind: ItemKind, server: &str, name: &str) -> bool {
-        self.kind.is_none_or(|k| k == kind) && self.glob.matches_qualified(server, name)
+        if !self.kind.is_none_or(|k| k == kind) {
+            return false;
+        }
+        if self.glob.matches_qualified(server, name) {
+            return true;
+        }
+        // A rule may be written for the name a client sees (`write_file`) as well as the
+        // server's own (`write file`): clients only ever see `[a-zA-Z0-9_-]`.
+        kind != ItemKind::Resource
+            && !name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+            && self.glob.matches_qualified(server, &client_form(name))
     }
+}
+
+/// `name` as clients see it: every character outside `[a-zA-Z0-9_-]` becomes `_` (the
+/// catalog's rule, without its length cut).
+fn client_form(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }
 
 fn strings<I: IntoIterator<Item = S>, S: Into<String>>(i: I) -> Vec<String> {
@@ -191,6 +217,21 @@ impl ToolPolicy for AccessPolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rules_match_the_name_clients_see_and_stay_within_a_server() {
+        let p = AccessPolicy::allow_by_default()
+            .rule(AccessRule::everyone().deny(["weird__write_*", "adder__*"]));
+        assert!(!p.allows(None, "weird", "write file"));
+        assert!(!p.allows(None, "weird", "write_file"));
+        assert!(p.allows(None, "weird", "read file"));
+        assert!(!p.allows(None, "adder", "add"));
+        assert!(p.allows(None, "adder_", "shell"));
+        // Resource URIs are matched as they are (after normalization), never rewritten.
+        let r = AccessPolicy::deny_by_default()
+            .rule(AccessRule::everyone().allow(["resource:fs__file:///srv/a_b"]));
+        assert!(!r.allows_item(None, ItemKind::Resource, "fs", "file:///srv/a b"));
+    }
 
     #[test]
     fn allows_everything_only_without_a_deny_anywhere() {
