@@ -217,6 +217,8 @@ fn parse_args() -> Result<Config, String> {
 enum Out {
     /// One line of output (without its newline).
     Line(String),
+    /// Bytes written as they are, with no newline (stdio only; a line elsewhere).
+    Raw(String),
     /// Flush what was queued before, then exit the process with this code.
     Exit(i32),
 }
@@ -378,7 +380,7 @@ const BUILTIN_TOOLS: &[(&str, &str, &[Arg])] = &[
     ("stderr", "Writes `text` to stderr, then answers \"ok\"", &[("text", "string")]),
     ("progress", "Sends notifications/progress per step, 10 ms apart", &[("steps", "integer")]),
     ("add_tool", "Adds tool `name`, sends notifications/tools/list_changed", &[("name", "string")]),
-    ("big", "Returns a text of `bytes` 'x' characters", &[("bytes", "integer")]),
+    ("big", "Returns a text of `bytes` 'x' characters; with `flood: true`, writes `bytes` bytes to stdout without a newline and hangs", &[("bytes", "integer")]),
 ];
 
 /// The tools added by `--header-tool` (name without prefix, description, `inputSchema`).
@@ -810,6 +812,18 @@ impl Server {
                 self.tools_changed();
                 Ok(text_result(format!("added {new}")))
             }
+            "big" if args.get("flood") == Some(&Value::Bool(true)) => {
+                let bytes = arg(&args, "bytes", Value::as_u64)? as usize;
+                let chunk = "x".repeat(1 << 20);
+                let mut left = bytes;
+                while left > 0 {
+                    let n = left.min(chunk.len());
+                    // `Out::Line` adds a newline; a raw write keeps the line open.
+                    let _ = peer.out.send(Out::Raw(chunk[..n].to_string()));
+                    left -= n;
+                }
+                std::future::pending().await
+            }
             "big" => {
                 let bytes = arg(&args, "bytes", Value::as_u64)?;
                 Ok(text_result("x".repeat(bytes as usize)))
@@ -860,6 +874,11 @@ async fn writer(mut rx: mpsc::UnboundedReceiver<Out>) {
                     line.push('\n');
                     if stdout.write_all(line.as_bytes()).await.is_err() {
                         std::process::exit(0); // the reader is gone
+                    }
+                }
+                Out::Raw(bytes) => {
+                    if stdout.write_all(bytes.as_bytes()).await.is_err() {
+                        std::process::exit(0);
                     }
                 }
                 Out::Exit(code) => {
@@ -1136,7 +1155,7 @@ mod net {
             let line = match st.queued.pop_front() {
                 Some(l) => l,
                 None => match st.rx.recv().await? {
-                    Out::Line(l) => l,
+                    Out::Line(l) | Out::Raw(l) => l,
                     Out::Exit(code) => std::process::exit(code),
                 },
             };
@@ -1386,7 +1405,7 @@ mod net {
         let first = match rx.recv().await {
             None => return StatusCode::ACCEPTED.into_response(),
             Some(Out::Exit(code)) => std::process::exit(code),
-            Some(Out::Line(line)) => line,
+            Some(Out::Line(line) | Out::Raw(line)) => line,
         };
         if answers(&first, &id) {
             if let Some(mut g) = guard {
@@ -1545,7 +1564,7 @@ mod net {
                     Some(Ok(_)) => {}
                 },
                 out = rx.recv() => match out {
-                    Some(Out::Line(line)) => {
+                    Some(Out::Line(line) | Out::Raw(line)) => {
                         if socket.send(Message::Text(line.into())).await.is_err() {
                             break;
                         }

@@ -141,7 +141,7 @@ impl AppState {
             let (upstream, inactive) = if !s.enabled {
                 (None, Some("disabled in config"))
             } else {
-                match upstream_config(s) {
+                match upstream_config(s, config.max_message_bytes) {
                     Some(cfg) => (Some(Upstream::spawn(cfg)), None),
                     None => (
                         None,
@@ -269,7 +269,7 @@ impl AppState {
     }
 }
 
-fn upstream_config(s: &ServerConfig) -> Option<UpstreamConfig> {
+fn upstream_config(s: &ServerConfig, max_message: usize) -> Option<UpstreamConfig> {
     // Validation guarantees a url for network transports; header values are already
     // `${VAR}`-substituted.
     let http = || HttpConfig {
@@ -291,6 +291,7 @@ fn upstream_config(s: &ServerConfig) -> Option<UpstreamConfig> {
     cfg.name = s.display_name().to_string();
     cfg.timeout = s.timeout();
     cfg.max_concurrency = s.max_concurrency;
+    cfg.max_message_bytes = s.max_message_bytes.unwrap_or(max_message);
     cfg.credentials = s
         .credentials
         .iter()

@@ -1167,3 +1167,63 @@ async fn a_redirecting_server_names_the_url_to_configure() {
     );
     gw.stop().await;
 }
+
+/// A message over `maxMessageBytes` fails its call with a clear error well before the
+/// call's timeout, on every transport, and the server stays usable (issue 20, item 2). A
+/// stdio server that writes without a newline is restarted once it passes four times the
+/// limit, instead of being buffered without bound.
+#[tokio::test]
+async fn oversized_messages_fail_the_call_not_the_gateway() {
+    for wire in [
+        Wire::Stdio,
+        Wire::Http,
+        Wire::HttpStateless,
+        Wire::Sse,
+        Wire::Ws,
+    ] {
+        let srv = NetServer::start(wire, &[]).await;
+        let yaml = format!(
+            "maxMessageBytes: 1048576\nservers:\n{}",
+            srv.yaml("t", 8000)
+        );
+        let gw = TestGateway::start(config(&yaml)).await;
+        wait_healthy(&gw, "t", Duration::from_secs(10)).await;
+        let (status, v, _) = call(&gw, "big", json!({"bytes": 900_000})).await;
+        assert_eq!((status, text(&v).len()), (200, 900_000), "{wire:?}");
+        let (status, v, took) = call(&gw, "big", json!({"bytes": 3_000_000})).await;
+        assert_eq!(status, 502, "{wire:?}: {v}");
+        assert_eq!(v["error"]["code"], "upstream_error", "{wire:?}: {v}");
+        assert!(
+            v["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("maxMessageBytes")
+                || v["error"]["message"].as_str().unwrap().contains("too long"),
+            "{wire:?}: {v}"
+        );
+        assert!(took < Duration::from_secs(5), "{wire:?}: {took:?}");
+        wait_healthy(&gw, "t", Duration::from_secs(10)).await;
+        let (status, v, _) = call(&gw, "echo", json!({"text": "after"})).await;
+        assert_eq!((status, text(&v)), (200, "after"), "{wire:?}: {v}");
+        if let Wire::Stdio = wire {
+            let before = entry(&gw, "t").await["restarts"].as_u64().unwrap();
+            let (status, v, took) =
+                call(&gw, "big", json!({"bytes": 50_000_000, "flood": true})).await;
+            assert_eq!(status, 502, "{v}");
+            assert!(v.to_string().contains("without a newline"), "{v}");
+            assert!(took < Duration::from_secs(5), "{took:?}");
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while entry(&gw, "t").await["restarts"].as_u64().unwrap() == before {
+                assert!(
+                    Instant::now() < deadline,
+                    "the flooding server was not restarted"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            wait_healthy(&gw, "t", Duration::from_secs(10)).await;
+            let (status, v, _) = call(&gw, "echo", json!({"text": "again"})).await;
+            assert_eq!((status, text(&v)), (200, "again"), "{v}");
+        }
+        gw.stop().await;
+    }
+}

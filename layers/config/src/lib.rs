@@ -77,6 +77,10 @@ pub struct Config {
     /// Largest request body accepted, in bytes.
     #[serde(default = "default_max_body")]
     pub max_body_bytes: usize,
+    /// Largest single message read from an upstream (stdio line, event, WebSocket message,
+    /// HTTP answer), in bytes; each server may set its own.
+    #[serde(default = "default_max_message")]
+    pub max_message_bytes: usize,
     /// How long shutdown waits for in-flight calls, in milliseconds.
     #[serde(default = "default_shutdown_ms")]
     pub shutdown_timeout: u64,
@@ -117,6 +121,9 @@ fn default_host() -> String {
 fn default_max_body() -> usize {
     4 * 1024 * 1024
 }
+fn default_max_message() -> usize {
+    32 * 1024 * 1024
+}
 fn default_shutdown_ms() -> u64 {
     10_000
 }
@@ -152,6 +159,7 @@ impl Default for Config {
             monitor: MonitorConfig::default(),
             cors_origins: Vec::new(),
             max_body_bytes: default_max_body(),
+            max_message_bytes: default_max_message(),
             shutdown_timeout: default_shutdown_ms(),
             workers: 0,
             tool_naming: ToolNaming::default(),
@@ -763,6 +771,9 @@ pub struct ServerConfig {
     /// This server's health-check settings, over the gateway's `healthCheck`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health_check: Option<HealthCheckConfig>,
+    /// Largest single message read from this server, over the gateway's `maxMessageBytes`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_message_bytes: Option<usize>,
 }
 
 impl ServerConfig {

@@ -64,6 +64,9 @@ impl Config {
         if self.max_body_bytes < 1024 {
             e("maxBodyBytes".into(), "must be at least 1024".into());
         }
+        if self.max_message_bytes < 1024 {
+            e("maxMessageBytes".into(), "must be at least 1024".into());
+        }
         if self.workers > MAX_WORKERS {
             e(
                 "workers".into(),
@@ -163,6 +166,9 @@ impl Config {
             }
             if s.timeout == 0 {
                 e(p("timeout"), "must be at least 1 (milliseconds)".into());
+            }
+            if s.max_message_bytes.is_some_and(|m| m < 1024) {
+                e(p("maxMessageBytes"), "must be at least 1024".into());
             }
             if s.max_concurrency == 0 {
                 e(p("maxConcurrency"), "must be at least 1".into());

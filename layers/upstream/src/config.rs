@@ -147,7 +147,13 @@ pub struct UpstreamConfig {
     /// Per-caller credentials (Streamable HTTP): the headers of the first rule that
     /// applies to the caller go with that caller's calls, over the server's own `headers`.
     pub credentials: Vec<Credential>,
+    /// Largest single message read from the server (a stdio line, an event, a WebSocket
+    /// message, an HTTP answer); a larger one fails its call and is never buffered whole.
+    pub max_message_bytes: usize,
 }
+
+/// Default of [`UpstreamConfig::max_message_bytes`]: 32 MiB.
+pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 32 * 1024 * 1024;
 
 /// Headers for the calls of some callers, chosen by the caller's identity.
 #[derive(Clone, Debug, Default)]
@@ -188,6 +194,7 @@ impl UpstreamConfig {
             restart: RestartPolicy::default(),
             client_info: ("mcp-gateway".into(), env!("CARGO_PKG_VERSION").into()),
             credentials: Vec::new(),
+            max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
         }
     }
 }

@@ -152,6 +152,10 @@ pub(crate) struct Connection {
     /// The transport, when it can send requests on the callers' tasks. Weak: the transport
     /// holds the connection.
     direct: OnceLock<Weak<dyn Direct>>,
+    /// Largest message the transport reads whole ([`UpstreamConfig::max_message_bytes`]).
+    ///
+    /// [`UpstreamConfig::max_message_bytes`]: crate::UpstreamConfig::max_message_bytes
+    max_message: usize,
 }
 
 impl std::fmt::Debug for Connection {
@@ -182,6 +186,31 @@ impl Connection {
             param_headers: RwLock::default(),
             call_headers: Mutex::new(IdMap::default()),
             direct: OnceLock::new(),
+            max_message: crate::config::DEFAULT_MAX_MESSAGE_BYTES,
+        }
+    }
+
+    /// Sets the largest message the transport reads whole.
+    pub(crate) fn with_max_message(mut self, bytes: usize) -> Self {
+        self.max_message = bytes;
+        self
+    }
+
+    /// The largest message the transport reads whole.
+    pub(crate) fn max_message(&self) -> usize {
+        self.max_message
+    }
+
+    /// A message over [`Connection::max_message`] arrived: fails the call `id` it answered
+    /// (when known) with a clear error. The message itself was never buffered.
+    pub(crate) fn oversized(&self, id: Option<u64>, seen: usize) {
+        let reason = format!(
+            "the server sent a message of more than {} bytes (maxMessageBytes); it was discarded",
+            self.max_message
+        );
+        tracing::warn!(server = %self.server, bytes = seen, limit = self.max_message, "discarding an oversized message from the server");
+        if let Some(id) = id {
+            self.fail(id, self.gone(&reason));
         }
     }
 

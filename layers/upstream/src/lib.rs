@@ -65,6 +65,9 @@ mod streamable_http;
 mod supervisor;
 mod websocket;
 
-pub use config::{Credential, HttpConfig, RestartPolicy, StdioConfig, Transport, UpstreamConfig};
+pub use config::{
+    Credential, DEFAULT_MAX_MESSAGE_BYTES, HttpConfig, RestartPolicy, StdioConfig, Transport,
+    UpstreamConfig,
+};
 pub use service::{McpUpstreamService, ResponseFuture};
 pub use supervisor::{State, Tool, Upstream, UpstreamStack, UpstreamStatus};

@@ -120,7 +120,7 @@ impl Drop for NetLink {
 /// `endpoint` event, the WebSocket upgrade) complete it here, within `cfg.timeout`.
 pub(crate) async fn open(cfg: &UpstreamConfig) -> Result<Opened, String> {
     match &cfg.transport {
-        Transport::Stdio(s) => stdio::spawn(s, &cfg.id)
+        Transport::Stdio(s) => stdio::spawn(s, &cfg.id, cfg.max_message_bytes)
             .await
             .map(|(conn, link, events)| (conn, Link::Stdio(link), events))
             .map_err(|e| format!("could not start `{}`: {e}", s.command)),
@@ -133,6 +133,7 @@ pub(crate) async fn open(cfg: &UpstreamConfig) -> Result<Opened, String> {
 /// A new connection plus the receivers its transport drains.
 pub(crate) fn new_connection(
     server: &Arc<str>,
+    max_message: usize,
 ) -> (
     Arc<Connection>,
     mpsc::UnboundedReceiver<Bytes>,
@@ -141,7 +142,7 @@ pub(crate) fn new_connection(
     let (out_tx, out_rx) = mpsc::unbounded_channel();
     let (ev_tx, ev_rx) = mpsc::unbounded_channel();
     (
-        Arc::new(Connection::new(server.clone(), out_tx, ev_tx)),
+        Arc::new(Connection::new(server.clone(), out_tx, ev_tx).with_max_message(max_message)),
         out_rx,
         ev_rx,
     )

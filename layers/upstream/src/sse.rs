@@ -24,8 +24,6 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-/// Largest single event accepted (a big tool result travels in one event).
-const MAX_EVENT: usize = 64 * 1024 * 1024;
 /// Bound on sending one notification, so a stuck server cannot stall the send queue.
 const ONEWAY_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -43,11 +41,14 @@ pub(crate) async fn open(h: &HttpConfig, cfg: &UpstreamConfig) -> Result<Opened,
     let headers = link::header_map(h)?;
     let client = link::http_client()?;
     let limit = cfg.timeout.min(Duration::from_secs(30));
-    let (stream, parser, endpoint) = tokio::time::timeout(limit, connect(&client, &url, &headers))
-        .await
-        .map_err(|_| format!("no endpoint event on {url} within {} ms", limit.as_millis()))??;
+    let (stream, parser, endpoint) = tokio::time::timeout(
+        limit,
+        connect(&client, &url, &headers, cfg.max_message_bytes),
+    )
+    .await
+    .map_err(|_| format!("no endpoint event on {url} within {} ms", limit.as_millis()))??;
     tracing::debug!(server = %cfg.id, %endpoint, "legacy SSE endpoint");
-    let (conn, out, events) = link::new_connection(&cfg.id);
+    let (conn, out, events) = link::new_connection(&cfg.id, cfg.max_message_bytes);
     let sse = Arc::new(Sse {
         client,
         endpoint,
@@ -63,6 +64,7 @@ async fn connect(
     client: &reqwest::Client,
     url: &reqwest::Url,
     headers: &HeaderMap,
+    max_event: usize,
 ) -> Result<(reqwest::Response, SseParser, reqwest::Url), String> {
     let mut response = client
         .get(url.clone())
@@ -95,7 +97,7 @@ async fn connect(
             redact_url(url.as_str())
         ));
     }
-    let mut parser = SseParser::new(MAX_EVENT);
+    let mut parser = SseParser::new(max_event);
     let mut events = Vec::new();
     loop {
         let chunk = response

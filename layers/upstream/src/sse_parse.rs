@@ -23,7 +23,7 @@ pub(crate) struct SseEvent {
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum SseError {
     /// One line or event exceeded the limit.
-    #[error("malformed event stream: an event exceeds {0} bytes")]
+    #[error("an event of the stream exceeds {0} bytes (maxMessageBytes)")]
     TooLarge(usize),
     /// A line is not UTF-8.
     #[error("malformed event stream: a line is not valid UTF-8")]

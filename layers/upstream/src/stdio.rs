@@ -29,6 +29,7 @@ pub(crate) struct StdioLink {
 pub(crate) async fn spawn(
     cfg: &StdioConfig,
     server: &Arc<str>,
+    max_message: usize,
 ) -> std::io::Result<(Arc<Connection>, StdioLink, mpsc::UnboundedReceiver<Event>)> {
     let mut cmd = Command::new(&cfg.command);
     cmd.args(&cfg.args)
@@ -48,7 +49,8 @@ pub(crate) async fn spawn(
 
     let (out_tx, out_rx) = mpsc::unbounded_channel::<Bytes>();
     let (ev_tx, ev_rx) = mpsc::unbounded_channel();
-    let conn = Arc::new(Connection::new(server.clone(), out_tx, ev_tx));
+    let conn =
+        Arc::new(Connection::new(server.clone(), out_tx, ev_tx).with_max_message(max_message));
 
     let (close_tx, close_rx) = oneshot::channel();
     tokio::spawn(write_loop(stdin, out_rx, close_rx, server.clone()));
@@ -181,36 +183,235 @@ async fn write_loop(
     let _ = w.shutdown().await;
 }
 
+/// Frames stdout into lines of at most [`Connection::max_message`] bytes.
+///
+/// A longer line is never held whole: its bytes are scanned for the top-level `"id"` as they
+/// pass and dropped, the call it answers fails with a clear error, and reading resumes at
+/// the next newline. A server that writes [`RESYNC_FACTOR`] times the limit without a
+/// newline cannot be resynced: the link closes and the supervisor restarts the server.
 async fn read_loop(
     stdout: tokio::process::ChildStdout,
     conn: Arc<Connection>,
     closed: oneshot::Sender<()>,
 ) {
+    let max = conn.max_message();
     let mut r = BufReader::with_capacity(64 * 1024, stdout);
     let mut line = Vec::with_capacity(4096);
+    let mut skipping: Option<IdScan> = None;
     loop {
-        line.clear();
-        match r.read_until(b'\n', &mut line).await {
-            Ok(0) => break,
-            Ok(_) => {}
+        let buf = match r.fill_buf().await {
+            Ok([]) => break,
+            Ok(b) => b,
             Err(e) => {
                 tracing::warn!(server = %conn.server(), error = %e, "reading the server's stdout failed");
                 break;
             }
+        };
+        let (chunk, ends) = match memchr::memchr(b'\n', buf) {
+            Some(i) => (&buf[..=i], true),
+            None => (buf, false),
+        };
+        let n = chunk.len();
+        if let Some(scan) = &mut skipping {
+            scan.push(chunk);
+            if ends {
+                conn.oversized(scan.response_id(), scan.seen);
+                skipping = None;
+            } else if scan.seen > max.saturating_mul(RESYNC_FACTOR) {
+                let reason = format!(
+                    "the server wrote more than {} bytes without a newline (maxMessageBytes is {max}); restarting it",
+                    scan.seen
+                );
+                tracing::warn!(server = %conn.server(), "{reason}");
+                conn.close(&reason);
+                break;
+            }
+        } else if line.len() + n > max {
+            let mut scan = IdScan::default();
+            scan.push(&line);
+            scan.push(chunk);
+            // Give the memory back now, not when the next small line arrives.
+            line = Vec::with_capacity(4096);
+            if ends {
+                conn.oversized(scan.response_id(), scan.seen);
+            } else {
+                if let Some(id) = scan.early_id() {
+                    conn.oversized(Some(id), scan.seen);
+                    scan.reported = true;
+                }
+                skipping = Some(scan);
+            }
+        } else {
+            line.extend_from_slice(chunk);
+            if ends {
+                handle_line(&conn, &line);
+                line.clear();
+                if line.capacity() > 1024 * 1024 {
+                    line = Vec::with_capacity(4096);
+                }
+            }
         }
-        let text = line.trim_ascii();
-        if text.is_empty() {
-            continue;
-        }
-        if text[0] != b'{' {
-            tracing::warn!(server = %conn.server(), line = %preview(text), "skipping non-JSON line on stdout");
-            continue;
-        }
-        if let Err(e) = conn.handle_incoming(text) {
-            tracing::warn!(server = %conn.server(), error = %e, line = %preview(text), "skipping malformed JSON-RPC message");
-        }
+        r.consume(n);
     }
     let _ = closed.send(());
+}
+
+/// How many times `maxMessageBytes` a line may run on before the stream counts as lost.
+const RESYNC_FACTOR: usize = 4;
+
+fn handle_line(conn: &Connection, line: &[u8]) {
+    let text = line.trim_ascii();
+    if text.is_empty() {
+        return;
+    }
+    if text[0] != b'{' {
+        tracing::warn!(server = %conn.server(), line = %preview(text), "skipping non-JSON line on stdout");
+        return;
+    }
+    if let Err(e) = conn.handle_incoming(text) {
+        tracing::warn!(server = %conn.server(), error = %e, line = %preview(text), "skipping malformed JSON-RPC message");
+    }
+}
+
+/// Finds the top-level `"id"` of a JSON object streamed through it piece by piece, and
+/// whether the object is a response (`result`/`error`) or a request (`method`), in
+/// constant memory.
+#[derive(Default)]
+struct IdScan {
+    /// Bytes seen.
+    seen: usize,
+    depth: u32,
+    in_string: bool,
+    escaped: bool,
+    /// The top-level key being read (its first bytes), while in a key string.
+    key: Option<Vec<u8>>,
+    /// The last complete top-level key, until its value starts.
+    last_key: Vec<u8>,
+    /// True between a top-level `{`/`,` and the next key.
+    want_key: bool,
+    /// Digits of the `id` value, while reading it.
+    id_digits: Option<String>,
+    id: Option<u64>,
+    has_method: bool,
+    has_result: bool,
+    /// The call was already failed by [`IdScan::early_id`].
+    reported: bool,
+}
+
+impl IdScan {
+    fn push(&mut self, bytes: &[u8]) {
+        self.seen += bytes.len();
+        for &b in bytes {
+            if self.in_string {
+                if let Some(k) = &mut self.key
+                    && k.len() < 16
+                    && (b != b'"' || self.escaped)
+                {
+                    k.push(b);
+                }
+                if self.escaped {
+                    self.escaped = false;
+                } else if b == b'\\' {
+                    self.escaped = true;
+                } else if b == b'"' {
+                    self.in_string = false;
+                    if let Some(k) = self.key.take() {
+                        match k.as_slice() {
+                            b"method" => self.has_method = true,
+                            b"result" | b"error" => self.has_result = true,
+                            _ => {}
+                        }
+                        self.last_key = k;
+                    }
+                }
+                continue;
+            }
+            if let Some(d) = &mut self.id_digits {
+                if b.is_ascii_digit() && d.len() < 20 {
+                    d.push(b as char);
+                    continue;
+                }
+                if !b.is_ascii_whitespace() || !d.is_empty() {
+                    self.id = d.parse().ok();
+                    self.id_digits = None;
+                }
+            }
+            match b {
+                b'"' => {
+                    self.in_string = true;
+                    if self.depth == 1 && self.want_key {
+                        self.key = Some(Vec::new());
+                        self.want_key = false;
+                    }
+                }
+                b'{' | b'[' => {
+                    self.depth += 1;
+                    if self.depth == 1 {
+                        self.want_key = true;
+                    }
+                }
+                b'}' | b']' => self.depth = self.depth.saturating_sub(1),
+                b',' if self.depth == 1 => self.want_key = true,
+                b':' if self.depth == 1 => {
+                    if self.last_key == b"id" {
+                        self.id_digits = Some(String::new());
+                    }
+                    self.last_key.clear();
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// The id, once the part read so far shows a response (Python's SDK writes `id` and
+    /// `result` first; TypeScript's writes `id` last, so its calls fail at the newline).
+    fn early_id(&self) -> Option<u64> {
+        (self.has_result && !self.has_method)
+            .then_some(self.id)
+            .flatten()
+    }
+
+    /// At the end of the line: the id of the call the message answered, unless it was a
+    /// request or notification from the server or the call was already failed.
+    fn response_id(&self) -> Option<u64> {
+        (!self.has_method && !self.reported)
+            .then_some(self.id)
+            .flatten()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::IdScan;
+
+    fn scan(parts: &[&str]) -> IdScan {
+        let mut s = IdScan::default();
+        for p in parts {
+            s.push(p.as_bytes());
+        }
+        s
+    }
+
+    #[test]
+    fn finds_the_top_level_id_in_any_order_and_split() {
+        let s = scan(&[
+            r#"{"jsonrpc":"2.0","i"#,
+            r#"d": 42 ,"result":{"id":7,"x":"#,
+            r#""a\"id\":9"}}"#,
+        ]);
+        assert_eq!(
+            (s.id, s.early_id(), s.response_id()),
+            (Some(42), Some(42), Some(42))
+        );
+        let s = scan(&[r#"{"result":{"content":[{"id":3}]},"jsonrpc":"2.0","id":5}"#]);
+        assert_eq!((s.early_id(), s.response_id()), (Some(5), Some(5)));
+        // A request from the server carries its own id: no call of ours to fail.
+        let s =
+            scan(&[r#"{"jsonrpc":"2.0","id":5,"method":"sampling/createMessage","params":{}}"#]);
+        assert_eq!(s.response_id(), None);
+        let s = scan(&[r#"{"jsonrpc":"2.0","id":"abc","result":{}}"#]);
+        assert_eq!(s.response_id(), None);
+    }
 }
 
 async fn stderr_loop(stderr: tokio::process::ChildStderr, server: Arc<str>) {

@@ -63,8 +63,6 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::{AbortHandle, JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 
-/// Largest single SSE event accepted (a big tool result travels in one event).
-const MAX_EVENT: usize = 64 * 1024 * 1024;
 /// Largest error body read for a message.
 const MAX_ERROR_BODY: usize = 64 * 1024;
 /// Bound on sending one notification, so a stuck server cannot stall the send queue.
@@ -88,7 +86,7 @@ pub(crate) fn open(h: &HttpConfig, cfg: &UpstreamConfig) -> Result<Opened, Strin
             redact_url(&h.url)
         ));
     }
-    let (conn, out, events) = link::new_connection(&cfg.id);
+    let (conn, out, events) = link::new_connection(&cfg.id, cfg.max_message_bytes);
     let (fatal, fatal_rx) = mpsc::unbounded_channel();
     let http = Arc::new(Http {
         client: link::http_client()?,
@@ -404,7 +402,7 @@ impl Http {
             return;
         }
         // Read the (normally empty) body to its end, so the connection can be reused.
-        let _ = response.bytes().await;
+        let _ = response.bytes(MAX_ERROR_BODY).await;
         if head.method() == "notifications/initialized" {
             self.settled.store(true, Ordering::Release);
         }
@@ -443,7 +441,7 @@ impl Http {
                         && media_is(content_type(&r).as_ref(), "text/event-stream") =>
                 {
                     delay = Duration::from_secs(1);
-                    let ended = read_events(r, MAX_EVENT, |ev| {
+                    let ended = read_events(r, self.conn.max_message(), |ev| {
                         if ev.event == "message"
                             && let Err(e) = self.conn.handle_incoming(ev.data.as_bytes()) {
                                 tracing::warn!(server = %self.conn.server(), error = %e, "malformed message on the GET stream");
@@ -569,7 +567,7 @@ impl Http {
         let ctype = content_type(&response);
         if media_is(ctype.as_ref(), "text/event-stream") {
             let mut malformed = None;
-            let ended = read_events(response, MAX_EVENT, |ev| {
+            let ended = read_events(response, self.conn.max_message(), |ev| {
                 if ev.event == "message"
                     && let Err(e) = self.conn.handle_incoming(ev.data.as_bytes()) {
                         tracing::warn!(server = %self.conn.server(), error = %e, "malformed message in an event stream");
@@ -587,7 +585,7 @@ impl Http {
             };
         }
         let body = response
-            .bytes()
+            .bytes(self.conn.max_message())
             .await
             .map_err(|e| self.upstream(format!("reading the answer failed: {e}")))?;
         let text = body.trim_ascii();
@@ -688,7 +686,7 @@ impl Http {
             return Err(format!("initialize answered HTTP {}", response.status()));
         }
         let session = response.headers().get(SESSION_HEADER).cloned();
-        let answer = first_response(response).await?;
+        let answer = first_response(response, self.conn.max_message()).await?;
         #[derive(Deserialize)]
         struct Answer {
             result: Option<Init>,
@@ -728,7 +726,7 @@ impl Http {
                 response.status()
             ));
         }
-        let _ = response.bytes().await;
+        let _ = response.bytes(MAX_ERROR_BODY).await;
         // A server that lost our session may have restarted with other tools.
         self.conn.emit(Event::ToolsListChanged);
         Ok(())
@@ -773,10 +771,10 @@ fn media_is(ct: Option<&HeaderValue>, prefix: &str) -> bool {
 }
 
 /// The data of the first JSON-RPC response in a JSON or event-stream answer.
-async fn first_response(response: Reply) -> Result<String, String> {
+async fn first_response(response: Reply, max: usize) -> Result<String, String> {
     if media_is(content_type(&response).as_ref(), "text/event-stream") {
         let mut found = None;
-        read_events(response, MAX_EVENT, |ev| {
+        read_events(response, max, |ev| {
             let is_response = serde_json::from_str::<Message<'_>>(&ev.data)
                 .is_ok_and(|m| m.method.is_none() && m.id.is_some());
             if found.is_none() && ev.event == "message" && is_response {
@@ -786,7 +784,7 @@ async fn first_response(response: Reply) -> Result<String, String> {
         .await?;
         found.ok_or_else(|| "the event stream ended without an answer".into())
     } else {
-        let body = response.bytes().await?;
+        let body = response.bytes(max).await?;
         String::from_utf8(body.to_vec()).map_err(|_| "the answer is not UTF-8".into())
     }
 }
@@ -822,33 +820,33 @@ impl Reply {
         }
     }
 
-    /// The whole body.
-    async fn bytes(self) -> Result<Bytes, String> {
-        match self {
-            Reply::H1(r) => {
-                let mut body = r.into_body();
-                let mut all: Option<Bytes> = None;
-                let mut more = Vec::new();
-                while let Some(c) = body.chunk().await.map_err(|e| error_chain(&e))? {
-                    match &all {
-                        // The usual answer is one chunk: keep it without copying.
-                        None => all = Some(c),
-                        Some(first) => {
-                            if more.is_empty() {
-                                more.extend_from_slice(first);
-                            }
-                            more.extend_from_slice(&c);
-                        }
-                    }
-                }
-                Ok(if more.is_empty() {
-                    all.unwrap_or_default()
-                } else {
-                    Bytes::from(more)
-                })
+    /// The whole body, refused once it passes `max` bytes (never buffered beyond that).
+    async fn bytes(mut self, max: usize) -> Result<Bytes, String> {
+        let mut all: Option<Bytes> = None;
+        let mut more = Vec::new();
+        while let Some(c) = self.next_chunk().await? {
+            let len = all.as_ref().map_or(0, Bytes::len).max(more.len()) + c.len();
+            if len > max {
+                return Err(format!(
+                    "the answer is larger than {max} bytes (maxMessageBytes)"
+                ));
             }
-            Reply::Reqwest(r) => r.bytes().await.map_err(|e| error_chain(&e)),
+            match &all {
+                // The usual answer is one chunk: keep it without copying.
+                None => all = Some(c),
+                Some(first) => {
+                    if more.is_empty() {
+                        more.extend_from_slice(first);
+                    }
+                    more.extend_from_slice(&c);
+                }
+            }
         }
+        Ok(if more.is_empty() {
+            all.unwrap_or_default()
+        } else {
+            Bytes::from(more)
+        })
     }
 }
 
@@ -930,7 +928,8 @@ mod tests {
 
     #[test]
     fn reads_what_the_headers_need_from_a_frame() {
-        let (conn, _out, _events) = link::new_connection(&Arc::from("t"));
+        let (conn, _out, _events) =
+            link::new_connection(&Arc::from("t"), crate::config::DEFAULT_MAX_MESSAGE_BYTES);
         let call = br#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"echo","arguments":{"name":"no"}}}"#;
         let h = Head::parse(call, true, &conn);
         assert_eq!(
@@ -1003,7 +1002,8 @@ mod tests {
             );
         }
         // The fast path and the full parse agree on what the headers need.
-        let (conn, _out, _events) = link::new_connection(&Arc::from("t"));
+        let (conn, _out, _events) =
+            link::new_connection(&Arc::from("t"), crate::config::DEFAULT_MAX_MESSAGE_BYTES);
         let escaped = br#"{"jsonrpc":"2.0","id":3,"method":"a\"b"}"#;
         let h = Head::parse(escaped, false, &conn);
         assert_eq!((h.request_id, h.method.as_deref()), (Some(3), Some("a\"b")));
@@ -1016,7 +1016,8 @@ mod tests {
 
     #[test]
     fn mirrors_annotated_arguments_of_known_tools_only() {
-        let (conn, _out, _events) = link::new_connection(&Arc::from("t"));
+        let (conn, _out, _events) =
+            link::new_connection(&Arc::from("t"), crate::config::DEFAULT_MAX_MESSAGE_BYTES);
         let tool = RawValue::from_string(
             serde_json::json!({"name": "sql", "inputSchema": {"type": "object", "properties": {
                 "region": {"type": "string", "x-mcp-header": "Region"},

@@ -23,6 +23,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::error::{Error as WsError, ProtocolError, SubProtocolError};
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::http::header::SEC_WEBSOCKET_PROTOCOL;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use tokio_util::sync::CancellationToken;
 
@@ -54,12 +55,20 @@ pub(crate) async fn open(h: &HttpConfig, cfg: &UpstreamConfig) -> Result<Opened,
     };
     let limit = cfg.timeout.min(Duration::from_secs(30));
     let connect = async {
-        match tokio_tungstenite::connect_async(request(true)?).await {
+        // A message over the limit ends the connection with a capacity error, never
+        // buffered whole; tungstenite's frame limit stays at its default (16 MiB) or the
+        // message limit, whichever is smaller.
+        let ws_config = WebSocketConfig::default()
+            .max_message_size(Some(cfg.max_message_bytes))
+            .max_frame_size(Some(cfg.max_message_bytes.min(16 << 20)));
+        let connect =
+            |req| tokio_tungstenite::connect_async_with_config(req, Some(ws_config), false);
+        match connect(request(true)?).await {
             Err(WsError::Protocol(ProtocolError::SecWebSocketSubProtocolError(
                 SubProtocolError::NoSubProtocol,
             ))) => {
                 tracing::info!(server = %cfg.id, "the server ignored subprotocol `mcp`; connecting without it");
-                tokio_tungstenite::connect_async(request(false)?).await
+                connect(request(false)?).await
             }
             other => other,
         }
@@ -71,7 +80,7 @@ pub(crate) async fn open(h: &HttpConfig, cfg: &UpstreamConfig) -> Result<Opened,
             limit.as_millis()
         )
     })??;
-    let (conn, out, events) = link::new_connection(&cfg.id);
+    let (conn, out, events) = link::new_connection(&cfg.id, cfg.max_message_bytes);
     let driver_conn = conn.clone();
     let link = NetLink::spawn(move |stop, closed| drive(ws, driver_conn, out, stop, closed));
     Ok((conn, Link::Net(link), events))
