@@ -18,10 +18,12 @@ use axum::extract::{ConnectInfo, Request};
 use axum::response::Response;
 use futures::future::Either;
 use hyper::body::Incoming;
+use mcp_gateway_core::body::TimedBody;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 use tower::Service;
 use tower::util::Oneshot;
 
@@ -124,16 +126,26 @@ where
     }
 }
 
-/// One connection's service: the gateway's service and the peer's address.
+/// One connection's service: the gateway's service, the peer's address and how long a
+/// request body may stall (`connections.bodyTimeout`).
 pub(crate) struct HotConn<R, M> {
     service: GatewayService<R, M>,
     peer: SocketAddr,
+    body_timeout: Duration,
 }
 
 impl<R, M> HotConn<R, M> {
     /// The service for a connection from `peer`.
-    pub(crate) fn new(service: GatewayService<R, M>, peer: SocketAddr) -> Self {
-        Self { service, peer }
+    pub(crate) fn new(
+        service: GatewayService<R, M>,
+        peer: SocketAddr,
+        body_timeout: Duration,
+    ) -> Self {
+        Self {
+            service,
+            peer,
+            body_timeout,
+        }
     }
 }
 
@@ -161,9 +173,10 @@ impl<R: HotService, M: HotService> hyper::service::Service<http::Request<Incomin
 {
     type Response = Response;
     type Error = Infallible;
-    type Future = HotFuture<R, M, Incoming>;
+    type Future = HotFuture<R, M, TimedBody<Incoming>>;
 
-    fn call(&self, mut req: http::Request<Incoming>) -> Self::Future {
+    fn call(&self, req: http::Request<Incoming>) -> Self::Future {
+        let mut req = req.map(|b| TimedBody::new(b, self.body_timeout));
         // Rate limits key anonymous callers on the peer address.
         req.extensions_mut().insert(ConnectInfo(self.peer));
         self.service.dispatch(req)

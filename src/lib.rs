@@ -34,7 +34,7 @@ pub use mcp_gateway_metrics as metrics;
 pub use mcp_gateway_rate_limit as rate_limit;
 pub use mcp_gateway_router as router;
 pub use mcp_gateway_upstream as upstream;
-pub use serve::serve;
+pub use serve::{raise_open_file_limit, serve};
 pub use state::{McpService, ServerReport, StartOutcome};
 
 use mcp_gateway_core::ErrorFormat;
@@ -366,10 +366,16 @@ impl Gateway {
         let service = self.http_service();
         let stop = self.inner.http_stop.clone();
         // Peer addresses key anonymous callers' rate limits: each connection passes its on.
+        let limits = serve::Limits::new(
+            cfg.connections.max,
+            Duration::from_millis(cfg.connections.header_timeout),
+        );
+        let body_timeout = Duration::from_millis(cfg.connections.body_timeout);
         let task = tokio::spawn(serve::serve_with(
             listener,
             stop.cancelled_owned(),
-            move |peer| hot::HotConn::new(service.clone(), peer),
+            limits,
+            move |peer| hot::HotConn::new(service.clone(), peer, body_timeout),
         ));
         *self.inner.http_task.lock().expect("lock") = Some(task);
         Ok(Started {

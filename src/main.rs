@@ -145,6 +145,8 @@ fn init(path: &std::path::Path, force: bool) -> ExitCode {
 }
 
 async fn start(cfg: Config) -> ExitCode {
+    let files = mcp_gateway::raise_open_file_limit();
+    tracing::debug!(open_file_limit = ?files, "open-file limit");
     if cfg.auth.strategy == AuthStrategy::None && !mcp_gateway::is_loopback(&cfg.host) {
         eprintln!(
             "WARNING: auth.strategy is none and the gateway listens on {}, not loopback: anyone \

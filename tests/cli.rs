@@ -340,11 +340,30 @@ struct Running {
 
 impl Running {
     fn spawn(dir: &Path, config: &str, env: &[(&str, String)]) -> Running {
-        let stderr_file = dir.join("gateway.stderr");
-        let mut cmd = tokio::process::Command::from(gw(dir));
+        let mut cmd = gw(dir);
         cmd.args(["start", "-c", config])
-            .envs(env.iter().map(|(k, v)| (k, v)))
-            .stdin(Stdio::null())
+            .envs(env.iter().map(|(k, v)| (k, v)));
+        Running::spawn_cmd(dir, cmd)
+    }
+
+    /// `start -c config` under `prlimit --nofile=SOFT:HARD` (prlimit execs the gateway, so
+    /// the pid is the gateway's).
+    fn spawn_with_nofile(dir: &Path, config: &str, soft: u32, hard: u32) -> Running {
+        let mut cmd = Command::new("prlimit");
+        cmd.current_dir(dir)
+            .arg(format!("--nofile={soft}:{hard}"))
+            .arg("--")
+            .arg(gateway_bin())
+            .args(["start", "-c", config])
+            .env_remove("MCP_GATEWAY_PORT")
+            .env_remove("RUST_LOG");
+        Running::spawn_cmd(dir, cmd)
+    }
+
+    fn spawn_cmd(dir: &Path, cmd: Command) -> Running {
+        let stderr_file = dir.join("gateway.stderr");
+        let mut cmd = tokio::process::Command::from(cmd);
+        cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&stderr_file).unwrap())
             .kill_on_drop(true);
@@ -806,4 +825,191 @@ async fn stdio_servers_die_with_a_killed_gateway() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// The open-file limit of process `pid` as (soft, hard), from `/proc`.
+fn nofile(pid: u32) -> (u64, u64) {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
+    let n: Vec<u64> = line
+        .split_whitespace()
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    (n[0], n[1])
+}
+
+/// Reads one HTTP/1.1 answer (head and a `Content-Length` body) from `s`, or `None` when
+/// the gateway closed the connection first.
+async fn read_answer(s: &mut tokio::net::TcpStream) -> Option<String> {
+    use tokio::io::AsyncReadExt;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let text = String::from_utf8_lossy(&buf).into_owned();
+        if let Some(end) = text.find("\r\n\r\n") {
+            let len = text[..end]
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length:")
+                        .map(|v| v.trim().parse::<usize>().unwrap())
+                })
+                .unwrap_or(0);
+            if buf.len() >= end + 4 + len {
+                return Some(text);
+            }
+        }
+        match s.read(&mut chunk).await {
+            Ok(0) | Err(_) => {
+                return (!buf.is_empty()).then(|| String::from_utf8_lossy(&buf).into_owned());
+            }
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+}
+
+/// Issue 20, items 3 and 11: under a soft open-file limit the gateway raises it to the
+/// hard one; idle sockets beyond the connection cap never stop the probes; idle,
+/// partial-header and stalled-body connections are closed in bounded time; and an error
+/// answered before the body was read says `Connection: close`.
+#[tokio::test]
+async fn slow_and_idle_clients_are_bounded_and_the_probes_keep_answering() {
+    use tokio::io::AsyncWriteExt;
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let config = format!(
+        "port: {port}\nhost: 127.0.0.1\nconnections: {{ headerTimeout: 10000, bodyTimeout: 1000 }}\n\
+         auth:\n  strategy: api-key\n  apiKeys:\n    - {{ name: a, key: k1 }}\nservers:\n{}",
+        test_server_yaml("t", &[], "")
+    );
+    std::fs::write(dir.path().join("gw.yml"), config).unwrap();
+    // Soft 400 of hard 700: raised to 700, so the cap is 525.
+    let mut gw = Running::spawn_with_nofile(dir.path(), "gw.yml", 400, 700);
+    gw.read_until("REST API").await;
+    assert_eq!(
+        nofile(gw.pid()),
+        (700, 700),
+        "the soft limit was not raised"
+    );
+    let addr = format!("127.0.0.1:{port}");
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(3))
+        .build()
+        .unwrap();
+    let base = format!("http://{addr}");
+
+    // 800 idle sockets: more than the cap and its overflow.
+    let mut idle = Vec::new();
+    let connecting = Instant::now();
+    for _ in 0..800 {
+        idle.push(tokio::net::TcpStream::connect(&addr).await.unwrap());
+    }
+    // The kernel may delay some handshakes by a SYN retransmit (1 s each).
+    eprintln!("800 sockets connected in {:?}", connecting.elapsed());
+    let probed = Instant::now();
+    let mut healthy = false;
+    while probed.elapsed() < Duration::from_secs(3) {
+        // A new client per try: a fresh connection, as a probe makes.
+        let c = reqwest::Client::builder()
+            .timeout(Duration::from_secs(2))
+            .build()
+            .unwrap();
+        if let Ok(r) = c.get(format!("{base}/healthz")).send().await
+            && r.status() == 200
+        {
+            healthy = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        healthy,
+        "/healthz did not answer with 800 idle sockets open; stderr: {}",
+        gw.stderr()
+    );
+    // What is not a probe is refused clearly while the cap is reached.
+    let c = reqwest::Client::new();
+    if let Ok(r) = c
+        .get(format!("{base}/api/v1/servers"))
+        .header("x-api-key", "k1")
+        .send()
+        .await
+    {
+        let status = r.status().as_u16();
+        let body = r.text().await.unwrap_or_default();
+        assert!(
+            status == 503 && body.contains("overloaded"),
+            "{status} {body}"
+        );
+    }
+    // The idle sockets are closed once headerTimeout (10 s) passes.
+    use tokio::io::AsyncReadExt;
+    let mut byte = [0u8; 1];
+    for s in idle.iter_mut().take(20) {
+        let r = tokio::time::timeout(Duration::from_secs(15), s.read(&mut byte)).await;
+        assert!(
+            matches!(r, Ok(Ok(0)) | Ok(Err(_))),
+            "an idle socket stayed open: {r:?}"
+        );
+    }
+    drop(idle);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let r = http
+        .get(format!("{base}/api/v1/servers"))
+        .header("x-api-key", "k1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+
+    // Partial headers: closed within headerTimeout.
+    let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    s.write_all(b"GET /api/v1/servers HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let r = tokio::time::timeout(Duration::from_secs(15), s.read(&mut byte)).await;
+    assert!(
+        matches!(r, Ok(Ok(_)) | Ok(Err(_))),
+        "a partial header stayed open: {r:?}"
+    );
+    assert!(
+        started.elapsed() >= Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+
+    // A stalled body: 408 after bodyTimeout, and the connection is closed.
+    let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    s.write_all(b"POST /api/v1/tools/call HTTP/1.1\r\nHost: x\r\nx-api-key: k1\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{\"tool\"").await.unwrap();
+    let answer = tokio::time::timeout(Duration::from_secs(5), read_answer(&mut s))
+        .await
+        .expect("no answer to a stalled body")
+        .expect("closed without an answer");
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(
+        answer.contains("request_timeout") && answer.contains("bodyTimeout"),
+        "{answer}"
+    );
+    assert!(
+        answer.to_ascii_lowercase().contains("connection: close"),
+        "{answer}"
+    );
+
+    // A 401 sent before the body was read says so.
+    let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    s.write_all(b"POST /api/v1/tools/call HTTP/1.1\r\nHost: x\r\nx-api-key: wrong\r\ncontent-type: application/json\r\ncontent-length: 30\r\n\r\n").await.unwrap();
+    let answer = tokio::time::timeout(Duration::from_secs(5), read_answer(&mut s))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
+    assert!(
+        answer.to_ascii_lowercase().contains("connection: close"),
+        "{answer}"
+    );
+    gw.sigterm().await;
 }

@@ -186,6 +186,9 @@ async fn discovery_follows_pagination_and_filters() {
     let (status, v) = gw.get("/api/v1/servers/ghost").await;
     let e = error(status, &v, 404, "unknown_server");
     assert!(message(e).contains("ghost"), "{v}");
+    // Not UTF-8: the same JSON error shape, not a text answer (issue 20, item 11).
+    let (status, v) = gw.get("/api/v1/servers/%ff%fe").await;
+    error(status, &v, 404, "unknown_server");
     let (status, v) = gw.get("/api/v1/tools?server=ghost").await;
     let e = error(status, &v, 404, "unknown_server");
     assert!(message(e).contains("ghost"), "{v}");

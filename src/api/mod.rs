@@ -245,8 +245,16 @@ async fn list_servers(State(st): State<AppRef>) -> Json<Value> {
 
 async fn get_server(
     State(st): State<AppRef>,
-    Path(id): Path<String>,
+    id: Result<Path<String>, axum::extract::rejection::PathRejection>,
 ) -> Result<Json<Value>, ApiError> {
+    // A segment that is not UTF-8 (`%ff`) names no server: the JSON error, not axum's text.
+    let Path(id) = id.map_err(|e| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_server",
+            format!("no such server: {}", e.body_text()),
+        )
+    })?;
     let slot = st
         .slot(&id)
         .ok_or_else(|| ApiError::from(McpError::UnknownServer(id.clone())))?;
@@ -367,6 +375,14 @@ pub(crate) async fn call_tool(
                 format!(
                     "request body exceeds {} bytes (maxBodyBytes)",
                     st.config.max_body_bytes
+                ),
+            ),
+            mcp_gateway_core::body::BodyError::TimedOut(d) => ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "request_timeout",
+                format!(
+                    "the request body did not arrive within {} ms (bodyTimeout)",
+                    d.as_millis()
                 ),
             ),
             mcp_gateway_core::body::BodyError::Read(e) => ApiError::new(

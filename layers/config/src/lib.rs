@@ -81,6 +81,9 @@ pub struct Config {
     /// HTTP answer), in bytes; each server may set its own.
     #[serde(default = "default_max_message")]
     pub max_message_bytes: usize,
+    /// Client connections: how many at once, and how long a request may take to arrive.
+    #[serde(default, skip_serializing_if = "ConnectionsConfig::is_default")]
+    pub connections: ConnectionsConfig,
     /// How long shutdown waits for in-flight calls, in milliseconds.
     #[serde(default = "default_shutdown_ms")]
     pub shutdown_timeout: u64,
@@ -160,6 +163,7 @@ impl Default for Config {
             cors_origins: Vec::new(),
             max_body_bytes: default_max_body(),
             max_message_bytes: default_max_message(),
+            connections: ConnectionsConfig::default(),
             shutdown_timeout: default_shutdown_ms(),
             workers: 0,
             tool_naming: ToolNaming::default(),
@@ -572,6 +576,47 @@ pub struct CredentialConfig {
 
 pub use mcp_gateway_cluster::ClusterConfig;
 
+/// Client connections.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ConnectionsConfig {
+    /// Most client connections served at once (`0`: three quarters of the open-file
+    /// limit). Beyond it, a connection gets only the probes (`/healthz`, `/readyz`) and
+    /// `503` for anything else, for a second; beyond that it is closed at once.
+    #[serde(default)]
+    pub max: usize,
+    /// Milliseconds to receive a request's headers, counted from the connection's start
+    /// or the end of the previous answer: also the idle limit of a kept-alive connection.
+    #[serde(default = "default_header_timeout")]
+    pub header_timeout: u64,
+    /// Milliseconds a request body may stall before the request fails with `408`.
+    #[serde(default = "default_body_timeout")]
+    pub body_timeout: u64,
+}
+
+fn default_header_timeout() -> u64 {
+    30_000
+}
+fn default_body_timeout() -> u64 {
+    30_000
+}
+
+impl Default for ConnectionsConfig {
+    fn default() -> Self {
+        Self {
+            max: 0,
+            header_timeout: default_header_timeout(),
+            body_timeout: default_body_timeout(),
+        }
+    }
+}
+
+impl ConnectionsConfig {
+    fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
 /// Metrics and request log.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -662,9 +707,10 @@ fn default_export_timeout() -> u64 {
 }
 
 fn default_redact() -> Vec<String> {
-    ["password", "token", "secret", "apiKey", "authorization"]
-        .map(String::from)
-        .to_vec()
+    mcp_gateway_core::redact::SECRET_KEYS
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
 }
 fn default_max_series() -> usize {
     10_000

@@ -64,6 +64,18 @@ impl Config {
         if self.max_body_bytes < 1024 {
             e("maxBodyBytes".into(), "must be at least 1024".into());
         }
+        if self.connections.header_timeout < 100 {
+            e(
+                "connections.headerTimeout".into(),
+                "must be at least 100 (ms)".into(),
+            );
+        }
+        if self.connections.body_timeout < 100 {
+            e(
+                "connections.bodyTimeout".into(),
+                "must be at least 100 (ms)".into(),
+            );
+        }
         if self.max_message_bytes < 1024 {
             e("maxMessageBytes".into(), "must be at least 1024".into());
         }

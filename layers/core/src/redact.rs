@@ -1,4 +1,5 @@
-//! Hiding credentials in URLs before they are shown: API answers, the start banner, logs.
+//! Hiding credentials before they are shown: in URLs (API answers, the start banner, logs)
+//! and under secret-looking keys of logged JSON bodies ([`is_secret_key`]).
 //!
 //! An upstream URL may carry a password (`http://user:pass@host/`) or a token in its query
 //! (`?token=...`); error messages of HTTP clients repeat the URL. Userinfo becomes `***`
@@ -19,6 +20,49 @@
 //! ```
 
 use std::borrow::Cow;
+
+/// The default key patterns of logged bodies' redaction (`monitor.redact`): globs over a
+/// key with its case and its `_`, `-`, `.` and spaces ignored, so `*token` covers
+/// `access_token`, `refreshToken` and `id-token` but not `max_tokens`.
+pub const SECRET_KEYS: &[&str] = &[
+    "*password*",
+    "*passwd*",
+    "*secret*",
+    "*token",
+    "*apikey*",
+    "*authorization*",
+    "*privatekey*",
+    "*cookie*",
+    "*credential*",
+];
+
+/// True when `key` matches one of `patterns` (see [`SECRET_KEYS`]): each pattern is a glob
+/// (`*`, `?`), compared with the key with case and separators ignored; a pattern without
+/// a `*` names one key exactly (`apiKey` is `api_key` is `API-KEY`).
+///
+/// ```
+/// use mcp_gateway_core::redact::{SECRET_KEYS, is_secret_key};
+/// for k in ["api_key", "access_token", "client_secret", "passwd", "privateKey", "Cookie"] {
+///     assert!(is_secret_key(k, SECRET_KEYS), "{k}");
+/// }
+/// assert!(!is_secret_key("max_tokens", SECRET_KEYS));
+/// assert!(is_secret_key("API_KEY", &["apiKey"]));
+/// assert!(!is_secret_key("X-Api-Key", &["apiKey"]));
+/// ```
+pub fn is_secret_key<S: AsRef<str>>(key: &str, patterns: &[S]) -> bool {
+    let key = fold(key);
+    patterns
+        .iter()
+        .any(|p| crate::Glob::new(fold(p.as_ref())).matches(&key))
+}
+
+/// Lower case without `_`, `-`, `.` and spaces.
+fn fold(s: &str) -> String {
+    s.chars()
+        .filter(|c| !matches!(c, '_' | '-' | '.' | ' '))
+        .map(|c| c.to_ascii_lowercase())
+        .collect()
+}
 
 /// `url` with its userinfo and its query and fragment values replaced by `***`.
 ///

@@ -25,6 +25,13 @@ pub(crate) async fn read_body(options: &EndpointOptions, body: Body) -> Result<B
                     StatusCode::PAYLOAD_TOO_LARGE,
                     format!("request body exceeds {limit} bytes (maxBodyBytes)"),
                 ),
+                BodyError::TimedOut(d) => (
+                    StatusCode::REQUEST_TIMEOUT,
+                    format!(
+                        "the request body did not arrive within {} ms (bodyTimeout)",
+                        d.as_millis()
+                    ),
+                ),
                 BodyError::Read(e) => (
                     StatusCode::BAD_REQUEST,
                     format!("could not read the request body: {e}"),

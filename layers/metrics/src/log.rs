@@ -74,13 +74,14 @@ pub struct LogEntry {
 /// Replaced value of redacted fields.
 pub const REDACTED: &str = "[REDACTED]";
 
-/// Replaces the value of every object key in `fields` (case-insensitive, at any depth)
-/// with `"[REDACTED]"`.
+/// Replaces the value of every object key matching one of the patterns in `fields` (at any
+/// depth; see [`is_secret_key`](mcp_gateway_core::redact::is_secret_key)) with
+/// `"[REDACTED]"`.
 pub fn redact(v: &mut Value, fields: &[String]) {
     match v {
         Value::Object(map) => {
             for (k, x) in map.iter_mut() {
-                if fields.iter().any(|f| f.eq_ignore_ascii_case(k)) {
+                if mcp_gateway_core::redact::is_secret_key(k, fields) {
                     *x = Value::String(REDACTED.into());
                 } else {
                     redact(x, fields);
@@ -291,6 +292,24 @@ mod tests {
         assert_eq!(ids, [2], "older than retention: not answered");
         log.push(entry(3, now));
         assert_eq!(log.len(), 2, "and dropped on the next push");
+    }
+
+    #[test]
+    fn the_default_patterns_catch_the_usual_secret_names() {
+        let fields: Vec<String> = mcp_gateway_core::redact::SECRET_KEYS
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let v = log_body(
+            r#"{"api_key":"a","access_token":"b","client_secret":"c","passwd":"d","privateKey":"e","Cookie":"f","max_tokens":7,"path":"/x"}"#,
+            &fields,
+            4096,
+        );
+        assert_eq!(
+            v,
+            serde_json::json!({"api_key":REDACTED,"access_token":REDACTED,"client_secret":REDACTED,
+                "passwd":REDACTED,"privateKey":REDACTED,"Cookie":REDACTED,"max_tokens":7,"path":"/x"})
+        );
     }
 
     #[test]

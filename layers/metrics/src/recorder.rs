@@ -322,8 +322,8 @@ type ServerMap = HashMap<Arc<str>, (Arc<ServerEntry>, ToolMap), ahash::RandomSta
 pub struct RecorderOptions {
     /// Keep argument and result bodies in the request log.
     pub log_bodies: bool,
-    /// Object keys whose values are replaced by `"[REDACTED]"` in logged bodies (any
-    /// depth, case-insensitive).
+    /// Patterns of object keys whose values are replaced by `"[REDACTED]"` in logged
+    /// bodies, at any depth (see `mcp_gateway_core::redact::is_secret_key`).
     pub redact: Vec<String>,
     /// Longest logged body in bytes (longer ones are cut and kept as a string).
     pub body_limit: usize,
@@ -337,9 +337,10 @@ impl Default for RecorderOptions {
     fn default() -> Self {
         Self {
             log_bodies: false,
-            redact: ["password", "token", "secret", "apiKey", "authorization"]
-                .map(String::from)
-                .to_vec(),
+            redact: mcp_gateway_core::redact::SECRET_KEYS
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
             body_limit: 4096,
             retention: Duration::from_secs(24 * 3600),
             max_series: DEFAULT_MAX_SERIES,

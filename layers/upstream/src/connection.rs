@@ -512,7 +512,10 @@ impl Connection {
             }
             "notifications/progress" => self.relay_progress(params),
             "notifications/message" => {
-                tracing::info!(server = %self.server, params = params.map(RawValue::get).unwrap_or(""), "server log")
+                // A server decides what it logs, the gateway how much of it lands in its own
+                // log: one line, cut at LOG_LINE_MAX bytes.
+                let p = params.map(RawValue::get).unwrap_or("");
+                tracing::info!(server = %self.server, params = %cut(p, LOG_LINE_MAX), bytes = p.len(), "server log")
             }
             _ => tracing::debug!(server = %self.server, method, "notification from server"),
         }
@@ -784,6 +787,18 @@ fn remap_progress_token(params: &RawValue, id: u64) -> Result<Option<Remapped>, 
 mod tests {
     use super::*;
 
+    #[test]
+    fn server_logs_are_cut_at_a_char_boundary() {
+        assert_eq!(cut("short", 10), "short");
+        let long = "é".repeat(3000);
+        let c = cut(&long, LOG_LINE_MAX);
+        assert!(
+            c.len() <= LOG_LINE_MAX + 3 && c.ends_with('…'),
+            "{}",
+            c.len()
+        );
+    }
+
     fn conn() -> (Arc<Connection>, mpsc::UnboundedReceiver<Bytes>) {
         let (tx, rx) = mpsc::unbounded_channel();
         let (etx, _erx) = mpsc::unbounded_channel();
@@ -970,4 +985,19 @@ mod tests {
                 .starts_with(r#"{"_meta":"#)
         );
     }
+}
+
+/// Most bytes of a server's log message copied into the gateway's log.
+const LOG_LINE_MAX: usize = 2048;
+
+/// `s` cut to at most `max` bytes at a character boundary, marked with `…` when cut.
+fn cut(s: &str, max: usize) -> std::borrow::Cow<'_, str> {
+    if s.len() <= max {
+        return s.into();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end]).into()
 }

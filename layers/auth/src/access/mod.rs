@@ -44,9 +44,11 @@ mod future;
 mod layer;
 mod policy;
 mod service;
+mod uri;
 
 pub use future::ResponseFuture;
 pub use layer::AccessControlLayer;
 pub use mcp_gateway_core::Glob;
 pub use policy::{AccessPolicy, AccessRule};
 pub use service::AccessControl;
+pub use uri::normalize_uri;

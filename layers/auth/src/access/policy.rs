@@ -199,6 +199,20 @@ impl ToolPolicy for AccessPolicy {
         server: &str,
         name: &str,
     ) -> bool {
+        // Rules about resources are about what a server reads: match the normalized URI, and
+        // refuse one that could still be read two ways (see `normalize_uri`).
+        let normalized;
+        let name = if kind == ItemKind::Resource {
+            match super::normalize_uri(name) {
+                Some(n) => {
+                    normalized = n;
+                    normalized.as_str()
+                }
+                None => return false,
+            }
+        } else {
+            name
+        };
         let mut allowed = false;
         for r in self.rules.iter().filter(|r| r.applies_to(identity)) {
             if r.deny.iter().any(|p| p.matches(kind, server, name)) {
@@ -231,6 +245,39 @@ mod tests {
         let r = AccessPolicy::deny_by_default()
             .rule(AccessRule::everyone().allow(["resource:fs__file:///srv/a_b"]));
         assert!(!r.allows_item(None, ItemKind::Resource, "fs", "file:///srv/a b"));
+    }
+
+    #[test]
+    fn resource_rules_see_through_dot_segments_and_encodings() {
+        // The README's rule: reads (and list entries) outside /srv are refused however the
+        // URI spells its way out.
+        let p = AccessPolicy::deny_by_default()
+            .rule(AccessRule::everyone().allow(["resource:fs__file:///srv/*"]));
+        let ok = |uri: &str| p.allows_item(None, ItemKind::Resource, "fs", uri);
+        assert!(ok("file:///srv/a.txt"));
+        assert!(ok("file:///srv/x/../a.txt"));
+        for uri in [
+            "file:///srv/../etc/passwd",
+            "file:///srv/./../etc/passwd",
+            "file:///srv//../../etc/passwd",
+            "file:///srv/%2e%2e/etc/passwd",
+            "file:///srv/..%2fetc/passwd",
+            "file:///srv/a?/../../etc/passwd",
+            "file:///srv/a#/../../etc/passwd",
+            "file:///srv/../etc/shadow",
+        ] {
+            assert!(!ok(uri), "{uri}");
+        }
+        // A deny rule cannot be stepped around either.
+        let d = AccessPolicy::allow_by_default()
+            .rule(AccessRule::everyone().deny(["resource:fs__file:///secret/*"]));
+        assert!(!d.allows_item(
+            None,
+            ItemKind::Resource,
+            "fs",
+            "file:///srv/%2e%2e/secret/k"
+        ));
+        assert!(d.allows_item(None, ItemKind::Resource, "fs", "file:///srv/k"));
     }
 
     #[test]

@@ -218,12 +218,12 @@ impl JwtAuth {
         };
         let data = match jsonwebtoken::decode::<Map<String, Value>>(token, key, &inner.validation) {
             Ok(d) => d,
-            Err(e) => return Ok(Err(self.claim_error(e.kind()))),
+            Err(e) => return Ok(Err(self.claim_error(e.kind(), token))),
         };
         Ok(Ok(self.identity(data.claims)))
     }
 
-    fn claim_error(&self, kind: &ErrorKind) -> AuthError {
+    fn claim_error(&self, kind: &ErrorKind, token: &str) -> AuthError {
         let v = &self.inner.validation;
         let one = |s: &Option<std::collections::HashSet<String>>| {
             s.as_ref()
@@ -252,6 +252,15 @@ impl JwtAuth {
                 format!(
                     "the token's audience (aud) must include {:?}; request a token for this resource",
                     one(&v.aud)
+                ),
+            ),
+            // The library reports a time claim it cannot read as a number (a string, a
+            // value beyond u64) as missing; the signature was verified before, so the
+            // payload can be looked at to say which it is.
+            ErrorKind::MissingRequiredClaim(c) if claim_present(token, c) => (
+                AuthErrorKind::MalformedToken,
+                format!(
+                    "the token's claim {c:?} must be a NumericDate (whole seconds since 1970, in range)"
                 ),
             ),
             ErrorKind::MissingRequiredClaim(c) => (
@@ -532,3 +541,18 @@ impl JwtAuthBuilder {
 
 #[cfg(test)]
 pub(crate) mod tests;
+
+/// True when the (verified) payload of `token` has a claim named `claim`, whatever its value.
+fn claim_present(token: &str, claim: &str) -> bool {
+    use base64::Engine;
+    token
+        .split('.')
+        .nth(1)
+        .and_then(|p| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(p)
+                .ok()
+        })
+        .and_then(|b| serde_json::from_slice::<Map<String, Value>>(&b).ok())
+        .is_some_and(|m| m.contains_key(claim))
+}
