@@ -221,6 +221,7 @@ impl Gateway {
                     state.catalog.clone(),
                     mcp_gateway_mcp_server::EndpointOptions {
                         max_body_bytes: cfg.max_body_bytes,
+                        max_json_depth: cfg.max_json_depth,
                         session_idle: Duration::from_secs(cfg.session_idle_timeout),
                         allowed_origins: cfg.cors_origins.clone(),
                         policy: state.policy.clone(),

@@ -661,6 +661,48 @@ async fn bad_input_is_rejected_and_gateway_keeps_serving() {
     let e = error(status, &v, 400, "invalid_request");
     assert!(message(e).contains("empty"), "{v}");
 
+    // Nested deeper than maxJsonDepth (128): refused before any server sees it, on both
+    // front ends (issue 20, item 11).
+    let deep = format!(
+        r#"{{"tool": "echo", "arguments": {{"text": "x", "n": {}1{}}}}}"#,
+        "[".repeat(200),
+        "]".repeat(200)
+    );
+    let (status, v) = gw.post_raw("/api/v1/tools/call", deep).await;
+    let e = error(status, &v, 400, "invalid_request");
+    assert!(message(e).contains("maxJsonDepth"), "{v}");
+    let rpc = format!(
+        r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{"name":"t__echo","arguments":{{"n":{}1{}}}}}}}"#,
+        "[".repeat(200),
+        "]".repeat(200)
+    );
+    let res = gw
+        .http
+        .post(gw.url("/mcp"))
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .body(rpc)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    let v: Value = res.json().await.unwrap();
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("maxJsonDepth"),
+        "{v}"
+    );
+    // Deep but within the limit is passed through.
+    let ok = format!(
+        r#"{{"tool": "echo", "arguments": {{"text": "x", "n": {}1{}}}}}"#,
+        "[".repeat(100),
+        "]".repeat(100)
+    );
+    let (status, v) = gw.post_raw("/api/v1/tools/call", ok).await;
+    assert_eq!(status, 200, "{v}");
+
     // Over maxBodyBytes.
     let big = json!({"tool": "echo", "arguments": {"text": "x".repeat(10 * 1024)}}).to_string();
     let (status, v) = gw.post_raw("/api/v1/tools/call", big).await;

@@ -398,6 +398,16 @@ pub(crate) async fn call_tool(
             r#"empty body; send {"tool": "<name>", "arguments": {...}}"#,
         ));
     }
+    if mcp_gateway_core::body::nested_deeper_than(&bytes, st.config.max_json_depth) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            format!(
+                "the body nests arrays and objects more than {} levels deep (maxJsonDepth)",
+                st.config.max_json_depth
+            ),
+        ));
+    }
     let body: CallBody<'_> = serde_json::from_slice(&bytes).map_err(|e| {
         let code = if e.is_syntax() || e.is_eof() { "malformed_json" } else { "invalid_request" };
         ApiError::new(

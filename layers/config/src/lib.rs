@@ -81,6 +81,9 @@ pub struct Config {
     /// HTTP answer), in bytes; each server may set its own.
     #[serde(default = "default_max_message")]
     pub max_message_bytes: usize,
+    /// Deepest nesting of arrays and objects accepted in a client's request (`400` beyond).
+    #[serde(default = "default_max_json_depth")]
+    pub max_json_depth: usize,
     /// Client connections: how many at once, and how long a request may take to arrive.
     #[serde(default, skip_serializing_if = "ConnectionsConfig::is_default")]
     pub connections: ConnectionsConfig,
@@ -124,6 +127,9 @@ fn default_host() -> String {
 fn default_max_body() -> usize {
     4 * 1024 * 1024
 }
+fn default_max_json_depth() -> usize {
+    128
+}
 fn default_max_message() -> usize {
     32 * 1024 * 1024
 }
@@ -163,6 +169,7 @@ impl Default for Config {
             cors_origins: Vec::new(),
             max_body_bytes: default_max_body(),
             max_message_bytes: default_max_message(),
+            max_json_depth: default_max_json_depth(),
             connections: ConnectionsConfig::default(),
             shutdown_timeout: default_shutdown_ms(),
             workers: 0,

@@ -76,6 +76,9 @@ impl Config {
                 "must be at least 100 (ms)".into(),
             );
         }
+        if self.max_json_depth < 8 {
+            e("maxJsonDepth".into(), "must be at least 8".into());
+        }
         if self.max_message_bytes < 1024 {
             e("maxMessageBytes".into(), "must be at least 1024".into());
         }

@@ -130,6 +130,45 @@ where
     Ok(first.unwrap_or_else(|| Bytes::from(joined)))
 }
 
+/// True when `json` nests arrays and objects more than `max` levels deep (string contents
+/// are skipped). The gateway passes arguments through without parsing them into a tree, so
+/// nothing else stops `[[[[…` from reaching a server whose parser recurses.
+///
+/// ```
+/// use mcp_gateway_core::body::nested_deeper_than;
+/// assert!(!nested_deeper_than(br#"{"a":[{"b":"[[[["}]}"#, 3));
+/// assert!(nested_deeper_than(b"[[[[1]]]]", 3));
+/// ```
+pub fn nested_deeper_than(json: &[u8], max: usize) -> bool {
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    for &b in json {
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_string = false;
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > max {
+                    return true;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
+}
+
 fn read_error(e: impl Into<crate::BoxError>) -> BodyError {
     let e = e.into();
     // axum's `Body` wraps the error of the body it was made from.

@@ -17,7 +17,7 @@ pub(crate) struct Envelope<'a> {
 /// JSON-RPC error naming the limit.
 pub(crate) async fn read_body(options: &EndpointOptions, body: Body) -> Result<Bytes, Response> {
     let limit = options.max_body_bytes;
-    mcp_gateway_core::body::read_limited(body, limit)
+    let bytes = mcp_gateway_core::body::read_limited(body, limit)
         .await
         .map_err(|e| {
             let (status, why) = match e {
@@ -42,7 +42,21 @@ pub(crate) async fn read_body(options: &EndpointOptions, body: Body) -> Result<B
                 None,
                 JsonRpcError::new(jsonrpc::INVALID_REQUEST, why),
             )
-        })
+        })?;
+    if mcp_gateway_core::body::nested_deeper_than(&bytes, options.max_json_depth) {
+        return Err(rpc_error(
+            StatusCode::BAD_REQUEST,
+            None,
+            JsonRpcError::new(
+                jsonrpc::INVALID_REQUEST,
+                format!(
+                    "the request nests arrays and objects more than {} levels deep (maxJsonDepth)",
+                    options.max_json_depth
+                ),
+            ),
+        ));
+    }
+    Ok(bytes)
 }
 
 /// `POST /mcp`: the handler [`routes`] serves, for a front end that routes requests itself.

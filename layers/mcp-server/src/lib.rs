@@ -134,6 +134,8 @@ impl<T> McpService for T where
 pub struct EndpointOptions {
     /// Largest request body read (413 beyond it).
     pub max_body_bytes: usize,
+    /// Deepest nesting of arrays and objects accepted in a request (400 beyond).
+    pub max_json_depth: usize,
     /// Sessions unused this long are dropped.
     pub session_idle: Duration,
     /// Browser origins allowed besides loopback ones (`"*"`: any).
@@ -151,6 +153,7 @@ impl Default for EndpointOptions {
     fn default() -> Self {
         Self {
             max_body_bytes: 4 * 1024 * 1024,
+            max_json_depth: 128,
             session_idle: Duration::from_secs(1800),
             allowed_origins: Vec::new(),
             policy: None,
