@@ -281,7 +281,15 @@ impl Gateway {
             .option_layer(cors);
         let auth = self.inner.auth.layer().map(|layer| {
             let recorder = state.recorder.clone();
-            layer.on_failure(move |e| recorder.count_auth_failure(e.reason()))
+            let layer = layer.on_failure(move |e| recorder.count_auth_failure(e.reason()));
+            let f = &cfg.auth.failure_limit;
+            if f.limit == 0 {
+                return layer;
+            }
+            layer.failure_budget(Arc::new(mcp_gateway_auth::FailureBudget::new(
+                f.limit,
+                Duration::from_secs(f.window_seconds.max(1)),
+            )))
         });
         let limiter = cfg.rate_limit.as_ref().map(|rl| {
             self.inner

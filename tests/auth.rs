@@ -612,3 +612,54 @@ async fn the_mcp_endpoint_refuses_in_json_rpc() {
     assert_eq!(v["error"]["code"], "missing_credentials", "{v}");
     gw.stop().await;
 }
+
+/// Guessing keys is bounded per client IP (issue 20, item 11): after `auth.failureLimit`
+/// failures in the window, that IP gets `429` with `Retry-After`, on REST and `/mcp`,
+/// without its credentials being checked, until the window ends; a missing credential
+/// (how every OAuth client starts) does not count.
+#[tokio::test]
+async fn failed_authentication_is_budgeted_per_ip() {
+    let gw = TestGateway::start(config(&format!(
+        "auth:\n  strategy: api-key\n  apiKeys:\n    - {{ name: a, key: good-key }}\n  failureLimit: {{ limit: 5, windowSeconds: 2 }}\nservers:\n{}",
+        test_server_yaml("ts", &[], "")
+    )))
+    .await;
+    let get = |key: &'static str| {
+        let gw = &gw;
+        async move {
+            let headers: Vec<(&str, &str)> = if key.is_empty() {
+                vec![]
+            } else {
+                vec![("x-api-key", key)]
+            };
+            request(gw, reqwest::Method::GET, "/api/v1/tools", &headers, None).await
+        }
+    };
+    for _ in 0..8 {
+        assert_eq!(get("").await.0, 401, "a missing key is not a guess");
+    }
+    for i in 0..5 {
+        assert_eq!(get("wrong").await.0, 401, "guess {i}");
+    }
+    let (status, headers, v) = get("wrong").await;
+    assert_eq!(status, 429, "{v}");
+    assert_eq!(v["error"]["code"], "too_many_auth_failures", "{v}");
+    assert!(headers.contains_key("retry-after"), "{headers:?}");
+    // Not even the right key is checked until the window ends.
+    assert_eq!(get("good-key").await.0, 429);
+    let (status, _, v) = request(
+        &gw,
+        reqwest::Method::POST,
+        "/mcp",
+        &[
+            ("x-api-key", "good-key"),
+            ("accept", "application/json, text/event-stream"),
+        ],
+        Some(json!({"jsonrpc": "2.0", "id": 1, "method": "ping"})),
+    )
+    .await;
+    assert_eq!(status, 429, "{v}");
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert_eq!(get("good-key").await.0, 200);
+    gw.stop().await;
+}

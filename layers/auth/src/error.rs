@@ -34,6 +34,8 @@ pub enum AuthErrorKind {
     InsufficientRole,
     /// The identity provider's signing keys could not be fetched (503).
     KeysUnavailable,
+    /// The client's IP failed to authenticate too often; it waits (429, `Retry-After`).
+    TooManyFailures,
 }
 
 impl AuthErrorKind {
@@ -53,6 +55,7 @@ impl AuthErrorKind {
             AuthErrorKind::UnknownKey => "unknown_key_id",
             AuthErrorKind::InsufficientRole => "insufficient_role",
             AuthErrorKind::KeysUnavailable => "keys_unavailable",
+            AuthErrorKind::TooManyFailures => "too_many_auth_failures",
         }
     }
 
@@ -61,6 +64,7 @@ impl AuthErrorKind {
         match self {
             AuthErrorKind::InsufficientRole => StatusCode::FORBIDDEN,
             AuthErrorKind::KeysUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            AuthErrorKind::TooManyFailures => StatusCode::TOO_MANY_REQUESTS,
             _ => StatusCode::UNAUTHORIZED,
         }
     }
@@ -68,7 +72,9 @@ impl AuthErrorKind {
     /// The RFC 6750 `error` parameter of the challenge, if any.
     fn challenge_error(self) -> Option<&'static str> {
         match self {
-            AuthErrorKind::MissingCredentials | AuthErrorKind::KeysUnavailable => None,
+            AuthErrorKind::MissingCredentials
+            | AuthErrorKind::KeysUnavailable
+            | AuthErrorKind::TooManyFailures => None,
             AuthErrorKind::InsufficientRole => Some("insufficient_scope"),
             _ => Some("invalid_token"),
         }
@@ -83,6 +89,8 @@ impl AuthErrorKind {
 pub struct AuthError {
     kind: AuthErrorKind,
     message: Cow<'static, str>,
+    /// Seconds for `Retry-After`, when the client should wait.
+    retry_after: Option<u64>,
 }
 
 impl AuthError {
@@ -91,7 +99,15 @@ impl AuthError {
         Self {
             kind,
             message: message.into(),
+            retry_after: None,
         }
+    }
+
+    /// Asks the client to wait `seconds` (`Retry-After`).
+    #[must_use]
+    pub fn retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after = Some(seconds);
+        self
     }
 
     /// What went wrong.
@@ -112,7 +128,10 @@ impl AuthError {
     /// The `WWW-Authenticate` value for this failure, given the challenge parameters
     /// (`realm="…"` or `resource_metadata="…"`), or `None` for a 503.
     pub fn challenge(&self, params: &str) -> Option<HeaderValue> {
-        if self.kind == AuthErrorKind::KeysUnavailable {
+        if matches!(
+            self.kind,
+            AuthErrorKind::KeysUnavailable | AuthErrorKind::TooManyFailures
+        ) {
             return None;
         }
         let mut v = String::with_capacity(64 + params.len() + self.message.len());
@@ -174,6 +193,9 @@ impl AuthError {
         }
         if self.kind == AuthErrorKind::KeysUnavailable {
             h.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        }
+        if let Some(s) = self.retry_after {
+            h.insert(header::RETRY_AFTER, HeaderValue::from(s));
         }
         res
     }

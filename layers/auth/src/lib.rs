@@ -52,7 +52,7 @@ pub mod origin;
 
 pub use access::{AccessControl, AccessControlLayer, AccessPolicy, AccessRule, Glob};
 pub use api_key::{ApiKeys, InvalidKeyHash, hash_key, sha256};
-pub use auth::{Auth, AuthLayer, Authenticator, ResponseFuture};
+pub use auth::{Auth, AuthLayer, Authenticator, FailureBudget, ResponseFuture};
 pub use error::{AuthError, AuthErrorKind};
 pub use jwt::{
     DEFAULT_ROLES_CLAIMS, JwtAuth, JwtAuthBuilder, JwtConfigError, JwtKey, parse_algorithm,

@@ -252,6 +252,43 @@ pub struct AuthConfig {
     /// OAuth 2.1 resource-server metadata (strategy `oauth`; RFC 9728).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub oauth: Option<OauthConfig>,
+    /// Failed authentications allowed per client IP before it is answered `429`.
+    #[serde(default, skip_serializing_if = "FailureLimit::is_default")]
+    pub failure_limit: FailureLimit,
+}
+
+/// A budget of failed authentications per client IP (`limit: 0` turns it off).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FailureLimit {
+    /// Failures per window.
+    #[serde(default = "default_failure_limit")]
+    pub limit: u32,
+    /// Window length in seconds.
+    #[serde(default = "default_failure_window")]
+    pub window_seconds: u64,
+}
+
+fn default_failure_limit() -> u32 {
+    20
+}
+fn default_failure_window() -> u64 {
+    60
+}
+
+impl Default for FailureLimit {
+    fn default() -> Self {
+        Self {
+            limit: default_failure_limit(),
+            window_seconds: default_failure_window(),
+        }
+    }
+}
+
+impl FailureLimit {
+    fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
 }
 
 /// The gateway as an OAuth 2.1 protected resource (RFC 9728).

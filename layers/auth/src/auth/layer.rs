@@ -1,3 +1,4 @@
+use super::FailureBudget;
 use super::{Auth, Authenticator};
 use crate::api_key::ApiKeys;
 use crate::error::AuthError;
@@ -18,6 +19,8 @@ pub(crate) struct Shared {
     pub(crate) strip: bool,
     pub(crate) on_failure: Option<FailureHook>,
     pub(crate) format: mcp_gateway_core::ErrorFormat,
+    /// Failed authentications per client IP (shared by every clone of the layer).
+    pub(crate) failures: Option<Arc<FailureBudget>>,
 }
 
 /// Authenticates requests; see the [module docs](crate::auth).
@@ -49,6 +52,7 @@ impl AuthLayer {
                 strip: true,
                 on_failure: None,
                 format: mcp_gateway_core::ErrorFormat::Json,
+                failures: None,
             }),
         }
     }
@@ -120,6 +124,16 @@ impl AuthLayer {
     #[must_use]
     pub fn error_format(mut self, format: mcp_gateway_core::ErrorFormat) -> Self {
         self.shared_mut().format = format;
+        self
+    }
+
+    /// Answers `429` to a client IP that failed to authenticate `budget`'s limit of times
+    /// in its window, without checking its credentials, until the window ends. The peer
+    /// address is read from the request's `ConnectInfo<SocketAddr>` (or `SocketAddr`)
+    /// extension; requests without one are not counted.
+    #[must_use]
+    pub fn failure_budget(mut self, budget: Arc<FailureBudget>) -> Self {
+        self.shared_mut().failures = Some(budget);
         self
     }
 

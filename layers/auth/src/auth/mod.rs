@@ -44,10 +44,12 @@
 //! # }
 //! ```
 
+mod failures;
 mod future;
 mod layer;
 mod service;
 
+pub use failures::FailureBudget;
 pub use future::ResponseFuture;
 pub use layer::AuthLayer;
 pub use service::Auth;

@@ -3,6 +3,7 @@ use super::{Authenticator, Checked, ResponseFuture};
 use crate::error::{AuthError, AuthErrorKind};
 use http::{Request, Response};
 use mcp_gateway_core::Identity;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use tower::Service;
@@ -53,6 +54,30 @@ fn admit<B>(shared: &Shared, req: &mut Request<B>, id: Arc<Identity>) -> Result<
     Ok(())
 }
 
+/// The client's IP, from the extension a server put there.
+fn peer_ip(ext: &http::Extensions) -> Option<IpAddr> {
+    #[cfg(feature = "axum")]
+    if let Some(ci) = ext.get::<axum::extract::ConnectInfo<SocketAddr>>() {
+        return Some(ci.0.ip());
+    }
+    ext.get::<SocketAddr>().map(SocketAddr::ip)
+}
+
+/// Counts a failed authentication against the client's IP (not a missing credential, which
+/// is how every OAuth client starts, nor a missing role).
+fn count_failure(shared: &Shared, ip: Option<IpAddr>, e: &AuthError) {
+    if let (Some(b), Some(ip)) = (&shared.failures, ip)
+        && !matches!(
+            e.kind(),
+            AuthErrorKind::MissingCredentials
+                | AuthErrorKind::InsufficientRole
+                | AuthErrorKind::KeysUnavailable
+        )
+    {
+        b.record(ip);
+    }
+}
+
 fn reject<B: From<String>>(shared: &Shared, e: &AuthError) -> Response<B> {
     tracing::debug!(reason = e.reason(), message = %e, "request refused by auth");
     if let Some(hook) = &shared.on_failure {
@@ -79,13 +104,30 @@ where
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
         let shared = &*self.shared;
+        let ip = shared
+            .failures
+            .as_ref()
+            .and_then(|_| peer_ip(req.extensions()));
+        if let (Some(b), Some(ip)) = (&shared.failures, ip)
+            && let Some(wait) = b.blocked(ip)
+        {
+            let e = AuthError::new(
+                AuthErrorKind::TooManyFailures,
+                "too many failed authentications from this address; wait before retrying",
+            )
+            .retry_after(wait.as_secs().max(1));
+            return ResponseFuture::refused(Ok(reject(shared, &e)));
+        }
         match shared.authenticator.check(req.headers()) {
             Checked::Anonymous => ResponseFuture::inner(self.inner.call(req)),
             Checked::Ok(id) => match admit(shared, &mut req, id) {
                 Ok(()) => ResponseFuture::inner(self.inner.call(req)),
                 Err(e) => ResponseFuture::refused(Ok(reject(shared, &e))),
             },
-            Checked::Err(e) => ResponseFuture::refused(Ok(reject(shared, &e))),
+            Checked::Err(e) => {
+                count_failure(shared, ip, &e);
+                ResponseFuture::refused(Ok(reject(shared, &e)))
+            }
             Checked::Fetch(token) => {
                 // Keep the service that was polled ready; leave a fresh clone in its place.
                 let clone = self.inner.clone();
@@ -98,7 +140,10 @@ where
                     };
                     match verified.and_then(|id| admit(&shared, &mut req, Arc::new(id))) {
                         Ok(()) => inner.call(req).await,
-                        Err(e) => Ok(reject(&shared, &e)),
+                        Err(e) => {
+                            count_failure(&shared, ip, &e);
+                            Ok(reject(&shared, &e))
+                        }
                     }
                 }))
             }
