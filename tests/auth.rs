@@ -663,3 +663,76 @@ async fn failed_authentication_is_budgeted_per_ip() {
     assert_eq!(get("good-key").await.0, 200);
     gw.stop().await;
 }
+
+/// The admin side of the REST API asks who is asking (issue 20, item 5): a caller without
+/// a role in `auth.adminRoles` reads only their own calls in the request log, sees only the
+/// tools they may use in server details, and gets 403 from the metrics JSON.
+#[tokio::test]
+async fn non_admins_see_only_their_own_calls_and_tools() {
+    let gw = TestGateway::start(config(&format!(
+        "auth:\n  strategy: api-key\n  adminRoles: [ops]\n  apiKeys:\n    - {{ name: alpha, key: alpha-key, roles: [reader] }}\n    - {{ name: root, key: root-key, roles: [ops] }}\naccess:\n  - {{ roles: [reader], allow: [\"ts__echo\"] }}\n  - {{ roles: [ops], allow: [\"*\"] }}\nservers:\n{}",
+        test_server_yaml("ts", &[], "")
+    )))
+    .await;
+    let as_ =
+        |key: &'static str, method: reqwest::Method, path: &'static str, body: Option<Value>| {
+            let gw = &gw;
+            async move { request(gw, method, path, &[("x-api-key", key)], body).await }
+        };
+    let call = |key, tool: &str| {
+        as_(
+            key,
+            reqwest::Method::POST,
+            "/api/v1/tools/call",
+            Some(json!({"tool": tool, "arguments": {"text": "x", "a": 1, "b": 2}})),
+        )
+    };
+    assert_eq!(call("alpha-key", "ts__echo").await.0, 200);
+    assert_eq!(call("root-key", "ts__add").await.0, 200);
+
+    let (status, _, v) = as_("alpha-key", reqwest::Method::GET, "/api/v1/requests", None).await;
+    assert_eq!(status, 200, "{v}");
+    let who: Vec<&str> = v["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["identity"].as_str().unwrap_or("-"))
+        .collect();
+    assert!(!who.is_empty() && who.iter().all(|w| *w == "alpha"), "{v}");
+    let (_, _, v) = as_("root-key", reqwest::Method::GET, "/api/v1/requests", None).await;
+    let who: Vec<&str> = v["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["identity"].as_str().unwrap_or("-"))
+        .collect();
+    assert!(who.contains(&"alpha") && who.contains(&"root"), "{v}");
+
+    let (status, _, v) = as_(
+        "alpha-key",
+        reqwest::Method::GET,
+        "/api/v1/servers/ts",
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    let tools: Vec<&str> = v["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["qualifiedName"].as_str().unwrap())
+        .collect();
+    assert_eq!(tools, ["ts__echo"], "{v}");
+    assert_eq!(v["toolCount"], 1, "{v}");
+    let (_, _, v) = as_("alpha-key", reqwest::Method::GET, "/api/v1/servers", None).await;
+    assert_eq!(v["servers"][0]["toolCount"], 1, "{v}");
+    let (_, _, v) = as_("root-key", reqwest::Method::GET, "/api/v1/servers/ts", None).await;
+    assert!(v["tools"].as_array().unwrap().len() > 1, "{v}");
+
+    let (status, _, v) = as_("alpha-key", reqwest::Method::GET, "/api/v1/metrics", None).await;
+    assert_eq!(status, 403, "{v}");
+    assert_eq!(v["error"]["code"], "admin_only", "{v}");
+    let (status, _, _) = as_("root-key", reqwest::Method::GET, "/api/v1/metrics", None).await;
+    assert_eq!(status, 200);
+    gw.stop().await;
+}

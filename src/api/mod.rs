@@ -238,13 +238,25 @@ fn server_json(st: &AppState, slot: &crate::state::ServerSlot) -> Value {
     v
 }
 
-async fn list_servers(State(st): State<AppRef>) -> Json<Value> {
-    let servers: Vec<Value> = st.servers.iter().map(|s| server_json(&st, s)).collect();
+async fn list_servers(State(st): State<AppRef>, caller: Caller) -> Json<Value> {
+    let who = non_admin(&st, &caller);
+    let servers: Vec<Value> = st
+        .servers
+        .iter()
+        .map(|s| {
+            let mut v = server_json(&st, s);
+            if let Some(who) = who {
+                v["toolCount"] = json!(visible_tools(&st, s, Some(who)).len());
+            }
+            v
+        })
+        .collect();
     Json(json!({ "servers": servers, "count": servers.len() }))
 }
 
 async fn get_server(
     State(st): State<AppRef>,
+    caller: Caller,
     id: Result<Path<String>, axum::extract::rejection::PathRejection>,
 ) -> Result<Json<Value>, ApiError> {
     // A segment that is not UTF-8 (`%ff`) names no server: the JSON error, not axum's text.
@@ -259,8 +271,63 @@ async fn get_server(
         .slot(&id)
         .ok_or_else(|| ApiError::from(McpError::UnknownServer(id.clone())))?;
     let mut v = server_json(&st, slot);
-    v["tools"] = Value::Array(tools_of(&st, slot));
+    // Only the tools this caller may use, as `GET /api/v1/tools` shows them.
+    let tools = visible_tools(&st, slot, caller.as_ref().map(|e| &*e.0));
+    if non_admin(&st, &caller).is_some() {
+        v["toolCount"] = json!(tools.len());
+    }
+    v["tools"] = Value::Array(tools);
     Ok(Json(v))
+}
+
+/// The tools of `slot` that `who` may use (all with no access rules).
+fn visible_tools(
+    st: &AppState,
+    slot: &crate::state::ServerSlot,
+    who: Option<&mcp_gateway_core::Identity>,
+) -> Vec<Value> {
+    tools_of(st, slot)
+        .into_iter()
+        .filter(|t| {
+            st.allows(
+                who,
+                t["server"].as_str().unwrap_or(""),
+                t["name"].as_str().unwrap_or(""),
+            )
+        })
+        .collect()
+}
+
+/// The caller, when authentication is on and they hold none of `auth.adminRoles`: such a
+/// caller sees only their own requests and no metrics. With `strategy: none` everyone is
+/// an admin (there is no one else to tell apart).
+fn non_admin<'a>(st: &AppState, caller: &'a Caller) -> Option<&'a mcp_gateway_core::Identity> {
+    if st.config.auth.strategy == crate::config::AuthStrategy::None {
+        return None;
+    }
+    let admins = &st.config.auth.admin_roles;
+    match caller.as_ref().map(|e| &*e.0) {
+        Some(who) if who.roles.iter().any(|r| admins.contains(r)) => None,
+        Some(who) => Some(who),
+        // Authentication is on but the request carries no identity: treat as nobody's.
+        None => Some(anonymous()),
+    }
+}
+
+fn anonymous() -> &'static mcp_gateway_core::Identity {
+    static NOBODY: std::sync::OnceLock<mcp_gateway_core::Identity> = std::sync::OnceLock::new();
+    NOBODY.get_or_init(|| mcp_gateway_core::Identity {
+        subject: "\0anonymous".into(),
+        ..Default::default()
+    })
+}
+
+fn admin_only(what: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::FORBIDDEN,
+        "admin_only",
+        format!("{what}: this needs one of the roles in auth.adminRoles"),
+    )
 }
 
 /// Tools of one server as JSON objects: the server's own tool object plus `server` and
@@ -522,7 +589,15 @@ fn prometheus_disabled() -> Response {
     .into_response()
 }
 
-async fn metrics(State(st): State<AppRef>, q: QueryResult, headers: HeaderMap) -> Response {
+async fn metrics(
+    State(st): State<AppRef>,
+    caller: Caller,
+    q: QueryResult,
+    headers: HeaderMap,
+) -> Response {
+    if non_admin(&st, &caller).is_some() {
+        return admin_only("the metrics cover every caller's calls").into_response();
+    }
     let (format, bucket, server, tool) =
         match query_params(q, &["format", "bucket", "server", "tool"]) {
             Ok(mut m) => (
@@ -611,7 +686,11 @@ async fn prometheus(State(st): State<AppRef>) -> Response {
     prometheus_text(&st)
 }
 
-async fn requests(State(st): State<AppRef>, q: QueryResult) -> Result<Json<Value>, ApiError> {
+async fn requests(
+    State(st): State<AppRef>,
+    caller: Caller,
+    q: QueryResult,
+) -> Result<Json<Value>, ApiError> {
     let q = query_params(q, &["server", "tool", "status", "since", "limit"])?;
     let bad = |k: &str, v: &str| {
         ApiError::new(
@@ -638,6 +717,10 @@ async fn requests(State(st): State<AppRef>, q: QueryResult) -> Result<Json<Value
                 ));
             }
         }
+    }
+    // A caller without an admin role sees their own calls only.
+    if let Some(who) = non_admin(&st, &caller) {
+        query.subject = Some(who.subject.clone());
     }
     let log = st.recorder.log();
     let entries = log.query(&query);

@@ -237,7 +237,7 @@ pub enum LogFormat {
 }
 
 /// Authentication settings.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AuthConfig {
     /// `none`, `api-key`, `jwt` or `oauth`.
@@ -252,6 +252,10 @@ pub struct AuthConfig {
     /// OAuth 2.1 resource-server metadata (strategy `oauth`; RFC 9728).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub oauth: Option<OauthConfig>,
+    /// Roles that see every caller's requests and the metrics (with `strategy: none`,
+    /// everyone does).
+    #[serde(default = "default_admin_roles")]
+    pub admin_roles: Vec<String>,
     /// Failed authentications allowed per client IP before it is answered `429`.
     #[serde(default, skip_serializing_if = "FailureLimit::is_default")]
     pub failure_limit: FailureLimit,
@@ -269,6 +273,22 @@ pub struct FailureLimit {
     pub window_seconds: u64,
 }
 
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            strategy: AuthStrategy::default(),
+            api_keys: Vec::new(),
+            jwt: None,
+            oauth: None,
+            admin_roles: default_admin_roles(),
+            failure_limit: FailureLimit::default(),
+        }
+    }
+}
+
+fn default_admin_roles() -> Vec<String> {
+    vec!["admin".into()]
+}
 fn default_failure_limit() -> u32 {
     20
 }

@@ -130,6 +130,8 @@ pub struct LogQuery {
     pub since: Option<u64>,
     /// At most this many entries (newest first); default 100.
     pub limit: Option<usize>,
+    /// Only the calls of this caller (identity subject); anonymous calls never match.
+    pub subject: Option<String>,
 }
 
 /// Bounded ring of recent calls, newest last.
@@ -215,6 +217,11 @@ impl RequestLog {
                     .is_none_or(|s| e.outcome == s || e.status.to_string() == *s)
             })
             .filter(|e| cutoff.is_none_or(|c| e.at >= c))
+            .filter(|e| {
+                q.subject
+                    .as_ref()
+                    .is_none_or(|s| e.identity.as_ref().is_some_and(|i| i.subject == *s))
+            })
             .take(limit)
             .cloned()
             .collect()
