@@ -17,7 +17,7 @@ const STATELESS: &str = "2026-07-28";
 
 fn rbac_config() -> mcp_gateway::Config {
     config(&format!(
-        "auth:\n  strategy: api-key\n  apiKeys:\n    - {{ name: alpha, key: alpha-key, roles: [reader] }}\n    - {{ name: beta, keyHash: \"{}\", roles: [writer] }}\naccess:\n  - {{ roles: [reader], allow: [\"ts__echo\"] }}\n  - {{ roles: [writer], allow: [\"ts__add\"] }}\nservers:\n{}",
+        "auth:\n  strategy: api-key\n  adminRoles: [reader, writer]\n  apiKeys:\n    - {{ name: alpha, key: alpha-key, roles: [reader] }}\n    - {{ name: beta, keyHash: \"{}\", roles: [writer] }}\naccess:\n  - {{ roles: [reader], allow: [\"ts__echo\"] }}\n  - {{ roles: [writer], allow: [\"ts__add\"] }}\nservers:\n{}",
         hash_key("beta-key"),
         test_server_yaml("ts", &[], "")
     ))

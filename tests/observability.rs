@@ -89,7 +89,7 @@ fn expect(samples: &[Sample], metric: &str, labels: &[(&str, &str)], want: f64) 
 #[tokio::test]
 async fn prometheus_series_after_a_known_sequence_of_calls() {
     let yaml = format!(
-        "auth:\n  strategy: api-key\n  apiKeys:\n    - {{ name: alice, key: {KEY}, roles: [user] }}\n\
+        "auth:\n  strategy: api-key\n  adminRoles: [user]\n  apiKeys:\n    - {{ name: alice, key: {KEY}, roles: [user] }}\n\
          access:\n  - {{ roles: [user], allow: [\"t__*\"], deny: [\"t__add\"] }}\n\
          rateLimit:\n  limit: 1000\n  windowSeconds: 3600\n  tools:\n    - {{ match: \"t__echo\", limit: 2 }}\n\
          servers:\n{}",
