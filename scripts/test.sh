@@ -8,3 +8,9 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 scripts/install-peers.sh
 cargo build --workspace --examples --quiet
 cargo test --workspace "$@"
+# The fuzz targets keep building and run for a few seconds each from their seed corpus
+# (skipped with a message when the nightly toolchain is missing; MCP_GATEWAY_SKIP_FUZZ=1
+# skips it too).
+if [[ -z "${MCP_GATEWAY_SKIP_FUZZ:-}" ]]; then
+  scripts/fuzz.sh --smoke
+fi

@@ -67,6 +67,16 @@ mod trace;
 pub use dispatch::post_mcp;
 pub use trace::{OneHeader, continue_trace};
 
+/// Entry points of the fuzz targets (`fuzz/`), compiled only with `--cfg fuzzing`.
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub mod fuzz {
+    /// Decodes an `Mcp-Name` / `Mcp-Param-*` value as the endpoint does.
+    pub fn decode_header(v: &http::HeaderValue) -> Option<String> {
+        crate::stateless::decode_header_value(v)
+    }
+}
+
 /// The caller established by an authentication layer, if any.
 pub type Caller = Option<axum::Extension<Arc<Identity>>>;
 

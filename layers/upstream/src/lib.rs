@@ -70,4 +70,51 @@ pub use config::{
     UpstreamConfig,
 };
 pub use service::{McpUpstreamService, ResponseFuture};
+
+/// Entry points of the fuzz targets (`fuzz/`), compiled only with `--cfg fuzzing`.
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub mod fuzz {
+    /// Feeds `data` to the SSE parser in chunks cut at the bytes of `cuts`.
+    pub fn sse(data: &[u8], cuts: &[u8], max: usize) {
+        let mut p = crate::sse_parse::SseParser::new(max);
+        let mut out = Vec::new();
+        let mut rest = data;
+        for &c in cuts {
+            let at = (c as usize).min(rest.len());
+            let (chunk, tail) = rest.split_at(at);
+            if p.push(chunk, &mut out).is_err() {
+                return;
+            }
+            rest = tail;
+        }
+        let _ = p.push(rest, &mut out);
+        for ev in &out {
+            assert!(ev.data.len() <= max, "an event over the limit was emitted");
+        }
+    }
+
+    /// Scans `data` as the stdio framer scans an oversized line.
+    pub fn stdio_scan(data: &[u8]) -> Option<u64> {
+        crate::stdio::fuzz_scan(data)
+    }
+
+    /// `Mcp-Param-*` headers of a tool definition and one call's arguments.
+    pub fn param_headers(tool: &str, arguments: &str) {
+        let (Ok(tool), Ok(args)) = (
+            serde_json::from_str::<Box<serde_json::value::RawValue>>(tool),
+            serde_json::from_str::<Box<serde_json::value::RawValue>>(arguments),
+        ) else {
+            return;
+        };
+        if let Ok(h) = crate::param_headers::tool_headers(&tool) {
+            let _ = crate::param_headers::render(Some(&args), &h);
+        }
+    }
+
+    /// The header value the gateway sends for `v` (plain or the Base64 sentinel).
+    pub fn header_safe(v: &str) -> http::HeaderValue {
+        crate::param_headers::header_safe(v)
+    }
+}
 pub use supervisor::{State, Tool, Upstream, UpstreamStack, UpstreamStatus};

@@ -256,6 +256,16 @@ async fn read_loop(
     let _ = closed.send(());
 }
 
+/// [`IdScan`] over `data`, for the fuzz target: the id of the response, if it is one.
+#[cfg(fuzzing)]
+pub(crate) fn fuzz_scan(data: &[u8]) -> Option<u64> {
+    let mut s = IdScan::default();
+    for part in data.chunks(7) {
+        s.push(part);
+    }
+    s.response_id()
+}
+
 /// How many times `maxMessageBytes` a line may run on before the stream counts as lost.
 const RESYNC_FACTOR: usize = 4;
 

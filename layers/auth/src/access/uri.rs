@@ -55,7 +55,8 @@ pub fn normalize_uri(uri: &str) -> Option<String> {
         // dot segment in it is still refused below.
         path.to_string()
     };
-    if has_dot_dot(&path) || has_dot_dot(query) || has_dot_dot(fragment) {
+    // The authority too: `//..` has no path to resolve, but a reader may still see one.
+    if has_dot_dot(authority) || has_dot_dot(&path) || has_dot_dot(query) || has_dot_dot(fragment) {
         return None;
     }
     Some(format!("{scheme}{authority}{path}{query}{fragment}"))
@@ -177,6 +178,9 @@ mod tests {
             "file:///srv/a%00",
             "file:///srv/%zz",
             "urn:x:..",
+            // Found by the resource_uri fuzz target.
+            "//..",
+            "file://../etc/passwd",
         ] {
             assert_eq!(n(uri), None, "{uri}");
         }
