@@ -409,9 +409,29 @@ async fn replicas_serve_without_redis_and_recover_when_it_returns() {
     assert_eq!(del.status(), 204);
     let res = post(&b, Some(&sid), list.clone()).await.unwrap();
     assert_eq!(res.status(), 404);
+    let deleted_in_outage = sid;
 
-    // Redis comes up: both replicas reconnect by themselves and share revocations.
-    let _redis = RedisServer::start_on(port);
+    // Redis comes up: both replicas reconnect by themselves and share revocations, the one
+    // made while it was away included (issue 20, item 9).
+    let mut redis = RedisServer::start_on(port);
+    let refused_by = |gw: &'static str, sid: String| {
+        let gw = if gw == "a" { &a } else { &b };
+        let post = &post;
+        let list = list.clone();
+        async move {
+            for _ in 0..100 {
+                if post(gw, Some(&sid), list.clone()).await.unwrap().status() == 404 {
+                    return true;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            false
+        }
+    };
+    assert!(
+        refused_by("a", deleted_in_outage.clone()).await,
+        "a session deleted while Redis was down is still served by a after it returned"
+    );
     let res = open(&a).await.unwrap();
     let sid = res.headers()["mcp-session-id"]
         .to_str()
@@ -442,8 +462,29 @@ async fn replicas_serve_without_redis_and_recover_when_it_returns() {
         refused_everywhere,
         "a deleted session was still served by a"
     );
+
+    // Redis restarts without its data: the replicas record the revocations they know
+    // again, so a replica that never saw either session refuses both.
+    redis.kill();
+    let _redis = RedisServer::start_on(port);
+    let c = TestGateway::start(config(&yaml("c"))).await;
+    for gone in [deleted_in_outage, sid] {
+        let mut refused = false;
+        for _ in 0..100 {
+            if post(&c, Some(&gone), list.clone()).await.unwrap().status() == 404 {
+                refused = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(
+            refused,
+            "a fresh replica adopted a deleted session after Redis lost its data"
+        );
+    }
     let (status, _) = a.get("/api/v1/health").await;
     assert_eq!(status, 200);
+    c.stop().await;
     a.stop().await;
     b.stop().await;
 }

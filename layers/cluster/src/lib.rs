@@ -47,7 +47,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -305,6 +305,9 @@ pub struct Cluster {
     /// Sealed ids deleted on this replica, by tag, with when the mark may be forgotten, so
     /// a deleted session is not adopted again from its id while Redis is unreachable.
     revoked: Mutex<HashMap<String, u64>>,
+    /// Revocations made here that never reached the bus (Redis was away): announced to
+    /// the other replicas when it returns.
+    unannounced: Mutex<std::collections::HashSet<String>>,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -329,6 +332,7 @@ impl Cluster {
                 max_age: 0,
                 bus: None,
                 revoked: Mutex::new(HashMap::new()),
+                unannounced: Mutex::default(),
             };
         };
         let bus = c.redis_url.as_deref().and_then(|url| {
@@ -347,6 +351,7 @@ impl Cluster {
             max_age: c.session_max_age,
             bus,
             revoked: Mutex::new(HashMap::new()),
+            unannounced: Mutex::default(),
         }
     }
 
@@ -435,10 +440,67 @@ impl Cluster {
         }
         if let Some(bus) = &self.bus {
             let ttl = until.saturating_sub(now_secs()).max(1);
-            if let Err(e) = bus.revoke(&tag, ttl).await {
-                tracing::warn!(error = %e, "cluster: could not record a deleted session on the bus");
+            let recorded = match bus.revoke(&tag, ttl).await {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cluster: could not record a deleted session on the bus; it is announced when the bus returns");
+                    false
+                }
+            };
+            let announced = self
+                .publish(BusMessage::Revoke {
+                    session: tag.clone(),
+                })
+                .await;
+            if !(recorded && announced) {
+                self.unannounced.lock().expect("lock").insert(tag);
             }
-            self.publish(BusMessage::Revoke { session: tag }).await;
+        }
+    }
+
+    /// After the bus came back (on [`BusMessage::Resync`]): records again every revocation
+    /// this replica knows, made here or heard from others, so a Redis restarted without
+    /// its data learns them back, and announces them all again, so a replica that adopted
+    /// such a session in the meantime (from a Redis that had forgotten) drops it.
+    pub async fn republish(&self) {
+        let Some(bus) = &self.bus else { return };
+        let now = now_secs();
+        let known: Vec<(String, u64)> = {
+            let mut revoked = self.revoked.lock().expect("lock");
+            revoked.retain(|_, t| *t > now);
+            revoked.iter().map(|(k, v)| (k.clone(), *v)).collect()
+        };
+        // The channel may be back before the command connection is: retry for a while.
+        let mut attempt = 0;
+        let mut i = 0;
+        while i < known.len() {
+            let (tag, until) = &known[i];
+            match bus.revoke(tag, until.saturating_sub(now).max(1)).await {
+                Ok(()) => i += 1,
+                Err(e) if attempt < 40 => {
+                    attempt += 1;
+                    tracing::debug!(error = %e, "cluster: recording revocations again failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cluster: could not record revocations again; retried when the bus returns");
+                    return;
+                }
+            }
+        }
+        let mut pending: Vec<String> = self.unannounced.lock().expect("lock").drain().collect();
+        pending.extend(known.into_iter().map(|(t, _)| t));
+        pending.sort();
+        pending.dedup();
+        for tag in pending {
+            if !self
+                .publish(BusMessage::Revoke {
+                    session: tag.clone(),
+                })
+                .await
+            {
+                self.unannounced.lock().expect("lock").insert(tag);
+            }
         }
     }
 

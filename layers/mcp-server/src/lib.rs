@@ -302,6 +302,9 @@ async fn from_other_replicas<S: McpService>(
                 ep.sessions.remove_tagged(&session);
             }
             BusMessage::Resync => {
+                // In its own task: it may wait for Redis, and messages keep coming.
+                let cluster = ep.cluster.clone();
+                tokio::spawn(async move { cluster.republish().await });
                 let tags: Vec<String> = ep
                     .sessions
                     .all()
