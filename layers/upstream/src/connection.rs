@@ -783,6 +783,21 @@ fn remap_progress_token(params: &RawValue, id: u64) -> Result<Option<Remapped>, 
     )))
 }
 
+/// Most bytes of a server's log message copied into the gateway's log.
+const LOG_LINE_MAX: usize = 2048;
+
+/// `s` cut to at most `max` bytes at a character boundary, marked with `…` when cut.
+fn cut(s: &str, max: usize) -> std::borrow::Cow<'_, str> {
+    if s.len() <= max {
+        return s.into();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end]).into()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -985,19 +1000,4 @@ mod tests {
                 .starts_with(r#"{"_meta":"#)
         );
     }
-}
-
-/// Most bytes of a server's log message copied into the gateway's log.
-const LOG_LINE_MAX: usize = 2048;
-
-/// `s` cut to at most `max` bytes at a character boundary, marked with `…` when cut.
-fn cut(s: &str, max: usize) -> std::borrow::Cow<'_, str> {
-    if s.len() <= max {
-        return s.into();
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &s[..end]).into()
 }

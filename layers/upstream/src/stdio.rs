@@ -390,40 +390,6 @@ impl IdScan {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::IdScan;
-
-    fn scan(parts: &[&str]) -> IdScan {
-        let mut s = IdScan::default();
-        for p in parts {
-            s.push(p.as_bytes());
-        }
-        s
-    }
-
-    #[test]
-    fn finds_the_top_level_id_in_any_order_and_split() {
-        let s = scan(&[
-            r#"{"jsonrpc":"2.0","i"#,
-            r#"d": 42 ,"result":{"id":7,"x":"#,
-            r#""a\"id\":9"}}"#,
-        ]);
-        assert_eq!(
-            (s.id, s.early_id(), s.response_id()),
-            (Some(42), Some(42), Some(42))
-        );
-        let s = scan(&[r#"{"result":{"content":[{"id":3}]},"jsonrpc":"2.0","id":5}"#]);
-        assert_eq!((s.early_id(), s.response_id()), (Some(5), Some(5)));
-        // A request from the server carries its own id: no call of ours to fail.
-        let s =
-            scan(&[r#"{"jsonrpc":"2.0","id":5,"method":"sampling/createMessage","params":{}}"#]);
-        assert_eq!(s.response_id(), None);
-        let s = scan(&[r#"{"jsonrpc":"2.0","id":"abc","result":{}}"#]);
-        assert_eq!(s.response_id(), None);
-    }
-}
-
 async fn stderr_loop(stderr: tokio::process::ChildStderr, server: Arc<str>) {
     let mut lines = BufReader::new(stderr).lines();
     while let Ok(Some(line)) = lines.next_line().await {
@@ -501,5 +467,39 @@ fn describe(status: std::io::Result<std::process::ExitStatus>) -> String {
             None => format!("process was terminated ({s})"),
         },
         Err(e) => format!("process state unknown: {e}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::IdScan;
+
+    fn scan(parts: &[&str]) -> IdScan {
+        let mut s = IdScan::default();
+        for p in parts {
+            s.push(p.as_bytes());
+        }
+        s
+    }
+
+    #[test]
+    fn finds_the_top_level_id_in_any_order_and_split() {
+        let s = scan(&[
+            r#"{"jsonrpc":"2.0","i"#,
+            r#"d": 42 ,"result":{"id":7,"x":"#,
+            r#""a\"id\":9"}}"#,
+        ]);
+        assert_eq!(
+            (s.id, s.early_id(), s.response_id()),
+            (Some(42), Some(42), Some(42))
+        );
+        let s = scan(&[r#"{"result":{"content":[{"id":3}]},"jsonrpc":"2.0","id":5}"#]);
+        assert_eq!((s.early_id(), s.response_id()), (Some(5), Some(5)));
+        // A request from the server carries its own id: no call of ours to fail.
+        let s =
+            scan(&[r#"{"jsonrpc":"2.0","id":5,"method":"sampling/createMessage","params":{}}"#]);
+        assert_eq!(s.response_id(), None);
+        let s = scan(&[r#"{"jsonrpc":"2.0","id":"abc","result":{}}"#]);
+        assert_eq!(s.response_id(), None);
     }
 }
