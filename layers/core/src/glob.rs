@@ -7,6 +7,26 @@
 //! `shell`, although `adder_` + `__` + `shell` reads `adder__` + `_shell`. A pattern
 //! without `__` (`*`, `*read*`) matches the joined name.
 
+/// True when `name` is made only of what clients accept in a name: `[A-Za-z0-9_-]`.
+pub fn is_client_name(name: &str) -> bool {
+    name.bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+/// `name` as clients see it: every character outside `[A-Za-z0-9_-]` becomes `_` (the
+/// catalog's naming rule, before its length bound).
+pub fn client_form(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
 /// A compiled glob pattern.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Glob {

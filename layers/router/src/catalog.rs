@@ -539,16 +539,7 @@ pub(crate) fn qualified<'a>(name: &'a str, server: &str) -> Option<&'a str> {
 
 /// A name valid for clients: `[a-zA-Z0-9_-]`, at most 64 characters, stable.
 pub fn sanitize(s: &str) -> String {
-    let mut out: String = s
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
+    let mut out = mcp_gateway_core::glob::client_form(s);
     if out.is_empty() {
         out.push('_');
     }

@@ -1,6 +1,6 @@
 //! [`AccessPolicy`]: the [`ToolPolicy`] built from access rules.
 
-use mcp_gateway_core::Glob;
+use mcp_gateway_core::{Glob, glob};
 use mcp_gateway_core::{Identity, ItemKind, ToolPolicy};
 
 /// One access rule: whom it applies to (roles, subjects, API key names; `"*"` as a role
@@ -51,25 +51,11 @@ impl Pattern {
         // A rule may be written for the name a client sees (`write_file`) as well as the
         // server's own (`write file`): clients only ever see `[a-zA-Z0-9_-]`.
         kind != ItemKind::Resource
-            && !name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-            && self.glob.matches_qualified(server, &client_form(name))
+            && !glob::is_client_name(name)
+            && self
+                .glob
+                .matches_qualified(server, &glob::client_form(name))
     }
-}
-
-/// `name` as clients see it: every character outside `[a-zA-Z0-9_-]` becomes `_` (the
-/// catalog's rule, without its length cut).
-fn client_form(name: &str) -> String {
-    name.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
 }
 
 fn strings<I: IntoIterator<Item = S>, S: Into<String>>(i: I) -> Vec<String> {
