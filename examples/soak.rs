@@ -224,7 +224,10 @@ fn binaries() -> Result<(PathBuf, PathBuf), Error> {
     let exe = std::env::current_exe()?;
     let examples = exe.parent().ok_or("no example directory")?;
     let server = examples.join("mcp_test_server");
-    let gateway = examples.parent().ok_or("no target directory")?.join("mcp-gateway");
+    let gateway = examples
+        .parent()
+        .ok_or("no target directory")?
+        .join("mcp-gateway");
     for bin in [&server, &gateway] {
         if !bin.exists() {
             return Err(format!(
@@ -284,7 +287,10 @@ impl Fixture {
             )?;
         }
         yaml.push_str("servers:\n");
-        let common = format!("    timeout: {timeout_ms}\n    maxConcurrency: {}\n", concurrency * 4);
+        let common = format!(
+            "    timeout: {timeout_ms}\n    maxConcurrency: {}\n",
+            concurrency * 4
+        );
         let bin = server_bin.display().to_string();
         for (id, generation) in [("stdio_s", "session"), ("stdio_x", "stateless")] {
             write!(
@@ -322,7 +328,10 @@ impl Fixture {
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
         };
-        if tokio::time::timeout(Duration::from_secs(30), ready).await.is_err() {
+        if tokio::time::timeout(Duration::from_secs(30), ready)
+            .await
+            .is_err()
+        {
             let text = std::fs::read_to_string(&log).unwrap_or_default();
             return Err(format!("the gateway never became ready:\n{text}").into());
         }
@@ -332,7 +341,10 @@ impl Fixture {
             pid,
             base,
             log,
-            http: vec![("http_s", http_s, port_of(&url_s)), ("http_x", http_x, port_of(&url_x))],
+            http: vec![
+                ("http_s", http_s, port_of(&url_s)),
+                ("http_x", http_x, port_of(&url_x)),
+            ],
             redis,
         })
     }
@@ -388,7 +400,11 @@ fn children(parent: u32) -> Vec<(u32, char)> {
         return out;
     };
     for entry in dir.flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
             continue;
         };
         let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
@@ -415,7 +431,10 @@ fn socket_report(pid: u32) -> String {
         .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
         .unwrap_or_default();
     let tag = format!("pid={pid},");
-    out.lines().filter(|l| l.contains(&tag)).collect::<Vec<_>>().join("\n")
+    out.lines()
+        .filter(|l| l.contains(&tag))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 fn alive(pid: u32) -> bool {
@@ -522,7 +541,11 @@ impl Caller {
         Ok(())
     }
 
-    async fn post(&self, body: &Value, headers: &[(&str, &str)]) -> reqwest::Result<reqwest::Response> {
+    async fn post(
+        &self,
+        body: &Value,
+        headers: &[(&str, &str)],
+    ) -> reqwest::Result<reqwest::Response> {
         let mut req = self
             .http
             .post(format!("{}/mcp", self.base))
@@ -560,11 +583,15 @@ impl Caller {
             Front::Session => {
                 let sid = self.session.clone().unwrap_or_default();
                 let body = rpc(k, "tools/call", json!({"name": tool, "arguments": args}));
-                let h = [("mcp-session-id", sid.as_str()), ("mcp-protocol-version", SESSION)];
+                let h = [
+                    ("mcp-session-id", sid.as_str()),
+                    ("mcp-protocol-version", SESSION),
+                ];
                 self.post(&body, &h).await
             }
             Front::Stateless => {
-                let body = stateless_body(k, "tools/call", json!({"name": tool, "arguments": args}));
+                let body =
+                    stateless_body(k, "tools/call", json!({"name": tool, "arguments": args}));
                 let h = [
                     ("mcp-protocol-version", STATELESS),
                     ("mcp-method", "tools/call"),
@@ -605,14 +632,20 @@ impl Caller {
             return Outcome::Clear(format!("{} HTTP {} {code}", front.label(), status.as_u16()));
         }
         if !status.is_success() {
-            return Outcome::Lost(format!("{} HTTP {status} without an error code", front.label()));
+            return Outcome::Lost(format!(
+                "{} HTTP {status} without an error code",
+                front.label()
+            ));
         }
         let result = &answer["result"];
         let echoed = result["content"][0]["text"].as_str() == Some(text.as_str());
         match (echoed, result["isError"].as_bool()) {
             (true, _) => Outcome::Ok,
             (false, Some(true)) => Outcome::Clear(format!("{} tool error", front.label())),
-            (false, _) => Outcome::Lost(format!("{} HTTP {status}: wrong answer {answer}", front.label())),
+            (false, _) => Outcome::Lost(format!(
+                "{} HTTP {status}: wrong answer {answer}",
+                front.label()
+            )),
         }
     }
 }
@@ -645,8 +678,10 @@ struct Load {
     stop: AtomicBool,
     limit: u64,
     tally: Mutex<Tally>,
+    /// Workers keep their connection open after their last call until this turns true, so
+    /// the last sample sees the same sockets as the others.
+    release: tokio::sync::watch::Sender<bool>,
 }
-
 
 /// Starts `opts.concurrency` paced workers; they stop after `limit` calls or on `stop`.
 fn start_load(
@@ -661,6 +696,7 @@ fn start_load(
         stop: AtomicBool::new(false),
         limit,
         tally: Mutex::new(Tally::default()),
+        release: tokio::sync::watch::channel(false).0,
     });
     let period = Duration::from_secs_f64(opts.concurrency as f64 / opts.rate);
     let workers = opts.concurrency;
@@ -674,7 +710,11 @@ fn start_load(
                 .pool_max_idle_per_host(1)
                 .build()
                 .expect("an HTTP client");
-            let mut caller = Caller { http, base: base.to_string(), session: None };
+            let mut caller = Caller {
+                http,
+                base: base.to_string(),
+                session: None,
+            };
             tokio::spawn(async move {
                 // Workers start spread over one period, so the calls are evenly spaced.
                 let offset = period.mul_f64(w as f64 / workers as f64);
@@ -705,6 +745,9 @@ fn start_load(
                     drop(t);
                     load.done.fetch_add(1, Ordering::Relaxed);
                 }
+                let mut release = load.release.subscribe();
+                let _ = release.wait_for(|r| *r).await;
+                drop(caller);
             })
         })
         .collect();
@@ -728,8 +771,10 @@ async fn soak(opts: &Opts) -> Result<Report, Error> {
         "soak: {} calls at {} calls/s, {} workers, gateway pid {}",
         opts.calls, opts.rate, opts.concurrency, fx.pid
     );
-    println!("| calls | elapsed s | calls/s | p50 ms | p99 ms | RSS MiB | fds | failures |");
-    println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!(
+        "| calls | elapsed s | calls/s | p50 ms | p99 ms | RSS MiB | fds | pooled | other fds | failures |"
+    );
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     let (load, workers) = start_load(&fx.base, opts, Duration::from_secs(60), opts.calls);
     let t0 = Instant::now();
     let mut samples = Vec::new();
@@ -745,6 +790,9 @@ async fn soak(opts: &Opts) -> Result<Report, Error> {
             continue;
         }
         let (rss, fds) = (rss(fx.pid), fds(fx.pid));
+        // Keep-alive connections to the HTTP upstreams come and go with the load's bursts
+        // (bounded by the calls in flight); what must stay flat is everything else.
+        let pooled = fx.upstream_sockets().iter().map(|p| p.1).sum::<usize>();
         let mut window = std::mem::take(&mut load.tally.lock().unwrap().window);
         window.sort_unstable();
         let failures = load.tally.lock().unwrap().failures();
@@ -752,20 +800,23 @@ async fn soak(opts: &Opts) -> Result<Report, Error> {
         let rate = (done - last.1) as f64 / now.duration_since(last.0).as_secs_f64();
         last = (now, done);
         println!(
-            "| {done} | {:.0} | {rate:.0} | {:.2} | {:.2} | {:.1} | {fds} | {failures} |",
+            "| {done} | {:.0} | {rate:.0} | {:.2} | {:.2} | {:.1} | {fds} | {pooled} | {} | {failures} |",
             t0.elapsed().as_secs_f64(),
             percentile(&window, 0.5) as f64 / 1000.0,
             percentile(&window, 0.99) as f64 / 1000.0,
             rss as f64 / 1048576.0,
+            fds - pooled,
         );
         samples.push(json!({
             "calls": done, "elapsed_s": t0.elapsed().as_secs_f64(), "calls_per_s": rate,
             "p50_ms": percentile(&window, 0.5) as f64 / 1000.0,
             "p99_ms": percentile(&window, 0.99) as f64 / 1000.0,
-            "rss_bytes": rss, "fds": fds, "failures": failures,
+            "rss_bytes": rss, "fds": fds, "pooled": pooled, "other_fds": fds - pooled,
+            "failures": failures,
         }));
         next += opts.sample_every;
     }
+    load.release.send_replace(true);
     for w in workers {
         w.await?;
     }
@@ -775,17 +826,38 @@ async fn soak(opts: &Opts) -> Result<Report, Error> {
     let mut passed = failures == 0;
     let mut verdicts = Vec::new();
     if let (Some(a), Some(b)) = (first, lastv) {
-        for key in ["rss_bytes", "fds"] {
-            let (x, y) = (a[key].as_f64().unwrap_or(0.0), b[key].as_f64().unwrap_or(0.0));
+        for key in ["rss_bytes", "other_fds"] {
+            let (x, y) = (
+                a[key].as_f64().unwrap_or(0.0),
+                b[key].as_f64().unwrap_or(0.0),
+            );
             let change = if x > 0.0 { (y - x) / x * 100.0 } else { 0.0 };
             let ok = change.abs() <= 5.0;
             passed &= ok;
-            verdicts.push(format!("{key}: {x} → {y} ({change:+.2} %){}", if ok { "" } else { " > 5 %" }));
+            verdicts.push(format!(
+                "{key}: {x} → {y} ({change:+.2} %){}",
+                if ok { "" } else { " > 5 %" }
+            ));
         }
     }
-    println!("ok {} · failures {failures} · slowest call {:.1} ms", t.ok, t.max_us as f64 / 1000.0);
+    println!(
+        "ok {} · failures {failures} · slowest call {:.1} ms",
+        t.ok,
+        t.max_us as f64 / 1000.0
+    );
     for (bucket, n) in t.clear.iter().chain(t.lost.iter()) {
         println!("  {n} × {bucket}");
+    }
+    let most_pooled = samples
+        .iter()
+        .filter_map(|s| s["pooled"].as_u64())
+        .max()
+        .unwrap_or(0);
+    if most_pooled > (opts.concurrency * 2) as u64 {
+        passed = false;
+        verdicts.push(format!(
+            "pooled upstream connections: {most_pooled}, over twice the workers"
+        ));
     }
     for v in &verdicts {
         println!("{v}");
@@ -914,7 +986,9 @@ async fn chaos(opts: &Opts) -> Result<Report, Error> {
                     signal(pid, "-STOP");
                     tokio::time::sleep(Duration::from_secs(4)).await;
                     signal(pid, "-CONT");
-                    *actions.entry("SIGSTOP an HTTP upstream for 4 s").or_default() += 1;
+                    *actions
+                        .entry("SIGSTOP an HTTP upstream for 4 s")
+                        .or_default() += 1;
                 }
             }
             2 => {
@@ -931,6 +1005,7 @@ async fn chaos(opts: &Opts) -> Result<Report, Error> {
         tokio::time::sleep(Duration::from_millis(1000 + rng.below(2000))).await;
     }
     load.stop.store(true, Ordering::Relaxed);
+    load.release.send_replace(true);
     for w in workers {
         w.await?;
     }
@@ -988,10 +1063,15 @@ async fn chaos(opts: &Opts) -> Result<Report, Error> {
     let now = children(fx.pid);
     let zombies = now.iter().filter(|c| c.1 == 'Z').count();
     let live = now.len() - zombies;
-    println!("children now: {live} live, {zombies} zombie; {} stdio processes seen", seen.len());
+    println!(
+        "children now: {live} live, {zombies} zombie; {} stdio processes seen",
+        seen.len()
+    );
     if live != 2 || zombies > 0 {
         passed = false;
-        findings.push(format!("children: {live} live (2 expected), {zombies} zombies"));
+        findings.push(format!(
+            "children: {live} live (2 expected), {zombies} zombies"
+        ));
     }
 
     // Descriptors: back to where they were once the clients' connections are closed. The
@@ -1017,7 +1097,9 @@ async fn chaos(opts: &Opts) -> Result<Report, Error> {
          {fds_after} after ({pooled_after} pooled: {pools:?})"
     );
     let bound = opts.concurrency + 8;
-    if fds_after - pooled_after > fds_before - pooled_before + 2 || pools.iter().any(|p| p.1 > bound) {
+    if fds_after - pooled_after > fds_before - pooled_before + 2
+        || pools.iter().any(|p| p.1 > bound)
+    {
         println!("{}", socket_report(fx.pid));
         passed = false;
         findings.push(format!(

@@ -1,6 +1,6 @@
 //! The running gateway's shared state: upstreams, the MCP-plane service stack, metrics.
 
-use crate::config::{Config, ServerConfig, TransportKind};
+use crate::config::{Config, ProtocolKind, ServerConfig, TransportKind};
 use mcp_gateway_auth::{AccessControl, AccessControlLayer, AccessPolicy};
 use mcp_gateway_core::ToolPolicy;
 use mcp_gateway_health::{Health, HealthGate, HealthLayer, HealthPolicy, HealthState};
@@ -8,8 +8,8 @@ use mcp_gateway_metrics::{McpMetrics, McpMetricsLayer, PrometheusExporter, Recor
 use mcp_gateway_rate_limit::McpRateLimit;
 use mcp_gateway_router::{Catalog, Resolve, ResolveLayer, ToolEntry, ToolRouter};
 use mcp_gateway_upstream::{
-    Credential, HttpConfig, StdioConfig, Transport, Upstream, UpstreamConfig, UpstreamStack,
-    UpstreamStatus,
+    Credential, HttpConfig, ProtocolChoice, StdioConfig, Transport, Upstream, UpstreamConfig,
+    UpstreamStack, UpstreamStatus,
 };
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -292,6 +292,11 @@ fn upstream_config(s: &ServerConfig, max_message: usize) -> Option<UpstreamConfi
     cfg.timeout = s.timeout();
     cfg.max_concurrency = s.max_concurrency;
     cfg.max_message_bytes = s.max_message_bytes.unwrap_or(max_message);
+    cfg.protocol = match s.protocol {
+        ProtocolKind::Auto => ProtocolChoice::Auto,
+        ProtocolKind::Session => ProtocolChoice::Session,
+        ProtocolKind::Stateless => ProtocolChoice::Stateless,
+    };
     cfg.credentials = s
         .credentials
         .iter()

@@ -884,6 +884,28 @@ pub struct ServerConfig {
     /// Largest single message read from this server, over the gateway's `maxMessageBytes`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_message_bytes: Option<usize>,
+    /// Protocol generation spoken with this server: `auto` (probe with `server/discover`,
+    /// 2026-07-28 when offered), `session` (always `initialize`) or `stateless`
+    /// (always 2026-07-28; the server must offer it).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub protocol: ProtocolKind,
+}
+
+fn is_default<T: Default + PartialEq>(v: &T) -> bool {
+    *v == T::default()
+}
+
+/// Which protocol generation the gateway speaks with one upstream server.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProtocolKind {
+    /// Probe with `server/discover`; 2026-07-28 when offered, else the session generation.
+    #[default]
+    Auto,
+    /// The session generation (`initialize`, `Mcp-Session-Id`).
+    Session,
+    /// The stateless 2026-07-28 revision.
+    Stateless,
 }
 
 impl ServerConfig {

@@ -16,6 +16,8 @@ pub const INVALID_PARAMS: i64 = -32602;
 pub const INTERNAL_ERROR: i64 = -32603;
 /// Header and body disagree (2026-07-28 `HeaderMismatch`).
 pub const HEADER_MISMATCH: i64 = -32020;
+/// The request needs a capability the client did not declare (2026-07-28).
+pub const MISSING_REQUIRED_CLIENT_CAPABILITY: i64 = -32021;
 /// The requested protocol version is not supported (2026-07-28).
 pub const UNSUPPORTED_PROTOCOL_VERSION: i64 = -32022;
 

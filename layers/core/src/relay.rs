@@ -9,6 +9,7 @@
 
 use crate::JsonRpcError;
 use serde_json::value::RawValue;
+use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
 /// Where the client's answer to a relayed server→client request goes.
@@ -28,22 +29,58 @@ pub struct ServerMessage {
 
 /// Where an upstream delivers notifications that belong to one request.
 #[derive(Clone, Debug)]
-pub struct RelaySink(mpsc::UnboundedSender<ServerMessage>);
+pub struct RelaySink {
+    tx: mpsc::UnboundedSender<ServerMessage>,
+    capabilities: Option<Arc<str>>,
+}
 
 impl RelaySink {
     /// A sink and the receiver the front end reads from.
     pub fn channel() -> (RelaySink, mpsc::UnboundedReceiver<ServerMessage>) {
         let (tx, rx) = mpsc::unbounded_channel();
-        (RelaySink(tx), rx)
+        let sink = RelaySink {
+            tx,
+            capabilities: None,
+        };
+        (sink, rx)
+    }
+
+    /// The same sink, declaring the client capabilities (a JSON object) whose requests the
+    /// front end can deliver. A 2026-07-28 upstream sees them as the request's
+    /// `clientCapabilities`, so it asks only for what the caller can answer.
+    pub fn with_capabilities(mut self, capabilities: Option<Arc<str>>) -> Self {
+        self.capabilities = capabilities;
+        self
+    }
+
+    /// The client capabilities declared with [`Self::with_capabilities`].
+    pub fn capabilities(&self) -> Option<&str> {
+        self.capabilities.as_deref()
     }
 
     /// Delivers a message; returns false when the client is gone.
     pub fn send(&self, msg: ServerMessage) -> bool {
-        self.0.send(msg).is_ok()
+        self.tx.send(msg).is_ok()
     }
 
     /// True when the receiving side was dropped.
     pub fn is_closed(&self) -> bool {
-        self.0.is_closed()
+        self.tx.is_closed()
     }
+}
+
+/// The part of a client's declared capabilities that the gateway can relay from an
+/// upstream: `sampling` and `elicitation`, as declared (sub-capabilities included).
+/// `roots` stay out (a server would let a caller's roots replace its own configuration),
+/// and so does anything the gateway cannot deliver. `None` when nothing is left.
+pub fn relayable_capabilities(declared: &str) -> Option<Arc<str>> {
+    let caps: std::collections::BTreeMap<&str, &RawValue> = serde_json::from_str(declared).ok()?;
+    let kept: std::collections::BTreeMap<&str, &RawValue> = caps
+        .into_iter()
+        .filter(|(k, _)| matches!(*k, "sampling" | "elicitation"))
+        .collect();
+    if kept.is_empty() {
+        return None;
+    }
+    serde_json::to_string(&kept).ok().map(Arc::from)
 }

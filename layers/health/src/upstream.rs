@@ -5,37 +5,21 @@ use crate::{Health, Probe, spawn_prober};
 use mcp_gateway_core::{McpError, McpRequest};
 use mcp_gateway_upstream::Upstream;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
-/// Probes `u` for `health` (MCP `ping`; `tools/list` for a server that has no `ping`),
-/// restarts it when it stops answering, and starts from healthy whenever it comes up.
+/// Probes `u` for `health` with MCP `ping`, restarts it when it stops answering, and starts
+/// from healthy whenever it comes up. Any JSON-RPC answer proves the server alive: a
+/// 2026-07-28 server has no `ping` (nor, if it serves only resources, `tools/list`) and
+/// answers "Method not found", which is an answer all the same.
 pub fn watch_upstream(u: Upstream, health: Arc<Health>, stop: CancellationToken) {
-    use std::sync::atomic::AtomicBool;
-    let no_ping = Arc::new(AtomicBool::new(false));
     let probe: Probe = {
         let u = u.clone();
         Arc::new(move || {
             let svc = u.service();
-            let no_ping = no_ping.clone();
             Box::pin(async move {
-                let method = if no_ping.load(Ordering::Relaxed) {
-                    "tools/list"
-                } else {
-                    "ping"
-                };
-                match svc.clone().oneshot(McpRequest::new(method, None)).await {
-                    Ok(_) => Ok(()),
-                    Err(McpError::Rpc { error, .. })
-                        if error.code == -32601 && method == "ping" =>
-                    {
-                        no_ping.store(true, Ordering::Relaxed);
-                        svc.oneshot(McpRequest::new("tools/list", None))
-                            .await
-                            .map(|_| ())
-                            .map_err(|e| e.to_string())
-                    }
+                match svc.oneshot(McpRequest::new("ping", None)).await {
+                    Ok(_) | Err(McpError::Rpc { .. }) => Ok(()),
                     Err(e) => Err(e.to_string()),
                 }
             })

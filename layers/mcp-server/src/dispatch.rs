@@ -124,8 +124,10 @@ pub async fn post_mcp<S: McpService>(
         .and_then(|m| m.get(protocol::META_PROTOCOL_VERSION))
         .and_then(|v| serde_json::from_str::<String>(v.get()).ok());
     let header_version = header_str(&headers, "mcp-protocol-version");
-    let stateless = method != Some("initialize")
-        && (meta_version.is_some() || header_version == Some(STATELESS_VERSION));
+    // A request is of the stateless generation when its envelope or its version header says
+    // so; `initialize` too (it then gets the spec's 404: the method is gone in 2026-07-28).
+    let stateless =
+        meta_version.is_some() || header_version.is_some_and(|v| !protocol::is_session_version(v));
 
     if stateless {
         let Some(method) = method else {
@@ -151,17 +153,17 @@ pub async fn post_mcp<S: McpService>(
             // No client notifications are defined for this revision; accept and ignore.
             return StatusCode::ACCEPTED.into_response();
         };
-        let can_ask = envelope
+        let caps = envelope
             .as_ref()
             .and_then(|e| e.meta.as_ref())
             .and_then(|m| m.get(protocol::META_CLIENT_CAPABILITIES))
-            .and_then(|c| serde_json::from_str::<Value>(c.get()).ok())
-            .is_some_and(|c| c.get("sampling").is_some() || c.get("elicitation").is_some());
+            .and_then(|c| mcp_gateway_core::relay::relayable_capabilities(c.get()));
         let ctx = Ctx {
             stateless: true,
             session: None,
             identity,
-            can_ask,
+            can_ask: caps.is_some(),
+            caps,
             trace: trace_of(&headers, envelope.as_ref().and_then(|e| e.meta.as_ref())),
         };
         return answer(&ep, ctx, id, method, msg.params).await;
@@ -212,6 +214,7 @@ pub async fn post_mcp<S: McpService>(
             let ctx = Ctx {
                 stateless: false,
                 can_ask: session.can_relay(),
+                caps: session.relay_capabilities(),
                 session: Some(session),
                 identity,
                 trace: trace_of(&headers, envelope.as_ref().and_then(|e| e.meta.as_ref())),
@@ -240,6 +243,9 @@ pub(crate) struct Ctx {
     pub(crate) identity: Option<Arc<mcp_gateway_core::Identity>>,
     /// The client can answer sampling / elicitation requests relayed from upstreams.
     pub(crate) can_ask: bool,
+    /// What of the client's capabilities a 2026-07-28 upstream is told (see
+    /// [`mcp_gateway_core::relay::relayable_capabilities`]).
+    pub(crate) caps: Option<Arc<str>>,
     /// The caller's W3C trace to continue (from `traceparent` or `_meta.traceparent`).
     pub(crate) trace: Option<CallerTrace>,
 }
@@ -289,10 +295,9 @@ pub(crate) async fn answer<S: McpService>(
         return match dispatch(ep, &ctx, &id, method, params, None).await {
             Ok(r) => json_response(StatusCode::OK, jsonrpc::result_frame(&id, r.get())),
             Err(e) => {
-                let status = if ctx.stateless && e.code == jsonrpc::METHOD_NOT_FOUND {
-                    StatusCode::NOT_FOUND
-                } else {
-                    StatusCode::OK
+                let status = match ctx.stateless {
+                    true => stateless_status(e.code),
+                    false => StatusCode::OK,
                 };
                 rpc_error(status, Some(&id), e)
             }
@@ -342,7 +347,7 @@ pub(crate) async fn answer<S: McpService>(
             mrtr::Outcome::Done(Ok(r)) => {
                 json_response(StatusCode::OK, jsonrpc::result_frame(&id, r.get()))
             }
-            mrtr::Outcome::Done(Err(e)) => rpc_error(StatusCode::OK, Some(&id), e),
+            mrtr::Outcome::Done(Err(e)) => rpc_error(stateless_status(e.code), Some(&id), e),
             mrtr::Outcome::InputRequired(r) => json_response(
                 StatusCode::OK,
                 jsonrpc::result_frame(&id, stateless_result(r).get()),
@@ -412,7 +417,9 @@ pub(crate) async fn dispatch<S: McpService>(
             aggregate::list(ep, method, ctx.identity.as_ref()).await
         }
         "prompts/get" => aggregate::get_prompt(ep, params, ctx.identity.as_ref()).await,
-        "resources/read" | "resources/subscribe" | "resources/unsubscribe" => {
+        "resources/read" => aggregate::by_uri(ep, method, params, ctx.identity.as_ref()).await,
+        // Removed in 2026-07-28 (subscriptions/listen replaces them): 404 there.
+        "resources/subscribe" | "resources/unsubscribe" if !ctx.stateless => {
             aggregate::by_uri(ep, method, params, ctx.identity.as_ref()).await
         }
         "completion/complete" => aggregate::complete(ep, params, ctx.identity.as_ref()).await,
@@ -495,7 +502,7 @@ pub(crate) async fn call_tool<S: McpService>(
     // name the server knows, from the one catalog.
     req.identity = ctx.identity.clone();
     if let Some(r) = relay {
-        req.extensions.insert(r);
+        req.extensions.insert(r.with_capabilities(ctx.caps.clone()));
     }
     let span = tracing::debug_span!(
         "tools/call",

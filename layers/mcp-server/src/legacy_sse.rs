@@ -168,6 +168,7 @@ pub(crate) async fn legacy_message<S: McpService>(
             let ctx = Ctx {
                 stateless: false,
                 can_ask: session.can_relay(),
+                caps: session.relay_capabilities(),
                 session: Some(session.clone()),
                 identity,
                 trace: None,

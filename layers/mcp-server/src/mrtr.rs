@@ -128,7 +128,8 @@ pub(crate) async fn drive<S: McpService>(
 fn park<S: McpService>(ep: &Endpoint<S>, parked: Parked) -> Box<RawValue> {
     let mut bytes = [0u8; 24];
     getrandom::fill(&mut bytes).expect("the OS random source works");
-    let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let mut token = String::from(PARKED_PREFIX);
+    token.extend(bytes.iter().map(|b| format!("{b:02x}")));
     let result = input_required(&parked.asked, &token);
     ep.parked.lock().expect("lock").insert(token, parked);
     result
@@ -159,12 +160,17 @@ struct Retry {
     input_responses: BTreeMap<String, Box<RawValue>>,
 }
 
-/// True when `params` carry a `requestState` (a retry of a parked call).
+/// Prefix of the `requestState` of calls the gateway parked. Any other `requestState` was
+/// minted by an upstream that speaks 2026-07-28 itself: it passes through untouched to the
+/// server the tool routes to, so every round of its MRTR works on any replica.
+pub(crate) const PARKED_PREFIX: &str = "mcpgw.p1.";
+
+/// True when `params` carry a `requestState` the gateway minted (a retry of a parked call).
 pub(crate) fn is_retry(params: Option<&RawValue>) -> bool {
-    params.is_some_and(|p| p.get().contains("\"requestState\""))
+    params.is_some_and(|p| p.get().contains(PARKED_PREFIX))
         && params
             .and_then(|p| serde_json::from_str::<Retry>(p.get()).ok())
-            .is_some()
+            .is_some_and(|r| r.request_state.starts_with(PARKED_PREFIX))
 }
 
 /// Resumes a parked call with the client's answers.

@@ -33,6 +33,9 @@ pub(crate) struct Session {
     owner: Option<String>,
     /// The client declared `sampling` or `elicitation`, so server requests can be relayed.
     can_relay: std::sync::atomic::AtomicBool,
+    /// The part of the client's capabilities the gateway relays (see
+    /// [`mcp_gateway_core::relay::relayable_capabilities`]), for 2026-07-28 upstreams.
+    relay_caps: RwLock<Option<Arc<str>>>,
     /// Requests relayed to the client, by the id the gateway gave them, awaiting an answer.
     asked: Mutex<HashMap<String, Reply>>,
     next_ask: AtomicU64,
@@ -63,6 +66,7 @@ impl Session {
             legacy,
             owner,
             can_relay: std::sync::atomic::AtomicBool::new(false),
+            relay_caps: RwLock::new(None),
             asked: Mutex::new(HashMap::new()),
             next_ask: AtomicU64::new(1),
         }
@@ -85,6 +89,13 @@ impl Session {
     /// Records the capabilities the client declared at `initialize`.
     pub(crate) fn set_client_capabilities(&self, caps: &serde_json::Value) {
         self.can_relay.store(can_relay(caps), Ordering::Relaxed);
+        *self.relay_caps.write().expect("lock") =
+            mcp_gateway_core::relay::relayable_capabilities(&caps.to_string());
+    }
+
+    /// The client capabilities a 2026-07-28 upstream is told about on this session's calls.
+    pub(crate) fn relay_capabilities(&self) -> Option<Arc<str>> {
+        self.relay_caps.read().expect("lock").clone()
     }
 
     /// Subject of the caller that opened the session.
@@ -252,6 +263,12 @@ impl Sessions {
                     self.ask_prefix.clone(),
                 );
                 s.can_relay.store(state.can_relay, Ordering::Relaxed);
+                // The sealed state keeps one bit: a client that can be asked is taken to
+                // answer both kinds of request, as the gateway declares upstream.
+                if state.can_relay {
+                    *s.relay_caps.write().expect("lock") =
+                        Some(Arc::from(r#"{"elicitation":{},"sampling":{}}"#));
+                }
                 Arc::new(s)
             })
             .clone();

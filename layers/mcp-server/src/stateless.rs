@@ -25,23 +25,18 @@ pub(crate) fn check_stateless(
             JsonRpcError::new(jsonrpc::HEADER_MISMATCH, format!("Header mismatch: {m}")),
         )
     };
+    // A routing header sent twice is ambiguous: which copy did access control see?
+    for name in ["mcp-protocol-version", "mcp-method", "mcp-name"] {
+        if headers.get_all(name).iter().nth(1).is_some() {
+            return Err(mismatch(format!("{name} header is repeated")));
+        }
+    }
     let Some(version) = version else {
         return Err(invalid(format!(
             "params._meta must carry {:?}",
             protocol::META_PROTOCOL_VERSION
         )));
     };
-    if version != STATELESS_VERSION {
-        let mut e = JsonRpcError::new(
-            jsonrpc::UNSUPPORTED_PROTOCOL_VERSION,
-            "Unsupported protocol version",
-        );
-        e.data = RawValue::from_string(
-            json!({"supported": [STATELESS_VERSION], "requested": version}).to_string(),
-        )
-        .ok();
-        return Err(Reject(StatusCode::BAD_REQUEST, id.cloned(), e));
-    }
     let has_caps = env
         .and_then(|e| e.meta.as_ref())
         .is_some_and(|m| m.contains_key(protocol::META_CLIENT_CAPABILITIES));
@@ -70,23 +65,54 @@ pub(crate) fn check_stateless(
         None => return Err(mismatch("Mcp-Method header is missing".into())),
     }
     let body_name = match method {
-        "tools/call" | "prompts/get" => env.and_then(|e| e.name.as_deref()),
-        "resources/read" => env.and_then(|e| e.uri.as_deref()),
-        _ => return Ok(()),
+        "tools/call" | "prompts/get" => Some(env.and_then(|e| e.name.as_deref())),
+        "resources/read" => Some(env.and_then(|e| e.uri.as_deref())),
+        _ => None,
     };
-    let header_name = match headers.get("mcp-name") {
-        None => return Err(mismatch("Mcp-Name header is missing".into())),
-        Some(v) => {
-            decode_header_value(v).ok_or_else(|| mismatch("Mcp-Name header is not valid".into()))?
+    if let Some(body_name) = body_name {
+        let header_name = match headers.get("mcp-name") {
+            None => return Err(mismatch("Mcp-Name header is missing".into())),
+            Some(v) => decode_header_value(v)
+                .ok_or_else(|| mismatch("Mcp-Name header is not valid".into()))?,
+        };
+        if Some(header_name.as_str()) != body_name {
+            return Err(mismatch(format!(
+                "Mcp-Name header value {header_name:?} does not match body value {:?}",
+                body_name.unwrap_or("")
+            )));
         }
-    };
-    if Some(header_name.as_str()) != body_name {
-        return Err(mismatch(format!(
-            "Mcp-Name header value {header_name:?} does not match body value {:?}",
-            body_name.unwrap_or("")
-        )));
+    }
+    // The version is judged only once the headers agree with the body (as the spec's
+    // reference SDK does): a mismatch is the more specific fault.
+    if version != STATELESS_VERSION {
+        let mut e = JsonRpcError::new(
+            jsonrpc::UNSUPPORTED_PROTOCOL_VERSION,
+            "Unsupported protocol version",
+        );
+        e.data = RawValue::from_string(
+            json!({"supported": [STATELESS_VERSION], "requested": version}).to_string(),
+        )
+        .ok();
+        return Err(Reject(StatusCode::BAD_REQUEST, id.cloned(), e));
     }
     Ok(())
+}
+
+/// The HTTP status of a JSON-RPC error answered as JSON on the 2026-07-28 transport: the
+/// spec's 400 for malformed requests, header mismatches, missing client capabilities and
+/// unsupported versions, 404 for an unknown method, and 200 for the rest (as the
+/// reference SDK maps them, so a client sees the same status through the gateway).
+pub(crate) fn stateless_status(code: i64) -> StatusCode {
+    match code {
+        jsonrpc::PARSE_ERROR
+        | jsonrpc::INVALID_REQUEST
+        | jsonrpc::INVALID_PARAMS
+        | jsonrpc::HEADER_MISMATCH
+        | jsonrpc::MISSING_REQUIRED_CLIENT_CAPABILITY
+        | jsonrpc::UNSUPPORTED_PROTOCOL_VERSION => StatusCode::BAD_REQUEST,
+        jsonrpc::METHOD_NOT_FOUND => StatusCode::NOT_FOUND,
+        _ => StatusCode::OK,
+    }
 }
 
 /// Decodes a header value, including the `=?base64?…?=` sentinel form.

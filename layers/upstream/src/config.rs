@@ -150,6 +150,20 @@ pub struct UpstreamConfig {
     /// Largest single message read from the server (a stdio line, an event, a WebSocket
     /// message, an HTTP answer); a larger one fails its call and is never buffered whole.
     pub max_message_bytes: usize,
+    /// Which protocol generation to speak with the server.
+    pub protocol: ProtocolChoice,
+}
+
+/// Which protocol generation the gateway speaks with an upstream.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ProtocolChoice {
+    /// Probe with `server/discover`; use 2026-07-28 when offered, else `initialize`.
+    #[default]
+    Auto,
+    /// Always the session generation (`initialize`), even if the server offers 2026-07-28.
+    Session,
+    /// Always 2026-07-28; a server that does not offer it fails to start.
+    Stateless,
 }
 
 /// Default of [`UpstreamConfig::max_message_bytes`]: 32 MiB.
@@ -195,6 +209,7 @@ impl UpstreamConfig {
             client_info: ("mcp-gateway".into(), env!("CARGO_PKG_VERSION").into()),
             credentials: Vec::new(),
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+            protocol: ProtocolChoice::Auto,
         }
     }
 }

@@ -253,11 +253,11 @@ impl Connection {
     pub(crate) fn set_generation(&self, g: Generation, client_info: &(String, String)) {
         if let Generation::Stateless(v) = &g {
             let info = serde_json::json!({"name": client_info.0, "version": client_info.1});
+            // Without the capabilities, which each call adds: they are its caller's.
             let meta = format!(
-                r#""{}":{},"{}":{{}},"{}":{}"#,
+                r#""{}":{},"{}":{}"#,
                 protocol::META_PROTOCOL_VERSION,
                 serde_json::Value::from(v.as_str()),
-                protocol::META_CLIENT_CAPABILITIES,
                 protocol::META_CLIENT_INFO,
                 info
             );
@@ -320,7 +320,7 @@ impl Connection {
                     },
                 );
         }
-        let params = match self.with_meta(params) {
+        let params = match self.with_meta(params, relay.and_then(RelaySink::capabilities)) {
             Ok(p) => p,
             Err(e) => {
                 self.progress
@@ -394,17 +394,26 @@ impl Connection {
         let _ = self.out.send(Bytes::from(frame));
     }
 
-    /// Adds the stateless `_meta` members to `params` when the server needs them.
+    /// Adds the stateless `_meta` members to `params` when the server needs them, with
+    /// `caps` (what the caller can answer, through the gateway) as `clientCapabilities`.
     ///
     /// Fast path: params without a `_meta` member get it spliced in front without parsing.
     fn with_meta<'a>(
         &self,
         params: Option<&'a RawValue>,
+        caps: Option<&str>,
     ) -> Result<Option<std::borrow::Cow<'a, str>>, McpError> {
         let Some(meta) = self.stateless_meta.get() else {
             // A 2026-07-28 client's envelope keys must not reach an older server: some refuse
             // requests that carry them.
             let session_server = matches!(self.generation.get(), Some(Generation::Session(_)));
+            if session_server && params.is_some_and(carries_request_state) {
+                // Only a 2026-07-28 server mints a `requestState`, and this one is older:
+                // the state is forged or meant for another server.
+                return Err(McpError::InvalidParams(
+                    "requestState is unknown or expired; call the tool again without it".into(),
+                ));
+            }
             return match params {
                 Some(p) if session_server && p.get().contains("\"io.modelcontextprotocol/") => {
                     strip_envelope(p).map(|s| Some(s.into()))
@@ -412,8 +421,11 @@ impl Connection {
                 p => Ok(p.map(|p| std::borrow::Cow::Borrowed(p.get()))),
             };
         };
+        let (key, caps) = (protocol::META_CLIENT_CAPABILITIES, caps.unwrap_or("{}"));
         let Some(p) = params else {
-            return Ok(Some(format!(r#"{{"_meta":{{{meta}}}}}"#).into()));
+            return Ok(Some(
+                format!(r#"{{"_meta":{{{meta},"{key}":{caps}}}}}"#).into(),
+            ));
         };
         let text = p.get().trim_start();
         let Some(rest) = text.strip_prefix('{') else {
@@ -427,7 +439,9 @@ impl Connection {
             } else {
                 ","
             };
-            return Ok(Some(format!(r#"{{"_meta":{{{meta}}}{sep}{rest}"#).into()));
+            return Ok(Some(
+                format!(r#"{{"_meta":{{{meta},"{key}":{caps}}}{sep}{rest}"#).into(),
+            ));
         }
         // The caller sent its own `_meta` (a progress token, trace context, ...): merge,
         // letting our protocol keys win because the gateway is the client of this server.
@@ -439,7 +453,8 @@ impl Connection {
             None => serde_json::Map::new(),
         };
         let ours: serde_json::Map<String, serde_json::Value> =
-            serde_json::from_str(&format!("{{{meta}}}")).expect("rendered from valid JSON");
+            serde_json::from_str(&format!(r#"{{{meta},"{key}":{caps}}}"#))
+                .map_err(|e| McpError::InvalidParams(format!("client capabilities: {e}")))?;
         merged.extend(ours);
         let m = serde_json::to_string(&merged).expect("map serializes");
         top.insert(
@@ -798,6 +813,17 @@ fn cut(s: &str, max: usize) -> std::borrow::Cow<'_, str> {
     format!("{}…", &s[..end]).into()
 }
 
+/// True when `params` hold a top-level `requestState` (an MRTR retry).
+fn carries_request_state(params: &RawValue) -> bool {
+    #[derive(serde::Deserialize)]
+    struct Top {
+        #[serde(default, rename = "requestState")]
+        state: Option<serde::de::IgnoredAny>,
+    }
+    params.get().contains("\"requestState\"")
+        && serde_json::from_str::<Top>(params.get()).is_ok_and(|t| t.state.is_some())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -982,19 +1008,26 @@ mod tests {
         );
         let p = raw(r#"{"name":"x","arguments":{"_metaish":1}}"#);
         let v: serde_json::Value =
-            serde_json::from_str(&c.with_meta(Some(&p)).unwrap().unwrap()).unwrap();
+            serde_json::from_str(&c.with_meta(Some(&p), None).unwrap().unwrap()).unwrap();
         assert_eq!(v["_meta"][protocol::META_PROTOCOL_VERSION], "2026-07-28");
         assert_eq!(v["arguments"]["_metaish"], 1);
         let p = raw(r#"{"_meta":{"progressToken":5},"name":"x"}"#);
         let v: serde_json::Value =
-            serde_json::from_str(&c.with_meta(Some(&p)).unwrap().unwrap()).unwrap();
+            serde_json::from_str(&c.with_meta(Some(&p), None).unwrap().unwrap()).unwrap();
         assert_eq!(v["_meta"]["progressToken"], 5);
         assert_eq!(v["_meta"][protocol::META_CLIENT_INFO]["name"], "gw");
-        let v: serde_json::Value =
-            serde_json::from_str(&c.with_meta(Some(&raw("{ }"))).unwrap().unwrap()).unwrap();
-        assert!(v["_meta"].is_object());
+        let v: serde_json::Value = serde_json::from_str(
+            &c.with_meta(Some(&raw("{ }")), Some(r#"{"sampling":{}}"#))
+                .unwrap()
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            v["_meta"][protocol::META_CLIENT_CAPABILITIES],
+            serde_json::json!({"sampling": {}})
+        );
         assert!(
-            c.with_meta(None)
+            c.with_meta(None, None)
                 .unwrap()
                 .unwrap()
                 .starts_with(r#"{"_meta":"#)

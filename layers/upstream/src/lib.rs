@@ -66,8 +66,8 @@ mod supervisor;
 mod websocket;
 
 pub use config::{
-    Credential, DEFAULT_MAX_MESSAGE_BYTES, HttpConfig, RestartPolicy, StdioConfig, Transport,
-    UpstreamConfig,
+    Credential, DEFAULT_MAX_MESSAGE_BYTES, HttpConfig, ProtocolChoice, RestartPolicy, StdioConfig,
+    Transport, UpstreamConfig,
 };
 pub use service::{McpUpstreamService, ResponseFuture};
 

@@ -1,6 +1,6 @@
 //! Runs one upstream: start, handshake, discovery, watch, restart with backoff.
 
-use crate::config::{Transport, UpstreamConfig};
+use crate::config::{ProtocolChoice, Transport, UpstreamConfig};
 use crate::connection::{Connection, Event};
 use crate::link;
 use crate::param_headers::{self, ParamTable};
@@ -11,6 +11,7 @@ use mcp_gateway_core::protocol::{self, Generation};
 use mcp_gateway_core::timeout::{Timeout, TimeoutLayer};
 use serde::Deserialize;
 use serde_json::value::RawValue;
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime};
@@ -311,7 +312,12 @@ async fn run_once(shared: &Arc<Shared>) -> Exit {
 
     let setup = async {
         let info = handshake(&conn, cfg).await?;
-        let tools = list_tools(&conn, cfg).await?;
+        // A server that declares no `tools` (only resources or prompts, say) is served
+        // for what it has: asking it for tools would only earn "Method not found".
+        let tools = match info.has_capability("tools") {
+            true => list_tools(&conn, cfg).await?,
+            false => Vec::new(),
+        };
         Ok::<_, McpError>((info, tools))
     };
     let outcome = tokio::select! {
@@ -459,6 +465,18 @@ struct Peer {
     capabilities: Option<Box<RawValue>>,
 }
 
+impl Peer {
+    /// True when the server's capabilities name `key` (`tools`, `resources`, …). A server
+    /// that sent no capabilities at all is taken to have everything, as before.
+    fn has_capability(&self, key: &str) -> bool {
+        let Some(caps) = &self.capabilities else {
+            return true;
+        };
+        serde_json::from_str::<BTreeMap<&str, &RawValue>>(caps.get())
+            .map_or(true, |m| m.contains_key(key))
+    }
+}
+
 /// Learns the server's generation: `server/discover` first (the 2026-07-28 probe); any
 /// error other than a version mismatch, or silence, means an older server, which gets the
 /// `initialize` handshake. Returns the raw `serverInfo` and `capabilities`.
@@ -469,6 +487,9 @@ async fn handshake(conn: &Arc<Connection>, cfg: &UpstreamConfig) -> Result<Peer,
         protocol::META_CLIENT_INFO: {"name": cfg.client_info.0, "version": cfg.client_info.1},
     });
     let params = raw(&serde_json::json!({ "_meta": meta }));
+    if cfg.protocol == ProtocolChoice::Session {
+        return initialize(conn, cfg).await;
+    }
     // A slow-starting server (Python importing its SDK on a busy machine) must not be
     // mistaken for a legacy one, so the probe gets the full call timeout.
     let probe_limit = cfg.timeout;
@@ -521,7 +542,20 @@ async fn handshake(conn: &Arc<Connection>, cfg: &UpstreamConfig) -> Result<Peer,
         Err(McpError::Rpc { .. }) | Err(McpError::Timeout { .. }) => {}
         Err(e) => return Err(e),
     }
+    if cfg.protocol == ProtocolChoice::Stateless {
+        return Err(McpError::Upstream {
+            server: cfg.id.clone(),
+            reason: format!(
+                "protocol: stateless, but the server does not offer {} in server/discover",
+                protocol::STATELESS_VERSION
+            ),
+        });
+    }
+    initialize(conn, cfg).await
+}
 
+/// The session generation's handshake: `initialize`, then `notifications/initialized`.
+async fn initialize(conn: &Arc<Connection>, cfg: &UpstreamConfig) -> Result<Peer, McpError> {
     let params = raw(&serde_json::json!({
         "protocolVersion": protocol::LATEST_SESSION_VERSION,
         // The gateway relays sampling and elicitation to the client whose call asks for
