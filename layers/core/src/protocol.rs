@@ -1,5 +1,6 @@
 //! MCP protocol revisions and the `_meta` keys of the stateless generation.
 
+use serde_json::value::RawValue;
 /// The stateless revision (no `initialize`, `_meta` on every request).
 pub const STATELESS_VERSION: &str = "2026-07-28";
 /// Newest revision of the session generation.
@@ -15,6 +16,64 @@ pub const META_CLIENT_CAPABILITIES: &str = "io.modelcontextprotocol/clientCapabi
 pub const META_CLIENT_INFO: &str = "io.modelcontextprotocol/clientInfo";
 /// `_meta` key carrying the server identity on 2026-07-28 results.
 pub const META_SERVER_INFO: &str = "io.modelcontextprotocol/serverInfo";
+/// `_meta` key of a 2026-07-28 request's log level: the server sends `notifications/message`
+/// at or above it on that request's stream, and none when it is absent.
+pub const META_LOG_LEVEL: &str = "io.modelcontextprotocol/logLevel";
+
+/// An MCP log level (RFC 5424 severities), least severe first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LogLevel {
+    /// `debug`
+    Debug,
+    /// `info`
+    Info,
+    /// `notice`
+    Notice,
+    /// `warning`
+    Warning,
+    /// `error`
+    Error,
+    /// `critical`
+    Critical,
+    /// `alert`
+    Alert,
+    /// `emergency`
+    Emergency,
+}
+
+impl LogLevel {
+    const ALL: [(LogLevel, &'static str); 8] = [
+        (LogLevel::Debug, "debug"),
+        (LogLevel::Info, "info"),
+        (LogLevel::Notice, "notice"),
+        (LogLevel::Warning, "warning"),
+        (LogLevel::Error, "error"),
+        (LogLevel::Critical, "critical"),
+        (LogLevel::Alert, "alert"),
+        (LogLevel::Emergency, "emergency"),
+    ];
+
+    /// The level a name (as in `logging/setLevel` or `_meta`) stands for.
+    pub fn parse(name: &str) -> Option<LogLevel> {
+        Self::ALL.iter().find(|(_, n)| *n == name).map(|(l, _)| *l)
+    }
+
+    /// The level's name on the wire.
+    pub fn as_str(self) -> &'static str {
+        Self::ALL[self as usize].1
+    }
+
+    /// The `level` of a `notifications/message`'s params (`None` when unreadable).
+    pub fn of_message(params: Option<&RawValue>) -> Option<LogLevel> {
+        #[derive(serde::Deserialize)]
+        struct Msg<'a> {
+            #[serde(borrow)]
+            level: std::borrow::Cow<'a, str>,
+        }
+        let m: Msg<'_> = serde_json::from_str(params?.get()).ok()?;
+        LogLevel::parse(&m.level)
+    }
+}
 
 /// Which protocol generation a peer speaks.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -8,6 +8,7 @@
 //! answer goes back through [`ServerMessage::reply`].
 
 use crate::JsonRpcError;
+use crate::protocol::LogLevel;
 use serde_json::value::RawValue;
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
@@ -32,6 +33,7 @@ pub struct ServerMessage {
 pub struct RelaySink {
     tx: mpsc::UnboundedSender<ServerMessage>,
     capabilities: Option<Arc<str>>,
+    log_level: Option<LogLevel>,
 }
 
 impl RelaySink {
@@ -41,6 +43,7 @@ impl RelaySink {
         let sink = RelaySink {
             tx,
             capabilities: None,
+            log_level: None,
         };
         (sink, rx)
     }
@@ -51,6 +54,19 @@ impl RelaySink {
     pub fn with_capabilities(mut self, capabilities: Option<Arc<str>>) -> Self {
         self.capabilities = capabilities;
         self
+    }
+
+    /// The same sink, asking for the server's log messages at `level` and above. A
+    /// 2026-07-28 upstream sees it as the request's `_meta` log level; without one it sends
+    /// no log messages for the request, as the spec says.
+    pub fn with_log_level(mut self, level: Option<LogLevel>) -> Self {
+        self.log_level = level;
+        self
+    }
+
+    /// The log level asked for with [`Self::with_log_level`].
+    pub fn log_level(&self) -> Option<LogLevel> {
+        self.log_level
     }
 
     /// The client capabilities declared with [`Self::with_capabilities`].

@@ -164,6 +164,12 @@ pub async fn post_mcp<S: McpService>(
             identity,
             can_ask: caps.is_some(),
             caps,
+            log_level: envelope
+                .as_ref()
+                .and_then(|e| e.meta.as_ref())
+                .and_then(|m| m.get(protocol::META_LOG_LEVEL))
+                .and_then(|v| serde_json::from_str::<&str>(v.get()).ok())
+                .and_then(LogLevel::parse),
             trace: trace_of(&headers, envelope.as_ref().and_then(|e| e.meta.as_ref())),
         };
         return answer(&ep, ctx, id, method, msg.params).await;
@@ -215,6 +221,7 @@ pub async fn post_mcp<S: McpService>(
                 stateless: false,
                 can_ask: session.can_relay(),
                 caps: session.relay_capabilities(),
+                log_level: session.log_level(),
                 session: Some(session),
                 identity,
                 trace: trace_of(&headers, envelope.as_ref().and_then(|e| e.meta.as_ref())),
@@ -243,6 +250,8 @@ pub(crate) struct Ctx {
     pub(crate) identity: Option<Arc<mcp_gateway_core::Identity>>,
     /// The client can answer sampling / elicitation requests relayed from upstreams.
     pub(crate) can_ask: bool,
+    /// The least severe log message the client wants (`None`: none at all).
+    pub(crate) log_level: Option<LogLevel>,
     /// What of the client's capabilities a 2026-07-28 upstream is told (see
     /// [`mcp_gateway_core::relay::relayable_capabilities`]).
     pub(crate) caps: Option<Arc<str>>,
@@ -276,8 +285,9 @@ pub(crate) fn trace_of(
         })
 }
 
-/// Answers one request: JSON for simple answers, an SSE stream when progress was asked for
-/// or for `subscriptions/listen`.
+/// Answers one request: JSON for simple answers, an SSE stream when there is something to
+/// send before the result (progress, log messages, relayed server requests) or for
+/// `subscriptions/listen`.
 pub(crate) async fn answer<S: McpService>(
     ep: &Arc<Endpoint<S>>,
     ctx: Ctx,
@@ -291,7 +301,11 @@ pub(crate) async fn answer<S: McpService>(
     let relayable = method == "tools/call";
     let wants_progress = relayable && params.is_some_and(|p| p.get().contains("\"progressToken\""));
     let retry = ctx.stateless && relayable && mrtr::is_retry(params);
-    if !(wants_progress || retry || (relayable && ctx.can_ask)) {
+    // A 2026-07-28 client asks for log messages per request; a session client gets them
+    // unless it turned them down with `logging/setLevel`, so its calls always take the path
+    // that can stream (and answer JSON when nothing came before the result).
+    let wants_logs = relayable && ctx.log_level.is_some();
+    if !(wants_progress || retry || wants_logs || (relayable && ctx.can_ask)) {
         return match dispatch(ep, &ctx, &id, method, params, None).await {
             Ok(r) => json_response(StatusCode::OK, jsonrpc::result_frame(&id, r.get())),
             Err(e) => {
@@ -304,12 +318,14 @@ pub(crate) async fn answer<S: McpService>(
         };
     }
     if ctx.stateless {
-        // Requests from upstreams become `input_required` results (MRTR); progress, when
-        // asked for, streams first.
+        // Requests from upstreams become `input_required` results (MRTR); progress and log
+        // messages, when asked for, stream first.
+        let streams = wants_progress || wants_logs;
         let owner = ctx.identity.as_ref().map(|i| i.subject.clone());
+        let level = ctx.log_level;
         let (tx, rx) = mpsc::channel(64);
         let mut notify = move |frame: Vec<u8>| -> bool {
-            !wants_progress || tx.try_send(sse_event(&frame)).is_ok() || !tx.is_closed()
+            !streams || tx.try_send(sse_event(&frame)).is_ok() || !tx.is_closed()
         };
         let outcome = if retry {
             mrtr::resume(ep, owner, params, &mut notify).await
@@ -321,7 +337,7 @@ pub(crate) async fn answer<S: McpService>(
                 method.to_string(),
                 params.map(ToOwned::to_owned),
             );
-            if wants_progress {
+            if streams {
                 // Stream: drive in the background so notifications flow while it runs.
                 let ep = ep.clone();
                 let (ftx, frx) = mpsc::channel(64);
@@ -329,7 +345,7 @@ pub(crate) async fn answer<S: McpService>(
                     let mut notify = |frame: Vec<u8>| {
                         ftx.try_send(sse_event(&frame)).is_ok() || !ftx.is_closed()
                     };
-                    let frame = match mrtr::drive(&ep, running, owner, &mut notify).await {
+                    let frame = match mrtr::drive(&ep, running, owner, level, &mut notify).await {
                         mrtr::Outcome::Done(Ok(r)) => jsonrpc::result_frame(&id, r.get()),
                         mrtr::Outcome::Done(Err(e)) => jsonrpc::error_frame(Some(&id), &e),
                         mrtr::Outcome::InputRequired(r) => {
@@ -340,7 +356,7 @@ pub(crate) async fn answer<S: McpService>(
                 });
                 return sse_response(frx, None);
             }
-            mrtr::drive(ep, running, owner, &mut notify).await
+            mrtr::drive(ep, running, owner, level, &mut notify).await
         };
         drop(rx);
         return match outcome {
@@ -354,13 +370,16 @@ pub(crate) async fn answer<S: McpService>(
             ),
         };
     }
-    // Session generation: an SSE answer carries progress and relayed server requests, then
-    // the result.
-    let (tx, rx) = mpsc::channel(64);
-    let ep = ep.clone();
+    // Session generation: progress, log messages and relayed server requests go on an SSE
+    // answer before the result. The answer becomes a stream only when the first of them
+    // arrives; a call that sends none is answered with plain JSON.
+    let (tx, mut rx) = mpsc::channel::<Streamed>(64);
+    let task_ep = ep.clone();
     let params = params.map(ToOwned::to_owned);
     let method = method.to_string();
+    let task_id = id.clone();
     tokio::spawn(async move {
+        let (ep, id) = (task_ep, task_id);
         let (sink, mut relay) = RelaySink::channel();
         let call = dispatch(&ep, &ctx, &id, &method, params.as_deref(), Some(sink));
         tokio::pin!(call);
@@ -373,7 +392,7 @@ pub(crate) async fn answer<S: McpService>(
                 r = &mut call => break r,
                 Some(m) = relay.recv() => {
                     if let Some(frame) = relay_frame(&session, ctx.can_ask, m)
-                        && tx.send(frame).await.is_err() {
+                        && tx.send(Streamed::Event(frame)).await.is_err() {
                             return; // client went away: dropping `call` cancels upstream
                         }
                 }
@@ -381,16 +400,48 @@ pub(crate) async fn answer<S: McpService>(
         };
         while let Ok(m) = relay.try_recv() {
             if let Some(frame) = relay_frame(&session, ctx.can_ask, m) {
-                let _ = tx.send(frame).await;
+                let _ = tx.send(Streamed::Event(frame)).await;
             }
         }
-        let frame = match result {
-            Ok(r) => jsonrpc::result_frame(&id, r.get()),
-            Err(e) => jsonrpc::error_frame(Some(&id), &e),
-        };
-        let _ = tx.send(sse_event(&frame)).await;
+        let _ = tx.send(Streamed::Last(result)).await;
     });
-    sse_response(rx, None)
+    match rx.recv().await {
+        Some(Streamed::Last(Ok(r))) => {
+            json_response(StatusCode::OK, jsonrpc::result_frame(&id, r.get()))
+        }
+        Some(Streamed::Last(Err(e))) => rpc_error(StatusCode::OK, Some(&id), e),
+        Some(Streamed::Event(first)) => {
+            let events =
+                futures::stream::unfold((Some(first), rx, id), |(first, mut rx, id)| async move {
+                    let bytes = match first {
+                        Some(b) => b,
+                        None => match rx.recv().await? {
+                            Streamed::Event(b) => b,
+                            Streamed::Last(Ok(r)) => {
+                                sse_event(&jsonrpc::result_frame(&id, r.get()))
+                            }
+                            Streamed::Last(Err(e)) => {
+                                sse_event(&jsonrpc::error_frame(Some(&id), &e))
+                            }
+                        },
+                    };
+                    Some((Ok::<_, Infallible>(bytes), (None, rx, id)))
+                });
+            sse_stream_response(Body::from_stream(events))
+        }
+        None => rpc_error(
+            StatusCode::OK,
+            Some(&id),
+            JsonRpcError::new(jsonrpc::INTERNAL_ERROR, "the call was dropped"),
+        ),
+    }
+}
+
+/// What a session-generation call sends its client: events before the result, then the
+/// result itself.
+enum Streamed {
+    Event(Bytes),
+    Last(Result<Box<RawValue>, JsonRpcError>),
 }
 
 /// Runs one request and returns its raw result or JSON-RPC error.
@@ -410,7 +461,8 @@ pub(crate) async fn dispatch<S: McpService>(
             "ttlMs": 0,
             "cacheScope": "public",
         }))),
-        "ping" | "logging/setLevel" if !ctx.stateless => Ok(raw(&json!({}))),
+        "ping" if !ctx.stateless => Ok(raw(&json!({}))),
+        "logging/setLevel" if !ctx.stateless => set_log_level(ctx, params),
         "tools/list" => list_tools(ep, ctx, params),
         "tools/call" => call_tool(ep, ctx, id, params, relay).await,
         "resources/list" | "resources/templates/list" | "prompts/list" => {
@@ -486,6 +538,62 @@ pub(crate) async fn call_tool<S: McpService>(
     params: Option<&RawValue>,
     relay: Option<RelaySink>,
 ) -> Result<Box<RawValue>, JsonRpcError> {
+    // A session-generation client cannot read an `input_required` result: the gateway asks
+    // it the upstream's questions as server→client requests on its stream and retries for it
+    // (2026-07-28 clients get the result as it is and retry themselves).
+    let bridge = relay.clone().filter(|_| !ctx.stateless);
+    let mut result = call_tool_once(ep, ctx, id, params, relay.clone()).await?;
+    let Some(sink) = bridge else {
+        return Ok(result);
+    };
+    for _ in 0..mrtr::MAX_ROUNDS {
+        let Some(mut round) = mrtr::InputRound::of(&result) else {
+            return Ok(result);
+        };
+        let state = round.request_state.take();
+        let answers = round.ask(&sink).await?;
+        let retry = mrtr::retry_params(params, answers, state)?;
+        result = call_tool_once(ep, ctx, id, Some(&retry), relay.clone()).await?;
+    }
+    Err(JsonRpcError::new(
+        jsonrpc::INTERNAL_ERROR,
+        format!(
+            "the server asked for input more than {} times in one call",
+            mrtr::MAX_ROUNDS
+        ),
+    ))
+}
+
+/// `logging/setLevel`: the session's calls relay log messages at this level and above
+/// (and ask 2026-07-28 upstreams for them at this level).
+fn set_log_level(ctx: &Ctx, params: Option<&RawValue>) -> Result<Box<RawValue>, JsonRpcError> {
+    #[derive(Deserialize)]
+    struct SetLevel {
+        level: String,
+    }
+    let level = params
+        .and_then(|p| serde_json::from_str::<SetLevel>(p.get()).ok())
+        .and_then(|p| LogLevel::parse(&p.level))
+        .ok_or_else(|| {
+            JsonRpcError::new(
+                jsonrpc::INVALID_PARAMS,
+                "logging/setLevel needs a level: debug, info, notice, warning, error, critical, alert or emergency",
+            )
+        })?;
+    if let Some(s) = &ctx.session {
+        s.set_log_level(level);
+    }
+    Ok(raw(&json!({})))
+}
+
+/// One `tools/call` through the MCP plane.
+async fn call_tool_once<S: McpService>(
+    ep: &Arc<Endpoint<S>>,
+    ctx: &Ctx,
+    id: &RequestId,
+    params: Option<&RawValue>,
+    relay: Option<RelaySink>,
+) -> Result<Box<RawValue>, JsonRpcError> {
     let params = params.ok_or_else(|| {
         JsonRpcError::new(
             jsonrpc::INVALID_PARAMS,
@@ -502,7 +610,10 @@ pub(crate) async fn call_tool<S: McpService>(
     // name the server knows, from the one catalog.
     req.identity = ctx.identity.clone();
     if let Some(r) = relay {
-        req.extensions.insert(r.with_capabilities(ctx.caps.clone()));
+        let r = r
+            .with_capabilities(ctx.caps.clone())
+            .with_log_level(ctx.log_level);
+        req.extensions.insert(r);
     }
     let span = tracing::debug_span!(
         "tools/call",

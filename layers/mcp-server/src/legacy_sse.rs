@@ -169,6 +169,7 @@ pub(crate) async fn legacy_message<S: McpService>(
                 stateless: false,
                 can_ask: session.can_relay(),
                 caps: session.relay_capabilities(),
+                log_level: session.log_level(),
                 session: Some(session.clone()),
                 identity,
                 trace: None,

@@ -96,7 +96,7 @@ use base64::Engine;
 use mcp_gateway_cluster::Cluster;
 use mcp_gateway_core::body::BodyError;
 use mcp_gateway_core::jsonrpc::{self, JsonRpcError, Message, RequestId};
-use mcp_gateway_core::protocol::{self, STATELESS_VERSION};
+use mcp_gateway_core::protocol::{self, LogLevel, STATELESS_VERSION};
 use mcp_gateway_core::relay::RelaySink;
 use mcp_gateway_core::{Identity, McpError, McpRequest, McpResponse, ToolPolicy};
 use mcp_gateway_router::Catalog;
@@ -398,7 +398,16 @@ fn sse_response(rx: mpsc::Receiver<Bytes>, session: Option<&str>) -> Response {
     let stream = futures::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|b| (Ok::<_, Infallible>(b), rx))
     });
-    let mut res = Response::new(Body::from_stream(stream));
+    let mut res = sse_stream_response(Body::from_stream(stream));
+    if let Some(id) = session.and_then(|s| HeaderValue::from_str(s).ok()) {
+        res.headers_mut().insert("mcp-session-id", id);
+    }
+    res
+}
+
+/// An event-stream answer with `body`.
+fn sse_stream_response(body: Body) -> Response {
+    let mut res = Response::new(body);
     let h = res.headers_mut();
     h.insert(
         header::CONTENT_TYPE,
@@ -406,9 +415,6 @@ fn sse_response(rx: mpsc::Receiver<Bytes>, session: Option<&str>) -> Response {
     );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     h.insert("x-accel-buffering", HeaderValue::from_static("no"));
-    if let Some(id) = session.and_then(|s| HeaderValue::from_str(s).ok()) {
-        h.insert("mcp-session-id", id);
-    }
     res
 }
 

@@ -10,6 +10,7 @@
 
 use crate::{Ctx, Endpoint, McpService, dispatch};
 use mcp_gateway_core::jsonrpc::{self, JsonRpcError, RequestId};
+use mcp_gateway_core::protocol::LogLevel;
 use mcp_gateway_core::relay::{RelaySink, Reply, ServerMessage};
 use serde::Deserialize;
 use serde_json::json;
@@ -38,6 +39,7 @@ pub(crate) struct Parked {
     /// Requests awaiting an answer: key → (reply, method, params).
     asked: Vec<(String, Reply, String, Option<Box<RawValue>>)>,
     owner: Option<String>,
+    level: Option<LogLevel>,
     expires: Instant,
 }
 
@@ -84,6 +86,7 @@ pub(crate) async fn drive<S: McpService>(
     ep: &Endpoint<S>,
     mut running: Running,
     owner: Option<String>,
+    level: Option<LogLevel>,
     notify: &mut (dyn FnMut(Vec<u8>) -> bool + Send),
 ) -> Outcome {
     loop {
@@ -91,6 +94,9 @@ pub(crate) async fn drive<S: McpService>(
             biased;
             m = running.relay.recv() => match m {
                 Some(ServerMessage { reply: None, method, params }) => {
+                    if !wanted(&method, params.as_deref(), level) {
+                        continue;
+                    }
                     if !notify(jsonrpc::notification_frame(&method, params.as_deref().map(RawValue::get))) {
                         return Outcome::Done(Err(JsonRpcError::new(jsonrpc::INTERNAL_ERROR, "client went away")));
                     }
@@ -100,12 +106,13 @@ pub(crate) async fn drive<S: McpService>(
                     while let Ok(m) = running.relay.try_recv() {
                         match m.reply {
                             Some(r) => asked.push((format!("input_{}", asked.len() + 1), r, m.method, m.params)),
-                            None => {
+                            None if wanted(&m.method, m.params.as_deref(), level) => {
                                 notify(jsonrpc::notification_frame(&m.method, m.params.as_deref().map(RawValue::get)));
                             }
+                            None => {}
                         }
                     }
-                    return Outcome::InputRequired(park(ep, Parked { running, asked, owner, expires: Instant::now() + PARK_TTL }));
+                    return Outcome::InputRequired(park(ep, Parked { running, asked, owner, level, expires: Instant::now() + PARK_TTL }));
                 }
                 // The sink is gone: the call has finished; its result is next.
                 None => {
@@ -115,7 +122,7 @@ pub(crate) async fn drive<S: McpService>(
             },
             r = &mut running.result => {
                 while let Ok(m) = running.relay.try_recv() {
-                    if m.reply.is_none() {
+                    if m.reply.is_none() && wanted(&m.method, m.params.as_deref(), level) {
                         notify(jsonrpc::notification_frame(&m.method, m.params.as_deref().map(RawValue::get)));
                     }
                 }
@@ -123,6 +130,13 @@ pub(crate) async fn drive<S: McpService>(
             }
         }
     }
+}
+
+/// True when a notification goes to a 2026-07-28 client: log messages only when it asked
+/// for them with a `_meta` log level, and at or above that level.
+pub(crate) fn wanted(method: &str, params: Option<&RawValue>, level: Option<LogLevel>) -> bool {
+    method != "notifications/message"
+        || level.is_some_and(|min| LogLevel::of_message(params).is_none_or(|l| l >= min))
 }
 
 fn park<S: McpService>(ep: &Endpoint<S>, parked: Parked) -> Box<RawValue> {
@@ -210,12 +224,132 @@ pub(crate) async fn resume<S: McpService>(
         parked.expires = Instant::now() + PARK_TTL;
         return Outcome::InputRequired(park(ep, parked));
     }
-    let Parked { running, owner, .. } = parked;
-    drive(ep, running, owner, notify).await
+    let Parked {
+        running,
+        owner,
+        level,
+        ..
+    } = parked;
+    drive(ep, running, owner, level, notify).await
 }
 
 /// Drops parked calls whose client never came back (cancelling them upstream).
 pub(crate) fn expire(parked: &std::sync::Mutex<HashMap<String, Parked>>) {
     let now = Instant::now();
     parked.lock().expect("lock").retain(|_, p| p.expires > now);
+}
+
+/// Most input rounds the gateway bridges within one call for a session-generation client.
+pub(crate) const MAX_ROUNDS: usize = 32;
+
+/// One `input_required` result of a 2026-07-28 upstream, to be asked of a client that can
+/// only receive server→client requests.
+pub(crate) struct InputRound {
+    requests: BTreeMap<String, InputRequest>,
+    pub(crate) request_state: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct InputRequest {
+    method: String,
+    #[serde(default)]
+    params: Option<Box<RawValue>>,
+}
+
+impl InputRound {
+    /// The round `result` asks for, if it is an `input_required` result.
+    pub(crate) fn of(result: &RawValue) -> Option<InputRound> {
+        #[derive(Deserialize)]
+        struct Head {
+            #[serde(rename = "resultType")]
+            result_type: String,
+            #[serde(default, rename = "inputRequests")]
+            input_requests: BTreeMap<String, InputRequest>,
+            #[serde(default, rename = "requestState")]
+            request_state: Option<String>,
+        }
+        if !result.get().contains("\"input_required\"") {
+            return None;
+        }
+        let head: Head = serde_json::from_str(result.get()).ok()?;
+        (head.result_type == "input_required").then_some(InputRound {
+            requests: head.input_requests,
+            request_state: head.request_state,
+        })
+    }
+
+    /// Sends every request to the client through `sink` and collects the answers, keyed as
+    /// the server keyed its requests. A client error fails the call with that error; a
+    /// client that does not answer within [`PARK_TTL`] fails it too.
+    pub(crate) async fn ask(
+        self,
+        sink: &RelaySink,
+    ) -> Result<BTreeMap<String, Box<RawValue>>, JsonRpcError> {
+        let mut waiting = Vec::with_capacity(self.requests.len());
+        for (key, r) in self.requests {
+            let (tx, rx) = oneshot::channel();
+            let sent = sink.send(ServerMessage {
+                method: r.method,
+                params: r.params,
+                reply: Some(tx),
+            });
+            if !sent {
+                return Err(JsonRpcError::new(
+                    jsonrpc::INTERNAL_ERROR,
+                    "client went away",
+                ));
+            }
+            waiting.push((key, rx));
+        }
+        let all = async {
+            let mut answers = BTreeMap::new();
+            for (key, rx) in waiting {
+                match rx.await {
+                    Ok(Ok(answer)) => {
+                        answers.insert(key, answer);
+                    }
+                    Ok(Err(e)) => return Err(e),
+                    Err(_) => {
+                        return Err(JsonRpcError::new(
+                            jsonrpc::INTERNAL_ERROR,
+                            "the client's answer was lost",
+                        ));
+                    }
+                }
+            }
+            Ok(answers)
+        };
+        tokio::time::timeout(PARK_TTL, all)
+            .await
+            .unwrap_or_else(|_| {
+                Err(JsonRpcError::new(
+                    jsonrpc::INTERNAL_ERROR,
+                    "the client did not answer the server's request in time",
+                ))
+            })
+    }
+}
+
+/// The params of the retry: the original ones with `inputResponses` and, when the server
+/// sent one, its `requestState` (echoed exactly, as the spec requires).
+pub(crate) fn retry_params(
+    params: Option<&RawValue>,
+    answers: BTreeMap<String, Box<RawValue>>,
+    state: Option<String>,
+) -> Result<Box<RawValue>, JsonRpcError> {
+    let invalid = |e: serde_json::Error| JsonRpcError::new(jsonrpc::INVALID_PARAMS, e.to_string());
+    let mut top: BTreeMap<String, Box<RawValue>> = match params {
+        Some(p) => serde_json::from_str(p.get()).map_err(invalid)?,
+        None => BTreeMap::new(),
+    };
+    top.insert(
+        "inputResponses".into(),
+        RawValue::from_string(serde_json::to_string(&answers).map_err(invalid)?)
+            .map_err(invalid)?,
+    );
+    match state {
+        Some(s) => top.insert("requestState".into(), crate::raw(&json!(s))),
+        None => top.remove("requestState"),
+    };
+    RawValue::from_string(serde_json::to_string(&top).map_err(invalid)?).map_err(invalid)
 }

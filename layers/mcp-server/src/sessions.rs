@@ -2,6 +2,7 @@
 //! legacy HTTP+SSE transport): ids, negotiated version, open streams, in-flight calls, expiry.
 
 use bytes::Bytes;
+use mcp_gateway_core::protocol::LogLevel;
 use mcp_gateway_core::relay::Reply;
 use mcp_gateway_core::{JsonRpcError, RequestId};
 use serde_json::value::RawValue;
@@ -36,6 +37,9 @@ pub(crate) struct Session {
     /// The part of the client's capabilities the gateway relays (see
     /// [`mcp_gateway_core::relay::relayable_capabilities`]), for 2026-07-28 upstreams.
     relay_caps: RwLock<Option<Arc<str>>>,
+    /// `logging/setLevel`: 0 for no log messages, else 1 + the least severe level wanted
+    /// (every level until the client sets one, as a server does).
+    log_level: std::sync::atomic::AtomicU8,
     /// Requests relayed to the client, by the id the gateway gave them, awaiting an answer.
     asked: Mutex<HashMap<String, Reply>>,
     next_ask: AtomicU64,
@@ -67,6 +71,7 @@ impl Session {
             owner,
             can_relay: std::sync::atomic::AtomicBool::new(false),
             relay_caps: RwLock::new(None),
+            log_level: std::sync::atomic::AtomicU8::new(1),
             asked: Mutex::new(HashMap::new()),
             next_ask: AtomicU64::new(1),
         }
@@ -91,6 +96,27 @@ impl Session {
         self.can_relay.store(can_relay(caps), Ordering::Relaxed);
         *self.relay_caps.write().expect("lock") =
             mcp_gateway_core::relay::relayable_capabilities(&caps.to_string());
+    }
+
+    /// The least severe log message the client wants (`logging/setLevel`).
+    pub(crate) fn log_level(&self) -> Option<LogLevel> {
+        const LEVELS: [LogLevel; 8] = [
+            LogLevel::Debug,
+            LogLevel::Info,
+            LogLevel::Notice,
+            LogLevel::Warning,
+            LogLevel::Error,
+            LogLevel::Critical,
+            LogLevel::Alert,
+            LogLevel::Emergency,
+        ];
+        let n = self.log_level.load(Ordering::Relaxed) as usize;
+        n.checked_sub(1).and_then(|i| LEVELS.get(i).copied())
+    }
+
+    /// Records the client's `logging/setLevel`.
+    pub(crate) fn set_log_level(&self, level: LogLevel) {
+        self.log_level.store(level as u8 + 1, Ordering::Relaxed);
     }
 
     /// The client capabilities a 2026-07-28 upstream is told about on this session's calls.

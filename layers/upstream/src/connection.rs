@@ -320,7 +320,7 @@ impl Connection {
                     },
                 );
         }
-        let params = match self.with_meta(params, relay.and_then(RelaySink::capabilities)) {
+        let params = match self.with_meta(params, relay) {
             Ok(p) => p,
             Err(e) => {
                 self.progress
@@ -401,7 +401,7 @@ impl Connection {
     fn with_meta<'a>(
         &self,
         params: Option<&'a RawValue>,
-        caps: Option<&str>,
+        relay: Option<&RelaySink>,
     ) -> Result<Option<std::borrow::Cow<'a, str>>, McpError> {
         let Some(meta) = self.stateless_meta.get() else {
             // A 2026-07-28 client's envelope keys must not reach an older server: some refuse
@@ -421,10 +421,16 @@ impl Connection {
                 p => Ok(p.map(|p| std::borrow::Cow::Borrowed(p.get()))),
             };
         };
-        let (key, caps) = (protocol::META_CLIENT_CAPABILITIES, caps.unwrap_or("{}"));
+        let key = protocol::META_CLIENT_CAPABILITIES;
+        let caps = relay.and_then(RelaySink::capabilities).unwrap_or("{}");
+        // The caller's log level, if it asked for log messages (no allocation otherwise).
+        let level = match relay.and_then(RelaySink::log_level) {
+            Some(l) => format!(r#","{}":"{}""#, protocol::META_LOG_LEVEL, l.as_str()),
+            None => String::new(),
+        };
         let Some(p) = params else {
             return Ok(Some(
-                format!(r#"{{"_meta":{{{meta},"{key}":{caps}}}}}"#).into(),
+                format!(r#"{{"_meta":{{{meta},"{key}":{caps}{level}}}}}"#).into(),
             ));
         };
         let text = p.get().trim_start();
@@ -440,7 +446,7 @@ impl Connection {
                 ","
             };
             return Ok(Some(
-                format!(r#"{{"_meta":{{{meta},"{key}":{caps}}}{sep}{rest}"#).into(),
+                format!(r#"{{"_meta":{{{meta},"{key}":{caps}{level}}}{sep}{rest}"#).into(),
             ));
         }
         // The caller sent its own `_meta` (a progress token, trace context, ...): merge,
@@ -453,7 +459,7 @@ impl Connection {
             None => serde_json::Map::new(),
         };
         let ours: serde_json::Map<String, serde_json::Value> =
-            serde_json::from_str(&format!(r#"{{{meta},"{key}":{caps}}}"#))
+            serde_json::from_str(&format!(r#"{{{meta},"{key}":{caps}{level}}}"#))
                 .map_err(|e| McpError::InvalidParams(format!("client capabilities: {e}")))?;
         merged.extend(ours);
         let m = serde_json::to_string(&merged).expect("map serializes");
@@ -468,6 +474,16 @@ impl Connection {
 
     /// Dispatches one frame received from the server.
     pub(crate) fn handle_incoming(&self, line: &[u8]) -> Result<(), serde_json::Error> {
+        self.handle_incoming_in(line, None)
+    }
+
+    /// Dispatches one frame received from the server on the answer stream of call `call`
+    /// (a Streamable HTTP POST's event stream): its notifications belong to that call.
+    pub(crate) fn handle_incoming_in(
+        &self,
+        line: &[u8],
+        call: Option<u64>,
+    ) -> Result<(), serde_json::Error> {
         let msg: Message<'_> = serde_json::from_slice(line)?;
         match (msg.id, msg.method) {
             (Some(id), None) => {
@@ -503,7 +519,7 @@ impl Connection {
                     }
                 }
             }
-            (None, Some(method)) => self.handle_notification(&method, msg.params),
+            (None, Some(method)) => self.handle_notification(&method, msg.params, call),
             (Some(id), Some(method)) => self.handle_server_request(id, &method, msg.params),
             (None, None) => {
                 tracing::warn!(server = %self.server, "message with neither id nor method ignored")
@@ -512,7 +528,7 @@ impl Connection {
         Ok(())
     }
 
-    fn handle_notification(&self, method: &str, params: Option<&RawValue>) {
+    fn handle_notification(&self, method: &str, params: Option<&RawValue>, call: Option<u64>) {
         match method {
             "notifications/tools/list_changed" => {
                 let _ = self.events.send(Event::ToolsListChanged);
@@ -530,9 +546,32 @@ impl Connection {
                 // A server decides what it logs, the gateway how much of it lands in its own
                 // log: one line, cut at LOG_LINE_MAX bytes.
                 let p = params.map(RawValue::get).unwrap_or("");
-                tracing::info!(server = %self.server, params = %cut(p, LOG_LINE_MAX), bytes = p.len(), "server log")
+                tracing::debug!(server = %self.server, params = %cut(p, LOG_LINE_MAX), bytes = p.len(), "server log");
+                self.relay_log(params, call);
             }
             _ => tracing::debug!(server = %self.server, method, "notification from server"),
+        }
+    }
+
+    /// Sends a log message to the client of the call it belongs to: the call whose answer
+    /// stream carried it, or, on a transport that does not tell (stdio, WebSocket, legacy
+    /// SSE), the only call in flight. With several calls in flight it stays in the gateway's
+    /// log: sending it to a guessed caller could show one client another's data.
+    fn relay_log(&self, params: Option<&RawValue>, call: Option<u64>) {
+        let relays = self.progress.lock().expect("progress table poisoned");
+        let target = match call {
+            Some(id) => relays.get(&id),
+            None if self.pending.lock().expect("pending table poisoned").len() == 1 => {
+                relays.values().next().filter(|_| relays.len() == 1)
+            }
+            None => None,
+        };
+        if let Some(r) = target {
+            r.sink.send(ServerMessage {
+                method: "notifications/message".into(),
+                params: params.map(ToOwned::to_owned),
+                reply: None,
+            });
         }
     }
 
@@ -578,7 +617,8 @@ impl Connection {
                 let relays = self.progress.lock().expect("progress table poisoned");
                 relays
                     .iter()
-                    .filter(|(_, r)| !r.sink.is_closed())
+                    // Only calls whose client declared it can answer such requests.
+                    .filter(|(_, r)| !r.sink.is_closed() && r.sink.capabilities().is_some())
                     .max_by_key(|(call, _)| **call)
                     .map(|(_, r)| r.sink.clone())
             };
@@ -1016,8 +1056,12 @@ mod tests {
             serde_json::from_str(&c.with_meta(Some(&p), None).unwrap().unwrap()).unwrap();
         assert_eq!(v["_meta"]["progressToken"], 5);
         assert_eq!(v["_meta"][protocol::META_CLIENT_INFO]["name"], "gw");
+        let sampling = RelaySink::channel()
+            .0
+            .with_capabilities(Some(r#"{"sampling":{}}"#.into()))
+            .with_log_level(Some(protocol::LogLevel::Info));
         let v: serde_json::Value = serde_json::from_str(
-            &c.with_meta(Some(&raw("{ }")), Some(r#"{"sampling":{}}"#))
+            &c.with_meta(Some(&raw("{ }")), Some(&sampling))
                 .unwrap()
                 .unwrap(),
         )
@@ -1026,6 +1070,7 @@ mod tests {
             v["_meta"][protocol::META_CLIENT_CAPABILITIES],
             serde_json::json!({"sampling": {}})
         );
+        assert_eq!(v["_meta"][protocol::META_LOG_LEVEL], "info");
         assert!(
             c.with_meta(None, None)
                 .unwrap()

@@ -569,7 +569,7 @@ impl Http {
             let mut malformed = None;
             let ended = read_events(response, self.conn.max_message(), |ev| {
                 if ev.event == "message"
-                    && let Err(e) = self.conn.handle_incoming(ev.data.as_bytes()) {
+                    && let Err(e) = self.conn.handle_incoming_in(ev.data.as_bytes(), head.request_id) {
                         tracing::warn!(server = %self.conn.server(), error = %e, "malformed message in an event stream");
                         malformed = Some(format!("malformed message in the event stream: {e}"));
                     }

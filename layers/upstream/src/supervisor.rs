@@ -560,7 +560,7 @@ async fn initialize(conn: &Arc<Connection>, cfg: &UpstreamConfig) -> Result<Peer
         "protocolVersion": protocol::LATEST_SESSION_VERSION,
         // The gateway relays sampling and elicitation to the client whose call asks for
         // them (roots are not declared: a server would let them replace its own config).
-        "capabilities": {"sampling": {}, "elicitation": {}},
+        "capabilities": {"sampling": {}, "elicitation": {"form": {}}},
         "clientInfo": {"name": cfg.client_info.0, "version": cfg.client_info.1},
     }));
     let result = timed(cfg, cfg.timeout, conn.request("initialize", Some(&params))).await?;

@@ -1,0 +1,239 @@
+//! A client gets through the gateway what it gets from the server directly, on either
+//! protocol generation (issue 21).
+//!
+//! The upstream is `tests/peers/py_everything.py`, a server on the PyPI `mcp` 2.x SDK that
+//! serves the 2025 session generation and the stateless 2026-07-28 revision on one
+//! endpoint. `tests/peers/py_everything_check.py` drives it with the SDK's own client — in
+//! 2026-07-28 (`auto`) and in the session generation (`legacy`) — and checks sampling,
+//! elicitation (defaults, enums, titled enums), a two-round MRTR tool, log messages during a
+//! call, progress, the capabilities the server sees, and resources. The same script runs
+//! here against the gateway's `/mcp`, for each `protocol` the gateway can speak upstream.
+
+mod common;
+
+use common::*;
+use serde_json::{Value, json};
+use std::time::Duration;
+
+const ACCEPT: &str = "application/json, text/event-stream";
+
+/// Starts py_everything over Streamable HTTP on a free loopback port.
+async fn py_everything(args: &[&str]) -> (tokio::process::Child, String) {
+    use tokio::io::AsyncBufReadExt;
+    let mut child = tokio::process::Command::new(peers_python())
+        .arg(root().join("tests/peers/py_everything.py"))
+        .args(args)
+        .args(["--http", "0"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn py_everything");
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let line = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
+        .await
+        .expect("py_everything prints its url")
+        .unwrap()
+        .expect("a `kind url` line");
+    let url = line.split_once(' ').expect("`kind url` line").1.to_string();
+    (child, url)
+}
+
+fn gateway_yaml(url: &str, protocol: &str) -> String {
+    format!(
+        "toolNaming: bare\nservers:\n  - id: ev\n    transport: streamable-http\n    \
+         url: {url:?}\n    toolPrefix: \"\"\n    protocol: {protocol}\n    timeout: 30000\n"
+    )
+}
+
+/// Runs the Python SDK client's checks against `url` in `mode`; panics with its output.
+async fn sdk_checks(url: &str, mode: &str) -> String {
+    let out = tokio::process::Command::new(peers_python())
+        .arg(root().join("tests/peers/py_everything_check.py"))
+        .args(["--url", url, "--mode", mode, "--skip", "subscribe"])
+        .output()
+        .await
+        .expect("run py_everything_check");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{mode} client through {url}:\n{text}");
+    text
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn python_sdk_clients_of_both_generations_get_what_they_get_directly() {
+    require_peers();
+    let (_server, url) = py_everything(&[]).await;
+    // Directly first: the checks themselves hold against the server.
+    for mode in ["auto", "legacy"] {
+        sdk_checks(&url, mode).await;
+    }
+    for protocol in ["auto", "stateless", "session"] {
+        let gw = TestGateway::start(config(&gateway_yaml(&url, protocol))).await;
+        let mcp = gw.url("/mcp");
+        for mode in ["auto", "legacy"] {
+            let out = sdk_checks(&mcp, mode).await;
+            eprintln!("protocol {protocol}: {}", out.trim());
+        }
+        gw.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_server_with_only_resources_is_served() {
+    require_peers();
+    let (_server, url) = py_everything(&["--resources-only"]).await;
+    for protocol in ["auto", "session"] {
+        let gw = TestGateway::start(config(&gateway_yaml(&url, protocol))).await;
+        let (status, servers) = gw.get("/api/v1/servers").await;
+        assert_eq!(status, 200, "{servers}");
+        let ev = &servers["servers"][0];
+        assert_eq!(ev["status"], "healthy", "protocol {protocol}: {servers}");
+        assert_eq!(ev["toolCount"], 0, "{servers}");
+        let v: Value = stateless_post(
+            &gw,
+            "resources/read",
+            Some("static://hello"),
+            "2026-07-28",
+            json!({"uri": "static://hello"}),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+        assert_eq!(v["result"]["contents"][0]["text"], "hello", "{v}");
+        // Health probes find it alive though it has no ping (2026) and no tools.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let (_, h) = gw.get("/api/v1/health").await;
+        assert_eq!(h["servers"]["healthy"], 1, "{h}");
+        gw.stop().await;
+    }
+}
+
+/// A 2026-07-28 request with `_meta` and the routing headers.
+fn stateless_post(
+    gw: &TestGateway,
+    method: &str,
+    name: Option<&str>,
+    version: &str,
+    params: Value,
+) -> reqwest::RequestBuilder {
+    let mut params = params;
+    params["_meta"] = json!({
+        "io.modelcontextprotocol/protocolVersion": version,
+        "io.modelcontextprotocol/clientCapabilities": {},
+        "io.modelcontextprotocol/clientInfo": {"name": "t", "version": "1"},
+    });
+    let mut req = gw
+        .http
+        .post(gw.url("/mcp"))
+        .header("accept", ACCEPT)
+        .header("mcp-protocol-version", version)
+        .header("mcp-method", method)
+        .json(&json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}));
+    if let Some(n) = name {
+        req = req.header("mcp-name", n);
+    }
+    req
+}
+
+#[tokio::test]
+async fn stateless_errors_carry_the_spec_codes_and_statuses() {
+    let cfg = config(&format!(
+        "servers:\n{}",
+        test_server_yaml("t", &["--generation", "stateless"], "")
+    ));
+    let gw = TestGateway::start(cfg).await;
+    let check = |r: reqwest::Response, status: u16, code: i64| async move {
+        let got = r.status().as_u16();
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(
+            (got, v["error"]["code"].as_i64()),
+            (status, Some(code)),
+            "{v}"
+        );
+    };
+    // Header/body mismatch is judged before the version.
+    let r = stateless_post(
+        &gw,
+        "tools/call",
+        Some("t__other"),
+        "2099-01-01",
+        json!({"name": "t__echo"}),
+    )
+    .send()
+    .await
+    .unwrap();
+    check(r, 400, -32020).await;
+    // A version the gateway does not speak, headers in order: -32022.
+    let r = stateless_post(
+        &gw,
+        "tools/call",
+        Some("t__echo"),
+        "2099-01-01",
+        json!({"name": "t__echo"}),
+    )
+    .send()
+    .await
+    .unwrap();
+    check(r, 400, -32022).await;
+    // Methods 2026-07-28 removed: 404 with -32601.
+    for method in [
+        "initialize",
+        "resources/subscribe",
+        "resources/unsubscribe",
+        "ping",
+    ] {
+        let r = stateless_post(&gw, method, None, "2026-07-28", json!({"uri": "x://y"}))
+            .send()
+            .await
+            .unwrap();
+        check(r, 404, -32601).await;
+    }
+    // An unknown tool is invalid params: 400.
+    let r = stateless_post(
+        &gw,
+        "tools/call",
+        Some("t__nope"),
+        "2026-07-28",
+        json!({"name": "t__nope", "arguments": {}}),
+    )
+    .send()
+    .await
+    .unwrap();
+    check(r, 400, -32602).await;
+    // A repeated routing header is a mismatch.
+    let r = stateless_post(
+        &gw,
+        "tools/call",
+        Some("t__echo"),
+        "2026-07-28",
+        json!({"name": "t__echo"}),
+    )
+    .header("mcp-name", "t__echo")
+    .send()
+    .await
+    .unwrap();
+    check(r, 400, -32020).await;
+    // The session generation still works beside it.
+    let r = gw
+        .http
+        .post(gw.url("/mcp"))
+        .header("accept", ACCEPT)
+        .json(
+            &json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-11-25", "capabilities": {},
+            "clientInfo": {"name": "t", "version": "1"}}}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.headers().contains_key("mcp-session-id"));
+    gw.stop().await;
+}
