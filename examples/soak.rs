@@ -566,10 +566,11 @@ impl Caller {
         let tool = format!("{server}__echo");
         let text = format!("soak-{k}");
         let args = json!({"text": text});
-        if front == Front::Session && self.session.is_none() {
-            if let Err(e) = self.open_session().await {
-                return Outcome::Lost(e);
-            }
+        if front == Front::Session
+            && self.session.is_none()
+            && let Err(e) = self.open_session().await
+        {
+            return Outcome::Lost(e);
         }
         let sent = match front {
             Front::Rest => {
@@ -953,7 +954,7 @@ async fn chaos(opts: &Opts) -> Result<Report, Error> {
     let seed = std::env::var("SOAK_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| std::process::id() as u64 * 2_654_435_761 | 1);
+        .unwrap_or_else(|| (std::process::id() as u64 * 2_654_435_761) | 1);
     let mut rng = Rng(seed);
     let fds_before = fds(fx.pid);
     let pooled_before = fx.upstream_sockets().iter().map(|p| p.1).sum::<usize>();
@@ -1080,7 +1081,6 @@ async fn chaos(opts: &Opts) -> Result<Report, Error> {
     // the pool when it wakes. They are counted apart, and each pool must stay within the
     // most calls that were ever in flight at once (the workers plus the dropped clients).
     let pooled = |fx: &Fixture| fx.upstream_sockets().iter().map(|p| p.1).sum::<usize>();
-    let pooled_before = pooled_before;
     let mut fds_after = fds(fx.pid);
     let mut pooled_after = pooled(&fx);
     for _ in 0..100 {

@@ -214,6 +214,7 @@ impl AppState {
         for slot in &state.servers {
             if let Some(u) = &slot.upstream {
                 tokio::spawn(sync_catalog(u.clone(), Arc::downgrade(&state)));
+                tokio::spawn(forward_resource_updates(u.clone(), Arc::downgrade(&state)));
                 if let Some(h) = &slot.health {
                     mcp_gateway_health::watch_upstream(u.clone(), h.clone(), state.stop.clone());
                 }
@@ -409,6 +410,27 @@ async fn sync_catalog(u: Upstream, state: std::sync::Weak<AppState>) {
         }
         tokio::select! {
             r = rx.changed() => if r.is_err() { return },
+            _ = stop.cancelled() => return,
+        }
+    }
+}
+
+/// Hands an upstream's resource updates to the catalog, where the MCP endpoint finds them.
+async fn forward_resource_updates(u: Upstream, state: std::sync::Weak<AppState>) {
+    let mut rx = u.resource_updates();
+    let (stop, catalog) = match state.upgrade() {
+        Some(s) => (s.stop.clone(), s.catalog.clone()),
+        None => return,
+    };
+    loop {
+        tokio::select! {
+            r = rx.recv() => match r {
+                Ok(uri) => catalog.publish_resource_update(u.id().clone(), uri),
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                    tracing::warn!(server = %u.id(), missed = n, "resource updates dropped");
+                }
+                Err(_) => return,
+            },
             _ = stop.cancelled() => return,
         }
     }

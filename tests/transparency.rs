@@ -50,7 +50,7 @@ fn gateway_yaml(url: &str, protocol: &str) -> String {
 async fn sdk_checks(url: &str, mode: &str) -> String {
     let out = tokio::process::Command::new(peers_python())
         .arg(root().join("tests/peers/py_everything_check.py"))
-        .args(["--url", url, "--mode", mode, "--skip", "subscribe"])
+        .args(["--url", url, "--mode", mode])
         .output()
         .await
         .expect("run py_everything_check");

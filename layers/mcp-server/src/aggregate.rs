@@ -44,10 +44,12 @@ pub(crate) fn capabilities<S: McpService>(ep: &Endpoint<S>) -> Value {
         ("completions", "completions"),
     ] {
         if !servers_with(ep, cap).is_empty() {
-            caps[key] = if key == "completions" {
-                json!({})
-            } else {
-                json!({"listChanged": false})
+            caps[key] = match key {
+                "completions" => json!({}),
+                // Subscriptions are the gateway's own (kept once per URI upstream): a
+                // 2026-07-28 server serves them through `subscriptions/listen`.
+                "resources" => json!({"listChanged": false, "subscribe": true}),
+                _ => json!({"listChanged": false}),
             };
         }
     }

@@ -296,7 +296,7 @@ pub(crate) async fn answer<S: McpService>(
     params: Option<&RawValue>,
 ) -> Response {
     if ctx.stateless && method == "subscriptions/listen" {
-        return listen(ep, id, params);
+        return listen(ep, id, params, ctx.identity);
     }
     let relayable = method == "tools/call";
     let wants_progress = relayable && params.is_some_and(|p| p.get().contains("\"progressToken\""));
@@ -472,7 +472,21 @@ pub(crate) async fn dispatch<S: McpService>(
         "resources/read" => aggregate::by_uri(ep, method, params, ctx.identity.as_ref()).await,
         // Removed in 2026-07-28 (subscriptions/listen replaces them): 404 there.
         "resources/subscribe" | "resources/unsubscribe" if !ctx.stateless => {
-            aggregate::by_uri(ep, method, params, ctx.identity.as_ref()).await
+            let session = ctx
+                .session
+                .as_ref()
+                .expect("session-generation requests have a session");
+            let uri = params
+                .and_then(|p| serde_json::from_str::<Envelope<'_>>(p.get()).ok())
+                .and_then(|e| e.uri.map(Cow::into_owned))
+                .ok_or_else(|| {
+                    JsonRpcError::new(jsonrpc::INVALID_PARAMS, format!("{method} needs a uri"))
+                })?;
+            let who = ctx.identity.as_ref();
+            match method {
+                "resources/subscribe" => subscriptions::subscribe(ep, session, &uri, who).await,
+                _ => subscriptions::unsubscribe(ep, session, &uri, who).await,
+            }
         }
         "completion/complete" => aggregate::complete(ep, params, ctx.identity.as_ref()).await,
         other => Err(JsonRpcError::new(

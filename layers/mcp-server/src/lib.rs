@@ -62,6 +62,7 @@ mod relay;
 mod session;
 mod sessions;
 mod stateless;
+mod subscriptions;
 mod trace;
 
 pub use dispatch::post_mcp;
@@ -186,6 +187,8 @@ pub struct Endpoint<S> {
     shutdown: tokio_util::sync::CancellationToken,
     /// 2026-07-28 calls waiting for their client's `inputResponses`, by `requestState`.
     parked: std::sync::Mutex<std::collections::HashMap<String, mrtr::Parked>>,
+    /// Clients' resource subscriptions.
+    subscriptions: subscriptions::Subscriptions,
 }
 
 impl<S> std::fmt::Debug for Endpoint<S> {
@@ -215,9 +218,11 @@ impl<S: McpService> Endpoint<S> {
             options,
             origins: aggregate::Origins::default(),
             parked: std::sync::Mutex::new(std::collections::HashMap::new()),
+            subscriptions: subscriptions::Subscriptions::default(),
             shutdown,
         });
         tokio::spawn(housekeeping(Arc::downgrade(&ep)));
+        tokio::spawn(subscriptions::deliver_updates(Arc::downgrade(&ep)));
         if let Some(rx) = bus {
             tokio::spawn(from_other_replicas(Arc::downgrade(&ep), rx));
         }
@@ -272,6 +277,7 @@ async fn housekeeping<S: McpService>(ep: std::sync::Weak<Endpoint<S>>) {
                 if n > 0 {
                     tracing::debug!(expired = n, "dropped idle MCP sessions");
                 }
+                subscriptions::sweep(&ep).await;
             }
             r = changes.recv() => {
                 if matches!(r, Err(tokio::sync::broadcast::error::RecvError::Closed)) {

@@ -132,8 +132,8 @@ pub(crate) async fn drive<S: McpService>(
     }
 }
 
-/// True when a notification goes to a 2026-07-28 client: log messages only when it asked
-/// for them with a `_meta` log level, and at or above that level.
+/// True when a notification goes to its client: log messages only when it asked for them
+/// (a 2026-07-28 `_meta` log level, a session's `logging/setLevel`), at or above that level.
 pub(crate) fn wanted(method: &str, params: Option<&RawValue>, level: Option<LogLevel>) -> bool {
     method != "notifications/message"
         || level.is_some_and(|min| LogLevel::of_message(params).is_none_or(|l| l >= min))

@@ -40,11 +40,7 @@ pub(crate) fn relay_frame(
     can_ask: bool,
     m: mcp_gateway_core::relay::ServerMessage,
 ) -> Option<Bytes> {
-    if m.method == "notifications/message"
-        && !session
-            .log_level()
-            .is_some_and(|min| LogLevel::of_message(m.params.as_deref()).is_none_or(|l| l >= min))
-    {
+    if !crate::mrtr::wanted(&m.method, m.params.as_deref(), session.log_level()) {
         return None;
     }
     let params = m.params.as_deref().map(RawValue::get);

@@ -178,55 +178,75 @@ pub(crate) fn stateless_result(result: Box<RawValue>) -> Box<RawValue> {
     RawValue::from_string(out).unwrap_or(result)
 }
 
-/// `subscriptions/listen`: acknowledges the notifications the gateway can honour, then
-/// keeps the stream open and sends `notifications/tools/list_changed` tagged with the
-/// subscription id.
+/// `subscriptions/listen`: subscribes the stream to the resources it names (as its caller:
+/// access rules apply), acknowledges what the gateway can honour, then keeps the stream
+/// open with `notifications/tools/list_changed` and `notifications/resources/updated`,
+/// each tagged with the subscription id.
 pub(crate) fn listen<S: McpService>(
     ep: &Arc<Endpoint<S>>,
     id: RequestId,
     params: Option<&RawValue>,
+    who: Option<Arc<Identity>>,
 ) -> Response {
-    let wants_tools = params
+    let wanted = params
         .and_then(|p| serde_json::from_str::<Value>(p.get()).ok())
-        .and_then(|v| {
-            v.pointer("/notifications/toolsListChanged")
-                .and_then(Value::as_bool)
-        })
+        .and_then(|v| v.get("notifications").cloned())
+        .unwrap_or(Value::Null);
+    let wants_tools = wanted
+        .get("toolsListChanged")
+        .and_then(Value::as_bool)
         .unwrap_or(false);
+    let uris: Vec<String> = wanted
+        .get("resourceSubscriptions")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|u| u.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default();
     let meta = json!({ "io.modelcontextprotocol/subscriptionId": id });
-    let honored = if wants_tools {
-        json!({"toolsListChanged": true})
-    } else {
-        json!({})
-    };
-    let ack = jsonrpc::notification_frame(
-        "notifications/subscriptions/acknowledged",
-        Some(&json!({"notifications": honored, "_meta": meta}).to_string()),
-    );
-    let (tx, rx) = mpsc::channel(16);
+    let (tx, rx) = mpsc::channel(64);
     let mut changes = ep.catalog.subscribe();
     let shutdown = ep.shutdown.clone();
+    let ep = ep.clone();
     tokio::spawn(async move {
-        if tx.send(sse_event(&ack)).await.is_err() {
-            return;
+        let mut honored = serde_json::Map::new();
+        if wants_tools {
+            honored.insert("toolsListChanged".into(), Value::Bool(true));
         }
-        let note = jsonrpc::notification_frame(
-            "notifications/tools/list_changed",
-            Some(&json!({"_meta": meta}).to_string()),
+        if !uris.is_empty() {
+            let followed = subscriptions::listen(&ep, &tx, &id, &uris, who.as_ref()).await;
+            honored.insert("resourceSubscriptions".into(), json!(followed));
+        }
+        let ack = jsonrpc::notification_frame(
+            "notifications/subscriptions/acknowledged",
+            Some(&json!({"notifications": honored, "_meta": meta}).to_string()),
         );
-        let mut tick = tokio::time::interval(KEEPALIVE);
-        loop {
-            tokio::select! {
-                r = changes.recv(), if wants_tools => match r {
-                    Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
-                        if tx.send(sse_event(&note)).await.is_err() { return }
-                    }
-                    Err(_) => return,
-                },
-                _ = tick.tick() => if tx.send(Bytes::from_static(b":\n\n")).await.is_err() { return },
-                _ = tx.closed() => return,
-                _ = shutdown.cancelled() => return,
+        if tx.send(sse_event(&ack)).await.is_ok() {
+            let note = jsonrpc::notification_frame(
+                "notifications/tools/list_changed",
+                Some(&json!({"_meta": meta}).to_string()),
+            );
+            let mut tick = tokio::time::interval(KEEPALIVE);
+            loop {
+                tokio::select! {
+                    r = changes.recv(), if wants_tools => match r {
+                        Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                            if tx.send(sse_event(&note)).await.is_err() { break }
+                        }
+                        Err(_) => break,
+                    },
+                    _ = tick.tick() => if tx.send(Bytes::from_static(b":\n\n")).await.is_err() { break },
+                    _ = tx.closed() => break,
+                    _ = shutdown.cancelled() => break,
+                }
             }
+        }
+        // The stream is gone: its subscriptions are released upstream.
+        drop(tx);
+        if !uris.is_empty() {
+            subscriptions::sweep(&ep).await;
         }
     });
     sse_response(rx, None)

@@ -154,6 +154,16 @@ struct Shared {
     states: RwLock<Vec<ServerState>>,
     epoch: AtomicU64,
     changes: broadcast::Sender<u64>,
+    updates: broadcast::Sender<ResourceUpdate>,
+}
+
+/// A server's `notifications/resources/updated`.
+#[derive(Clone, Debug)]
+pub struct ResourceUpdate {
+    /// The server that sent it.
+    pub server: Arc<str>,
+    /// The updated resource.
+    pub uri: Arc<str>,
 }
 
 /// The shared catalog (cheap to clone; clones see the same tools).
@@ -227,6 +237,7 @@ impl CatalogBuilder {
                 states: RwLock::new(vec![ServerState::default(); n]),
                 epoch: AtomicU64::new(0),
                 changes: broadcast::channel(16).0,
+                updates: broadcast::channel(256).0,
             }),
         }
     }
@@ -261,6 +272,16 @@ impl Catalog {
     /// Receives the new epoch each time a tool list changes.
     pub fn subscribe(&self) -> broadcast::Receiver<u64> {
         self.shared.changes.subscribe()
+    }
+
+    /// Announces that server `server` updated resource `uri`.
+    pub fn publish_resource_update(&self, server: Arc<str>, uri: Arc<str>) {
+        let _ = self.shared.updates.send(ResourceUpdate { server, uri });
+    }
+
+    /// Receives every resource update servers announce.
+    pub fn resource_updates(&self) -> broadcast::Receiver<ResourceUpdate> {
+        self.shared.updates.subscribe()
     }
 
     /// Replaces the tools of server `id` (after every discovery) and announces the change.

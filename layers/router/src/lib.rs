@@ -45,7 +45,8 @@ mod catalog;
 mod resolve;
 
 pub use catalog::{
-    Catalog, CatalogBuilder, ExposedTool, QUALIFIER, Snapshot, ToolEntry, ToolNaming, sanitize,
+    Catalog, CatalogBuilder, ExposedTool, QUALIFIER, ResourceUpdate, Snapshot, ToolEntry,
+    ToolNaming, sanitize,
 };
 pub use resolve::{Resolve, ResolveLayer};
 

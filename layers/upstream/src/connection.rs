@@ -120,6 +120,8 @@ pub(crate) enum Event {
     ToolsListChanged,
     /// `notifications/resources/list_changed` or `notifications/prompts/list_changed`.
     OtherListChanged(&'static str),
+    /// `notifications/resources/updated` for this URI.
+    ResourceUpdated(Arc<str>),
 }
 
 /// Where server messages for one in-flight call go, and the progress token its client chose.
@@ -542,6 +544,16 @@ impl Connection {
                 let _ = self.events.send(Event::OtherListChanged(kind));
             }
             "notifications/progress" => self.relay_progress(params),
+            "notifications/resources/updated" => {
+                #[derive(serde::Deserialize)]
+                struct Updated {
+                    uri: String,
+                }
+                if let Some(u) = params.and_then(|p| serde_json::from_str::<Updated>(p.get()).ok())
+                {
+                    let _ = self.events.send(Event::ResourceUpdated(Arc::from(u.uri)));
+                }
+            }
             "notifications/message" => {
                 // A server decides what it logs, the gateway how much of it lands in its own
                 // log: one line, cut at LOG_LINE_MAX bytes.

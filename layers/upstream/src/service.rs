@@ -1,8 +1,9 @@
 //! The tower `Service` that forwards MCP-plane requests to an upstream's live connection.
 
 use crate::config::Transport;
-use crate::connection::{PendingGuard, ReplyFuture};
+use crate::connection::{Connection, PendingGuard, ReplyFuture};
 use crate::supervisor::Shared;
+use mcp_gateway_core::protocol::Generation;
 use mcp_gateway_core::{McpError, McpRequest, McpResponse, TraceContext};
 use serde_json::value::RawValue;
 use std::future::Future;
@@ -35,6 +36,13 @@ impl Service<McpRequest> for McpUpstreamService {
         let Some(conn) = self.shared.connection() else {
             return ResponseFuture::failed(self.shared.unavailable());
         };
+        if matches!(
+            req.method(),
+            "resources/subscribe" | "resources/unsubscribe"
+        ) && let Some(done) = self.subscription(&conn, &req)
+        {
+            return done;
+        }
         let relay = req.extensions.get::<mcp_gateway_core::relay::RelaySink>();
         let mut headers = self.shared.headers_for(req.identity.as_deref());
         let mut traced = None;
@@ -88,6 +96,38 @@ impl Service<McpRequest> for McpUpstreamService {
     }
 }
 
+impl McpUpstreamService {
+    /// Counts a client's `resources/subscribe` / `unsubscribe`. The server itself is
+    /// subscribed once per URI, on the first subscriber, and unsubscribed when the last one
+    /// leaves: the gateway is one client to it, shared by all of its own. A 2026-07-28 server
+    /// has neither method; its `subscriptions/listen` stream is opened anew with the URIs.
+    /// Returns the answer when the server need not be asked.
+    fn subscription(&self, conn: &Connection, req: &McpRequest) -> Option<ResponseFuture> {
+        #[derive(serde::Deserialize)]
+        struct Uri {
+            uri: String,
+        }
+        let Some(uri) = req
+            .params()
+            .and_then(|p| serde_json::from_str::<Uri>(p.get()).ok())
+        else {
+            return Some(ResponseFuture::failed(McpError::InvalidParams(
+                "resources/subscribe and resources/unsubscribe need a uri".into(),
+            )));
+        };
+        let add = req.method() == "resources/subscribe";
+        let changed = self.shared.count_subscription(&uri.uri, add);
+        let stateless = conn.generation().is_some_and(Generation::is_stateless);
+        if changed && !stateless {
+            return None;
+        }
+        Some(ResponseFuture::ready(McpResponse {
+            result: RawValue::from_string("{}".into()).expect("valid JSON"),
+            server: Some(self.shared.config.id.clone()),
+        }))
+    }
+}
+
 /// `params` with `_meta.<key> = value` added (a splice when there is no `_meta` yet).
 fn with_meta_entry(
     params: Option<&RawValue>,
@@ -137,6 +177,7 @@ pub struct ResponseFuture {
 
 enum State {
     Failed(Option<McpError>),
+    Ready(Option<McpResponse>),
     Waiting {
         rx: ReplyFuture,
         guard: PendingGuard,
@@ -149,6 +190,7 @@ impl std::fmt::Debug for State {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             State::Failed(e) => f.debug_tuple("Failed").field(e).finish(),
+            State::Ready(_) => f.write_str("Ready"),
             State::Waiting { server, .. } => {
                 f.debug_struct("Waiting").field("server", server).finish()
             }
@@ -162,6 +204,12 @@ impl ResponseFuture {
             state: State::Failed(Some(e)),
         }
     }
+
+    fn ready(r: McpResponse) -> Self {
+        Self {
+            state: State::Ready(Some(r)),
+        }
+    }
 }
 
 impl Future for ResponseFuture {
@@ -170,6 +218,7 @@ impl Future for ResponseFuture {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match &mut self.state {
             State::Failed(e) => Poll::Ready(Err(e.take().expect("polled after completion"))),
+            State::Ready(r) => Poll::Ready(Ok(r.take().expect("polled after completion"))),
             State::Waiting {
                 rx,
                 guard,

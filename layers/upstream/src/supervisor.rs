@@ -82,6 +82,13 @@ pub(crate) struct Shared {
     restart: tokio::sync::Notify,
     /// `config.credentials`, each with its headers built once.
     credentials: Vec<(crate::config::Credential, Arc<http::HeaderMap>)>,
+    /// Resource subscriptions of the gateway's clients, by URI, with their number: the
+    /// server is subscribed once per URI however many clients are.
+    subscriptions: std::sync::Mutex<BTreeMap<String, usize>>,
+    /// The subscribed URIs changed (a 2026-07-28 server's listen stream is re-opened).
+    subscriptions_changed: tokio::sync::Notify,
+    /// `notifications/resources/updated` from the server, by URI.
+    updates: tokio::sync::broadcast::Sender<Arc<str>>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -93,6 +100,41 @@ impl std::fmt::Debug for Shared {
 }
 
 impl Shared {
+    /// Counts a client's `resources/subscribe` (`add`) or `resources/unsubscribe` of `uri`;
+    /// true when the server's own subscription changes (first subscriber, or last gone).
+    pub(crate) fn count_subscription(&self, uri: &str, add: bool) -> bool {
+        let mut subs = self.subscriptions.lock().expect("subscriptions poisoned");
+        let changed = match (add, subs.get_mut(uri)) {
+            (true, Some(n)) => {
+                *n += 1;
+                false
+            }
+            (true, None) => {
+                subs.insert(uri.to_string(), 1);
+                true
+            }
+            (false, Some(n)) if *n > 1 => {
+                *n -= 1;
+                false
+            }
+            (false, Some(_)) => {
+                subs.remove(uri);
+                true
+            }
+            (false, None) => false,
+        };
+        drop(subs);
+        if changed {
+            self.subscriptions_changed.notify_one();
+        }
+        changed
+    }
+
+    fn subscribed_uris(&self) -> Vec<String> {
+        let subs = self.subscriptions.lock().expect("subscriptions poisoned");
+        subs.keys().cloned().collect()
+    }
+
     /// The extra headers for calls made by `identity`, if a credential rule applies.
     pub(crate) fn headers_for(
         &self,
@@ -188,6 +230,9 @@ impl Upstream {
             restarts: AtomicU64::new(0),
             shutdown: CancellationToken::new(),
             restart: tokio::sync::Notify::new(),
+            subscriptions: std::sync::Mutex::new(BTreeMap::new()),
+            subscriptions_changed: tokio::sync::Notify::new(),
+            updates: tokio::sync::broadcast::channel(64).0,
         });
         tokio::spawn(supervise(shared.clone()));
         Self { shared }
@@ -222,6 +267,12 @@ impl Upstream {
     /// Current status.
     pub fn status(&self) -> UpstreamStatus {
         self.shared.status.borrow().clone()
+    }
+
+    /// The URIs of the server's `notifications/resources/updated`, for resources some client
+    /// subscribed to through the gateway.
+    pub fn resource_updates(&self) -> tokio::sync::broadcast::Receiver<Arc<str>> {
+        self.shared.updates.subscribe()
     }
 
     /// A receiver that sees every status change (state, tools).
@@ -358,23 +409,46 @@ async fn run_once(shared: &Arc<Shared>) -> Exit {
     *shared.conn.write().expect("conn lock poisoned") = Some(conn.clone());
     shared.set_state(State::Ready, None);
 
-    // 2026-07-28 servers announce list changes only on a `subscriptions/listen` stream,
-    // which stays open (a request that is never answered) for the life of the connection.
-    let mut listen = None;
-    if conn.generation().is_some_and(Generation::is_stateless) {
+    // 2026-07-28 servers announce list changes and resource updates only on a
+    // `subscriptions/listen` stream, which stays open (a request that is never answered)
+    // for the life of the connection, and is opened anew when the subscribed URIs change.
+    let stateless = conn.generation().is_some_and(Generation::is_stateless);
+    let open_listen = |conn: &Arc<Connection>| {
         let params = raw(&serde_json::json!({"notifications": {
             "toolsListChanged": true, "resourcesListChanged": true, "promptsListChanged": true,
+            "resourceSubscriptions": shared.subscribed_uris(),
         }}));
         match conn.send_request("subscriptions/listen", Some(&params), None) {
-            Ok(pending) => listen = Some(pending),
+            Ok(pending) => Some(pending),
             Err(e) => {
-                tracing::debug!(server = %cfg.id, error = %e, "subscriptions/listen not sent")
+                tracing::debug!(server = %cfg.id, error = %e, "subscriptions/listen not sent");
+                None
+            }
+        }
+    };
+    let mut listen = if stateless { open_listen(&conn) } else { None };
+    if !stateless {
+        // A restarted server has forgotten the subscriptions of the clients still here.
+        for uri in shared.subscribed_uris() {
+            let params = raw(&serde_json::json!({ "uri": uri }));
+            if let Err(e) = timed(
+                cfg,
+                cfg.timeout,
+                conn.request("resources/subscribe", Some(&params)),
+            )
+            .await
+            {
+                tracing::warn!(server = %cfg.id, error = %e, "re-subscribing a resource failed");
             }
         }
     }
 
     loop {
         tokio::select! {
+            _ = shared.subscriptions_changed.notified(), if stateless => {
+                // Dropping the old stream's guard cancels it; the new one names every URI.
+                listen = open_listen(&conn);
+            }
             r = async { (&mut listen.as_mut().expect("guarded by the select condition").0).await }, if listen.is_some() => {
                 // The server ended (or refused) the subscription; list changes will go unnoticed.
                 tracing::debug!(server = %cfg.id, outcome = ?r.map(|r| r.map(|_| ())), "subscriptions/listen ended");
@@ -392,6 +466,9 @@ async fn run_once(shared: &Arc<Shared>) -> Exit {
                 },
                 Some(Event::OtherListChanged(kind)) => {
                     tracing::debug!(server = %cfg.id, kind, "list changed");
+                }
+                Some(Event::ResourceUpdated(uri)) => {
+                    let _ = shared.updates.send(uri);
                 }
                 None => {}
             },
