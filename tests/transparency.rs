@@ -237,3 +237,71 @@ async fn stateless_errors_carry_the_spec_codes_and_statuses() {
     assert!(r.headers().contains_key("mcp-session-id"));
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn mcp_param_headers_must_match_the_arguments() {
+    let cfg = config(&format!(
+        "servers:\n{}",
+        test_server_yaml("h", &["--generation", "stateless", "--header-tool"], "")
+    ));
+    let gw = TestGateway::start(cfg).await;
+    let args = json!({"name": "h__route", "arguments":
+        {"region": "eu west", "options": {"limit": 5}, "confirm": true}});
+    let send = |extra: &'static [(&'static str, &'static str)]| {
+        let mut r = stateless_post(
+            &gw,
+            "tools/call",
+            Some("h__route"),
+            "2026-07-28",
+            args.clone(),
+        );
+        for (k, v) in extra {
+            r = r.header(*k, *v);
+        }
+        r.send()
+    };
+    let all: &[(&str, &str)] = &[
+        ("mcp-param-region", "=?base64?ZXUgd2VzdA==?="),
+        ("mcp-param-limit", "5.0"),
+        ("mcp-param-confirm", "true"),
+    ];
+    let r = send(all).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(
+        text(&v),
+        "region=eu west limit=5 confirm=true",
+        "{v}"
+    );
+    for bad in [
+        // One header missing.
+        &[("mcp-param-region", "eu west"), ("mcp-param-limit", "5")][..],
+        // A value that differs from the body.
+        &[
+            ("mcp-param-region", "us"),
+            ("mcp-param-limit", "5"),
+            ("mcp-param-confirm", "true"),
+        ][..],
+        &[
+            ("mcp-param-region", "eu west"),
+            ("mcp-param-limit", "6"),
+            ("mcp-param-confirm", "true"),
+        ][..],
+        // A malformed sentinel.
+        &[
+            ("mcp-param-region", "=?base64?***?="),
+            ("mcp-param-limit", "5"),
+            ("mcp-param-confirm", "true"),
+        ][..],
+    ] {
+        let r = send(bad).await.unwrap();
+        let status = r.status().as_u16();
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(
+            (status, v["error"]["code"].as_i64()),
+            (400, Some(-32020)),
+            "{bad:?}: {v}"
+        );
+    }
+    gw.stop().await;
+}

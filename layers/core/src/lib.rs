@@ -25,6 +25,7 @@ pub mod glob;
 pub mod header;
 pub mod jsonrpc;
 pub mod origin;
+pub mod param_headers;
 pub mod protocol;
 pub mod redact;
 pub mod relay;

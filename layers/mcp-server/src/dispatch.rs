@@ -11,6 +11,8 @@ pub(crate) struct Envelope<'a> {
     pub(crate) name: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
     pub(crate) uri: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub(crate) arguments: Option<&'a RawValue>,
 }
 
 /// Reads a request body of at most `maxBodyBytes`; a larger one is refused with a 413 and a
@@ -147,6 +149,12 @@ pub async fn post_mcp<S: McpService>(
             envelope.as_ref(),
             meta_version.as_deref(),
         ) {
+            return resp.into_response();
+        }
+        if method == "tools/call"
+            && let Err(resp) =
+                check_param_headers(&ep, &headers, msg.id.as_ref(), envelope.as_ref())
+        {
             return resp.into_response();
         }
         let Some(id) = msg.id else {

@@ -74,7 +74,7 @@ pub use trace::{OneHeader, continue_trace};
 pub mod fuzz {
     /// Decodes an `Mcp-Name` / `Mcp-Param-*` value as the endpoint does.
     pub fn decode_header(v: &http::HeaderValue) -> Option<String> {
-        crate::stateless::decode_header_value(v)
+        mcp_gateway_core::param_headers::decode(v)
     }
 }
 
@@ -93,7 +93,6 @@ use axum::extract::{OriginalUri, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use base64::Engine;
 use mcp_gateway_cluster::Cluster;
 use mcp_gateway_core::body::BodyError;
 use mcp_gateway_core::jsonrpc::{self, JsonRpcError, Message, RequestId};
@@ -478,15 +477,5 @@ mod tests {
         let r = stateless_result(RawValue::from_string("{}".into()).unwrap());
         let v: Value = serde_json::from_str(r.get()).unwrap();
         assert_eq!(v["resultType"], "complete");
-    }
-
-    #[test]
-    fn decodes_base64_header_values() {
-        let v = HeaderValue::from_static("=?base64?SGVsbG8sIOS4lueVjA==?=");
-        assert_eq!(decode_header_value(&v).unwrap(), "Hello, 世界");
-        assert_eq!(
-            decode_header_value(&HeaderValue::from_static("plain")).unwrap(),
-            "plain"
-        );
     }
 }

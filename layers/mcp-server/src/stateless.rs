@@ -72,7 +72,7 @@ pub(crate) fn check_stateless(
     if let Some(body_name) = body_name {
         let header_name = match headers.get("mcp-name") {
             None => return Err(mismatch("Mcp-Name header is missing".into())),
-            Some(v) => decode_header_value(v)
+            Some(v) => mcp_gateway_core::param_headers::decode(v)
                 .ok_or_else(|| mismatch("Mcp-Name header is not valid".into()))?,
         };
         if Some(header_name.as_str()) != body_name {
@@ -98,6 +98,40 @@ pub(crate) fn check_stateless(
     Ok(())
 }
 
+/// Validates the `Mcp-Param-*` headers of a 2026-07-28 `tools/call` against its arguments,
+/// for a tool whose input schema carries `x-mcp-header` annotations: the gateway reads the
+/// body, so the spec makes it check that the headers (which proxies in front may route on)
+/// say the same. Tools without annotations cost one lookup and a substring scan.
+pub(crate) fn check_param_headers<S: McpService>(
+    ep: &Endpoint<S>,
+    headers: &HeaderMap,
+    id: Option<&RequestId>,
+    env: Option<&Envelope<'_>>,
+) -> Result<(), Reject> {
+    let Some(name) = env.and_then(|e| e.name.as_deref()) else {
+        return Ok(());
+    };
+    let snapshot = ep.catalog.snapshot();
+    let Some(tool) = snapshot.get(name) else {
+        return Ok(()); // unknown tools are refused by the router
+    };
+    // A tool with broken annotations was kept out of the catalog by the upstream.
+    let Ok(annotated) = mcp_gateway_core::param_headers::tool_headers(&tool.raw) else {
+        return Ok(());
+    };
+    if annotated.is_empty() {
+        return Ok(());
+    }
+    mcp_gateway_core::param_headers::validate(headers, env.and_then(|e| e.arguments), &annotated)
+        .map_err(|m| {
+            Reject(
+                StatusCode::BAD_REQUEST,
+                id.cloned(),
+                JsonRpcError::new(jsonrpc::HEADER_MISMATCH, format!("Header mismatch: {m}")),
+            )
+        })
+}
+
 /// The HTTP status of a JSON-RPC error answered as JSON on the 2026-07-28 transport: the
 /// spec's 400 for malformed requests, header mismatches, missing client capabilities and
 /// unsupported versions, 404 for an unknown method, and 200 for the rest (as the
@@ -112,21 +146,6 @@ pub(crate) fn stateless_status(code: i64) -> StatusCode {
         | jsonrpc::UNSUPPORTED_PROTOCOL_VERSION => StatusCode::BAD_REQUEST,
         jsonrpc::METHOD_NOT_FOUND => StatusCode::NOT_FOUND,
         _ => StatusCode::OK,
-    }
-}
-
-/// Decodes a header value, including the `=?base64?…?=` sentinel form.
-pub(crate) fn decode_header_value(v: &HeaderValue) -> Option<String> {
-    let s = v.to_str().ok()?;
-    match s
-        .strip_prefix("=?base64?")
-        .and_then(|r| r.strip_suffix("?="))
-    {
-        Some(b64) => {
-            let bytes = base64::engine::general_purpose::STANDARD.decode(b64).ok()?;
-            String::from_utf8(bytes).ok()
-        }
-        None => Some(s.to_string()),
     }
 }
 

@@ -1,10 +1,10 @@
 //! One live connection to an upstream: the pending-call table, id matching, cancellation,
 //! and the `_meta` a 2026-07-28 server needs on every request. Transport-independent.
 
-use crate::param_headers::ParamTable;
 use bytes::Bytes;
 use mcp_gateway_core::McpError;
 use mcp_gateway_core::jsonrpc::{self, JsonRpcError, Message, RequestId};
+use mcp_gateway_core::param_headers::ParamTable;
 use mcp_gateway_core::protocol::{self, Generation};
 use mcp_gateway_core::relay::{RelaySink, ServerMessage};
 use mcp_gateway_core::wake::WakeGate;

@@ -56,7 +56,6 @@ mod config;
 mod connection;
 mod h1;
 mod link;
-mod param_headers;
 mod service;
 mod sse;
 mod sse_parse;
@@ -107,14 +106,14 @@ pub mod fuzz {
         ) else {
             return;
         };
-        if let Ok(h) = crate::param_headers::tool_headers(&tool) {
-            let _ = crate::param_headers::render(Some(&args), &h);
+        if let Ok(h) = mcp_gateway_core::param_headers::tool_headers(&tool) {
+            let _ = mcp_gateway_core::param_headers::render(Some(&args), &h);
         }
     }
 
     /// The header value the gateway sends for `v` (plain or the Base64 sentinel).
     pub fn header_safe(v: &str) -> http::HeaderValue {
-        crate::param_headers::header_safe(v)
+        mcp_gateway_core::param_headers::header_safe(v)
     }
 }
 pub use supervisor::{State, Tool, Upstream, UpstreamStack, UpstreamStatus};

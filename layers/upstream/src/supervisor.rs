@@ -3,10 +3,10 @@
 use crate::config::{ProtocolChoice, Transport, UpstreamConfig};
 use crate::connection::{Connection, Event};
 use crate::link;
-use crate::param_headers::{self, ParamTable};
 use crate::service::McpUpstreamService;
 use mcp_gateway_core::McpError;
 use mcp_gateway_core::jsonrpc;
+use mcp_gateway_core::param_headers::{self, ParamTable};
 use mcp_gateway_core::protocol::{self, Generation};
 use mcp_gateway_core::timeout::{Timeout, TimeoutLayer};
 use serde::Deserialize;

@@ -2,7 +2,7 @@
 //! to mirror into `Mcp-Param-{Name}` headers, so that intermediaries can route on them
 //! without parsing the body.
 //!
-//! The supervisor checks every tool definition of a stateless Streamable HTTP server once,
+//! The upstream supervisor checks every tool definition of a stateless Streamable HTTP server once,
 //! when it lists tools ([`tool_headers`]): a tool whose annotations break the rules (empty or
 //! not an HTTP token, duplicated case-insensitively, on a non-primitive or `number`
 //! parameter, or not reachable from the schema root through `properties` alone) is left out
@@ -11,7 +11,9 @@
 //! `tools/call` POST ([`render`]). Tools without annotations are not in the table, so they
 //! cost one hash lookup.
 
-use reqwest::header::{HeaderName, HeaderValue};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use http::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::Value;
 use serde_json::value::RawValue;
 use std::collections::{HashMap, HashSet};
@@ -21,21 +23,21 @@ const KEYWORD: &str = "x-mcp-header";
 
 /// One annotated parameter: the header to send and where its value sits in `arguments`.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct ParamHeader {
+pub struct ParamHeader {
     /// `mcp-param-{name}` (header names are case-insensitive; `http` keeps them lower-case).
-    pub(crate) header: HeaderName,
+    pub header: HeaderName,
     /// The chain of property names from the root of `arguments`.
-    pub(crate) path: Box<[Box<str>]>,
+    pub path: Box<[Box<str>]>,
 }
 
 /// Annotated parameters by tool name (only tools that have some).
-pub(crate) type ParamTable = HashMap<Box<str>, Box<[ParamHeader]>>;
+pub type ParamTable = HashMap<Box<str>, Box<[ParamHeader]>>;
 
 /// The `Mcp-Param-*` headers of a tool, or why its definition must be rejected.
 ///
 /// `tool` is the raw tool object from `tools/list`; a tool without annotations gets an empty
 /// list without its schema being parsed.
-pub(crate) fn tool_headers(tool: &RawValue) -> Result<Vec<ParamHeader>, String> {
+pub fn tool_headers(tool: &RawValue) -> Result<Vec<ParamHeader>, String> {
     if !tool.get().contains(KEYWORD) {
         return Ok(Vec::new());
     }
@@ -184,7 +186,7 @@ fn display_path(path: &[&str]) -> String {
 /// rendered per the spec's Value Encoding (strings as they are, integers in decimal,
 /// booleans lower-case; Base64 sentinel when not header-safe). Absent and `null` values
 /// send no header; objects and arrays neither (the server refuses such arguments anyway).
-pub(crate) fn render(
+pub fn render(
     arguments: Option<&RawValue>,
     headers: &[ParamHeader],
 ) -> Vec<(HeaderName, HeaderValue)> {
@@ -214,10 +216,78 @@ pub(crate) fn render(
         .collect()
 }
 
+/// Checks a client's `Mcp-Param-*` headers against the `arguments` of its `tools/call`, as a
+/// server that reads the body must: every annotated value present in the body has its
+/// header, sent once, equal after decoding the Base64 sentinel (integers compared as
+/// numbers); a header without a value in the body is refused too. `Err` names the fault.
+pub fn validate(
+    headers: &HeaderMap,
+    arguments: Option<&RawValue>,
+    annotated: &[ParamHeader],
+) -> Result<(), String> {
+    let args = match arguments {
+        Some(a) => serde_json::from_str::<Value>(a.get()).map_err(|e| format!("arguments: {e}"))?,
+        None => Value::Null,
+    };
+    for h in annotated {
+        let name = h.header.as_str();
+        let mut sent = headers.get_all(&h.header).iter();
+        let (first, again) = (sent.next(), sent.next());
+        if again.is_some() {
+            return Err(format!("{name} header is repeated"));
+        }
+        let body = h
+            .path
+            .iter()
+            .try_fold(&args, |v, key| v.get(&**key))
+            .filter(|v| !v.is_null());
+        let header = match first {
+            Some(v) => Some(decode(v).ok_or_else(|| format!("{name} header is not valid"))?),
+            None => None,
+        };
+        match (body, header) {
+            (None, None) => {}
+            (None, Some(_)) => {
+                return Err(format!("{name} header is sent but the argument is absent"));
+            }
+            (Some(_), None) => return Err(format!("{name} header is missing")),
+            (Some(v), Some(text)) => {
+                let same = match v {
+                    Value::String(s) => *s == text,
+                    Value::Bool(b) => text == if *b { "true" } else { "false" },
+                    Value::Number(n) => text
+                        .parse::<f64>()
+                        .is_ok_and(|t| n.as_f64().is_some_and(|n| n == t)),
+                    _ => false,
+                };
+                if !same {
+                    return Err(format!(
+                        "{name} header value {text:?} does not match body value {v}"
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A header value as text, with the `=?base64?…?=` sentinel decoded; `None` when it is not
+/// visible ASCII or the sentinel does not decode to UTF-8.
+pub fn decode(v: &HeaderValue) -> Option<String> {
+    let s = v.to_str().ok()?;
+    match s
+        .strip_prefix("=?base64?")
+        .and_then(|r| r.strip_suffix("?="))
+    {
+        Some(b64) => String::from_utf8(BASE64.decode(b64).ok()?).ok(),
+        None => Some(s.to_string()),
+    }
+}
+
 /// A header value: as is when it is plain visible ASCII, otherwise (or when it looks like
 /// the sentinel itself) `=?base64?…?=` of its UTF-8 bytes, as 2026-07-28 requires for
 /// `Mcp-Name` and `Mcp-Param-*`.
-pub(crate) fn header_safe(v: &str) -> HeaderValue {
+pub fn header_safe(v: &str) -> HeaderValue {
     let looks_encoded = v.starts_with("=?base64?") && v.ends_with("?=");
     let plain = !v.is_empty()
         && v.bytes().all(|b| (0x20..=0x7e).contains(&b))
@@ -227,31 +297,9 @@ pub(crate) fn header_safe(v: &str) -> HeaderValue {
     if plain {
         HeaderValue::from_str(v).expect("visible ASCII is a valid header value")
     } else {
-        let text = format!("=?base64?{}?=", base64(v.as_bytes()));
+        let text = format!("=?base64?{}?=", BASE64.encode(v.as_bytes()));
         HeaderValue::from_str(&text).expect("Base64 is a valid header value")
     }
-}
-
-/// Standard Base64 with padding (RFC 4648 §4).
-fn base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
 }
 
 #[cfg(test)]
@@ -405,7 +453,53 @@ mod tests {
             header_safe("=?base64?literal?="),
             "=?base64?PT9iYXNlNjQ/bGl0ZXJhbD89?="
         );
-        assert_eq!(base64(b"ab"), "YWI=");
-        assert_eq!(base64(b""), "");
+        assert_eq!(BASE64.encode(b"ab"), "YWI=");
+        assert_eq!(BASE64.encode(b""), "");
+    }
+
+    #[test]
+    fn validates_client_headers_against_the_body() {
+        let tool = RawValue::from_string(
+            json!({"name": "t", "inputSchema": {"type": "object", "properties": {
+                "region": {"type": "string", "x-mcp-header": "Region"},
+                "n": {"type": "integer", "x-mcp-header": "N"}}}})
+            .to_string(),
+        )
+        .unwrap();
+        let annotated = tool_headers(&tool).unwrap();
+        let args = |v: Value| RawValue::from_string(v.to_string()).unwrap();
+        let hm = |pairs: &[(&str, &str)]| {
+            let mut h = HeaderMap::new();
+            for (k, v) in pairs {
+                h.append(
+                    HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                    HeaderValue::from_str(v).unwrap(),
+                );
+            }
+            h
+        };
+        let a = args(json!({"region": "eu west", "n": 42}));
+        let ok = hm(&[("mcp-param-region", "eu west"), ("mcp-param-n", "42.0")]);
+        assert_eq!(validate(&ok, Some(&a), &annotated), Ok(()));
+        let b64 = hm(&[
+            ("mcp-param-region", "=?base64?ZXUgd2VzdA==?="),
+            ("mcp-param-n", "42"),
+        ]);
+        assert_eq!(validate(&b64, Some(&a), &annotated), Ok(()));
+        let wrong = hm(&[("mcp-param-region", "us"), ("mcp-param-n", "42")]);
+        assert!(validate(&wrong, Some(&a), &annotated).is_err());
+        let missing = hm(&[("mcp-param-n", "42")]);
+        assert!(validate(&missing, Some(&a), &annotated).is_err());
+        let twice = hm(&[
+            ("mcp-param-region", "eu west"),
+            ("mcp-param-region", "eu west"),
+            ("mcp-param-n", "42"),
+        ]);
+        assert!(validate(&twice, Some(&a), &annotated).is_err());
+        let absent = args(json!({"region": null}));
+        assert_eq!(validate(&hm(&[]), Some(&absent), &annotated), Ok(()));
+        assert!(validate(&hm(&[("mcp-param-n", "1")]), Some(&absent), &annotated).is_err());
+        assert_eq!(decode(&header_safe("é")).as_deref(), Some("é"));
+        assert_eq!(decode(&HeaderValue::from_static("=?base64?Y===?=")), None);
     }
 }
