@@ -25,8 +25,9 @@
 //! wait up to N ms for in-flight requests, then exit 0; default 1000), `--strict-listen` (list
 //! changes reach only `subscriptions/listen` streams, as on a strict 2026-07-28 server), `--ttl-ms N` (`ttlMs` of
 //! stateless list/discover results; default 0), `--header-tool` (adds the `x-mcp-header` tools
-//! of `HEADER_TOOLS`: `route`, whose annotations are valid, and `bad_number` / `bad_items`,
-//! whose annotations an HTTP client must reject).
+//! of `HEADER_TOOLS`: `route`, whose annotations are valid, `bad_number` / `bad_items`,
+//! whose annotations an HTTP client must reject, and `flip_header`, which silently renames
+//! `route`'s `Region` annotation to `Zone`, so that a client's tool list goes stale).
 //!
 //! `--whoami` adds tool `whoami`: over Streamable HTTP it answers the `Authorization` header
 //! of the POST that carried the call (`-` when there is none, and always over stdio); and
@@ -307,6 +308,8 @@ struct Server {
     subscriptions: Mutex<HashMap<String, (Value, Peer)>>,
     /// Names added by `add_tool`, in insertion order.
     dynamic_tools: Mutex<Vec<String>>,
+    /// `flip_header` was called: `route` mirrors `region` into `Mcp-Param-Zone` now.
+    header_flipped: AtomicBool,
     cancelled: AtomicU64,
     calls_answered: AtomicU64,
     legacy_seen: AtomicBool,
@@ -384,7 +387,8 @@ const BUILTIN_TOOLS: &[(&str, &str, &[Arg])] = &[
 ];
 
 /// The tools added by `--header-tool` (name without prefix, description, `inputSchema`).
-fn header_tools() -> [(&'static str, &'static str, Value); 3] {
+fn header_tools(flipped: bool) -> [(&'static str, &'static str, Value); 4] {
+    let region = if flipped { "Zone" } else { "Region" };
     [
         (
             "route",
@@ -392,7 +396,7 @@ fn header_tools() -> [(&'static str, &'static str, Value); 3] {
             json!({
                 "type": "object",
                 "properties": {
-                    "region": { "type": "string", "x-mcp-header": "Region" },
+                    "region": { "type": "string", "x-mcp-header": region },
                     "options": { "type": "object", "properties": {
                         "limit": { "type": "integer", "x-mcp-header": "Limit" },
                     }},
@@ -416,6 +420,11 @@ fn header_tools() -> [(&'static str, &'static str, Value); 3] {
                 "tags": { "type": "array", "items": { "type": "string", "x-mcp-header": "Tag" } },
             }}),
         ),
+        (
+            "flip_header",
+            "Renames route's Region annotation to Zone without announcing it (a stale tool list)",
+            json!({ "type": "object", "properties": {} }),
+        ),
     ]
 }
 
@@ -428,6 +437,7 @@ impl Server {
             inflight: Mutex::default(),
             subscriptions: Mutex::default(),
             dynamic_tools: Mutex::default(),
+            header_flipped: AtomicBool::new(false),
             cancelled: AtomicU64::new(0),
             calls_answered: AtomicU64::new(0),
             legacy_seen: AtomicBool::new(false),
@@ -638,7 +648,10 @@ impl Server {
             .map(|t| tool(format!("{p}{}", t.0), t.1, t.2));
         let extra = (0..self.cfg.extra_tools).map(|i| format!("{p}tool_{i}"));
         let extra = extra.map(|name| tool(name, "Returns its own name", &[]));
-        let headers = header_tools().into_iter().filter(|_| self.cfg.header_tool);
+        let flipped = self.header_flipped.load(Ordering::Relaxed);
+        let headers = header_tools(flipped)
+            .into_iter()
+            .filter(|_| self.cfg.header_tool);
         let headers = headers.map(|(name, description, input_schema)| {
             json!({ "name": format!("{p}{name}"), "description": description, "inputSchema": input_schema })
         });
@@ -835,6 +848,12 @@ impl Server {
                     .and_then(Value::as_str)
                     .unwrap_or("-"),
             )),
+            "flip_header" if self.cfg.header_tool => {
+                self.header_flipped.store(true, Ordering::Relaxed);
+                Ok(text_result(
+                    "route now mirrors region into Mcp-Param-Zone".to_string(),
+                ))
+            }
             "route" | "bad_number" | "bad_items" if self.cfg.header_tool => {
                 let show = |v: Option<&Value>| {
                     v.map_or("-".to_string(), |v| match v {

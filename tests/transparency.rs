@@ -268,11 +268,7 @@ async fn mcp_param_headers_must_match_the_arguments() {
     let r = send(all).await.unwrap();
     assert_eq!(r.status(), 200);
     let v: Value = r.json().await.unwrap();
-    assert_eq!(
-        text(&v),
-        "region=eu west limit=5 confirm=true",
-        "{v}"
-    );
+    assert_eq!(text(&v), "region=eu west limit=5 confirm=true", "{v}");
     for bad in [
         // One header missing.
         &[("mcp-param-region", "eu west"), ("mcp-param-limit", "5")][..],
@@ -303,5 +299,34 @@ async fn mcp_param_headers_must_match_the_arguments() {
             "{bad:?}: {v}"
         );
     }
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn a_header_mismatch_from_the_upstream_is_retried_once_after_relisting() {
+    let (_server, url) = http_test_server(&["--generation", "stateless", "--header-tool"]).await;
+    let cfg = config(&format!(
+        "servers:\n  - id: h\n    transport: streamable-http\n    url: {url:?}\n"
+    ));
+    let gw = TestGateway::start(cfg).await;
+    let route = json!({"tool": "h__route", "arguments": {"region": "eu", "confirm": false}});
+    let (status, v) = gw.call(route.clone()).await;
+    assert_eq!(
+        (status, text(&v)),
+        (200, "region=eu limit=- confirm=false"),
+        "{v}"
+    );
+    // The server renames the annotation without telling anyone: the gateway's tool list is
+    // stale, its next call is refused with -32020, and it must re-list and retry.
+    let (status, v) = gw
+        .call(json!({"tool": "h__flip_header", "arguments": {}}))
+        .await;
+    assert_eq!(status, 200, "{v}");
+    let (status, v) = gw.call(route).await;
+    assert_eq!(
+        (status, text(&v)),
+        (200, "region=eu limit=- confirm=false"),
+        "{v}"
+    );
     gw.stop().await;
 }

@@ -723,8 +723,8 @@ async fn stateless_http_mirrors_x_mcp_header_parameters_and_drops_invalid_tools(
     let srv = NetServer::start(Wire::HttpStateless, &["--header-tool"]).await;
     let gw = TestGateway::start(config(&format!("servers:\n{}", srv.yaml("t", 5000)))).await;
     let s = wait_healthy(&gw, "t", Duration::from_secs(10)).await;
-    // 12 built-ins + `route`; `bad_number` and `bad_items` are excluded.
-    assert_eq!(s["toolCount"], 13, "{s}");
+    // 12 built-ins + `route` and `flip_header`; `bad_number` and `bad_items` are excluded.
+    assert_eq!(s["toolCount"], 14, "{s}");
     let (status, v) = gw.get("/api/v1/tools?server=t").await;
     assert_eq!(status, 200, "{v}");
     let names: Vec<&str> = v["tools"]

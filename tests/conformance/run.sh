@@ -36,6 +36,7 @@ RUNS=(
   "tools_call@2026-07-28+2025-client   |tools_call                         |2026-07-28|GATEWAY_DOWNSTREAM=session"
   "request-metadata                    |request-metadata                   |2026-07-28|"
   "http-standard-headers               |http-standard-headers              |2026-07-28|"
+  "http-standard-headers+2025-client   |http-standard-headers              |2026-07-28|GATEWAY_DOWNSTREAM=session"
   "http-custom-headers                 |http-custom-headers                |2026-07-28|"
   "http-custom-headers+2025-client     |http-custom-headers                |2026-07-28|GATEWAY_DOWNSTREAM=session"
   "http-invalid-tool-headers           |http-invalid-tool-headers          |2026-07-28|"

@@ -148,6 +148,8 @@ pub(crate) struct Connection {
     /// `x-mcp-header` parameters by tool, set by the supervisor from the tool list and read
     /// by the Streamable HTTP transport for `tools/call`.
     param_headers: RwLock<Arc<ParamTable>>,
+    /// Counts tool listings, so a call can wait for the next one.
+    param_listed: tokio::sync::watch::Sender<u64>,
     /// Per-call headers (per-caller credentials) by request id, until the transport takes
     /// them; empty unless credentials are configured.
     call_headers: Mutex<IdMap<Arc<http::HeaderMap>>>,
@@ -186,6 +188,7 @@ impl Connection {
             stateless_meta: OnceLock::new(),
             events,
             param_headers: RwLock::default(),
+            param_listed: tokio::sync::watch::channel(0).0,
             call_headers: Mutex::new(IdMap::default()),
             direct: OnceLock::new(),
             max_message: crate::config::DEFAULT_MAX_MESSAGE_BYTES,
@@ -241,6 +244,12 @@ impl Connection {
     /// Replaces the `x-mcp-header` parameters (after every `tools/list`).
     pub(crate) fn set_param_headers(&self, table: ParamTable) {
         *self.param_headers.write().expect("param table poisoned") = Arc::new(table);
+        self.param_listed.send_modify(|n| *n += 1);
+    }
+
+    /// Changes each time the tools were listed anew (and their `x-mcp-header` table with them).
+    pub(crate) fn param_headers_listed(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.param_listed.subscribe()
     }
 
     pub(crate) fn server(&self) -> &Arc<str> {

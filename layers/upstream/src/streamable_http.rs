@@ -152,6 +152,10 @@ impl Direct for Http {
     }
 }
 
+/// How long a call refused for a header mismatch waits for the tools to be listed anew
+/// before its one retry.
+const RELIST_WAIT: Duration = Duration::from_secs(10);
+
 /// What the transport needs to know about an outgoing frame.
 #[derive(Debug, Default)]
 struct Head {
@@ -321,14 +325,26 @@ impl Http {
     /// One request: POST it, hand its answer to the connection, fail it if none came.
     async fn call(self: Arc<Self>, frame: Bytes, head: Head) -> u64 {
         let id = head.request_id.expect("only requests are spawned as calls");
-        if let Err(e) = self.exchange(&frame, &head).await {
-            if matches!(&e, McpError::Rpc { error, .. } if error.code == jsonrpc::HEADER_MISMATCH)
-                && head.method() == "tools/call"
+        let mut outcome = self.exchange(&frame, &head).await;
+        if matches!(&outcome, Err(McpError::Rpc { error, .. }) if error.code == jsonrpc::HEADER_MISMATCH)
+            && head.method() == "tools/call"
+        {
+            // The tool's `x-mcp-header` annotations may have changed: as the spec asks of a
+            // client, re-list the tools and send the call once more with the headers the
+            // server now expects.
+            let mut listed = self.conn.param_headers_listed();
+            listed.borrow_and_update();
+            self.conn.emit(Event::ToolsListChanged);
+            if tokio::time::timeout(RELIST_WAIT, listed.changed())
+                .await
+                .is_ok_and(|r| r.is_ok())
             {
-                // The tool's `x-mcp-header` annotations may have changed: re-list, so the
-                // next call sends what the server now expects.
-                self.conn.emit(Event::ToolsListChanged);
+                let mut again = Head::parse(&frame, self.stateless(), &self.conn);
+                again.caller = head.caller.clone();
+                outcome = self.exchange(&frame, &again).await;
             }
+        }
+        if let Err(e) = outcome {
             self.conn.fail(id, e);
         } else if self.conn.is_pending(id) {
             self.conn.fail(
