@@ -6,8 +6,11 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 scripts/install-peers.sh
-cargo build --workspace --examples --quiet
+cargo build --workspace --bins --examples --quiet
 cargo test --workspace "$@"
+# The gateway's upstream side against the official MCP conformance suite's mock servers
+# (client mode; tests/conformance/README.md), with the binary built above.
+tests/conformance/run.sh
 # The fuzz targets keep building and run for a few seconds each from their seed corpus
 # (skipped with a message when the nightly toolchain is missing; MCP_GATEWAY_SKIP_FUZZ=1
 # skips it too).

@@ -4,9 +4,10 @@
 //! It follows the WHATWG event-stream rules that matter to MCP: lines end with `\n`, `\r\n` or
 //! `\r` (also when split across chunks); `data:` lines of one event are joined with `\n`; a
 //! blank line dispatches the event; lines starting with `:` are comments (keep-alives);
-//! an event without data is not dispatched. `id:` and `retry:` are read and ignored because
-//! the gateway never resumes streams. One event may not grow beyond a size limit, so a server
-//! that never ends its event cannot make the gateway buffer without bound.
+//! an event whose data is empty is not dispatched (a server's priming event). The last
+//! `id:` and `retry:` are kept, for resuming a stream the server closed before it answered.
+//! One event may not grow beyond a size limit, so a server that never ends its event cannot
+//! make the gateway buffer without bound.
 
 use bytes::Bytes;
 
@@ -41,6 +42,10 @@ pub(crate) struct SseParser {
     /// The previous chunk ended with `\r`: a leading `\n` belongs to that line ending.
     skip_lf: bool,
     max: usize,
+    /// The last `id:` seen (the `Last-Event-ID` to resume from).
+    last_id: Option<String>,
+    /// The last `retry:` seen, in milliseconds.
+    retry_ms: Option<u64>,
 }
 
 impl SseParser {
@@ -53,7 +58,29 @@ impl SseParser {
             has_data: false,
             skip_lf: false,
             max,
+            last_id: None,
+            retry_ms: None,
         }
+    }
+
+    /// Forgets a half-read event of a stream that ended, keeping the last event id and the
+    /// retry delay for the stream that resumes it.
+    pub(crate) fn next_stream(&mut self) {
+        self.line.clear();
+        self.event = None;
+        self.data.clear();
+        self.has_data = false;
+        self.skip_lf = false;
+    }
+
+    /// The id of the last event with one: where a resumed stream continues.
+    pub(crate) fn last_event_id(&self) -> Option<&str> {
+        self.last_id.as_deref()
+    }
+
+    /// The reconnection delay the server asked for, in milliseconds.
+    pub(crate) fn retry_ms(&self) -> Option<u64> {
+        self.retry_ms
     }
 
     /// Feeds one chunk; complete events are appended to `out`.
@@ -90,7 +117,7 @@ impl SseParser {
 
     fn line_done(&mut self, line: &[u8], out: &mut Vec<SseEvent>) -> Result<(), SseError> {
         if line.is_empty() {
-            if self.has_data {
+            if self.has_data && !self.data.is_empty() {
                 out.push(SseEvent {
                     event: self.event.take().unwrap_or_else(|| "message".into()),
                     data: std::mem::take(&mut self.data),
@@ -121,7 +148,11 @@ impl SseParser {
                     return Err(SseError::TooLarge(self.max));
                 }
             }
-            // `id` and `retry` only matter for resuming streams, which the gateway never does.
+            // An id with NUL is ignored, as the WHATWG rules say.
+            "id" if !value.contains('\0') => self.last_id = Some(value.to_string()),
+            "retry" if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) => {
+                self.retry_ms = value.parse().ok();
+            }
             _ => {}
         }
         Ok(())
@@ -148,13 +179,22 @@ pub(crate) async fn read_events(
     max: usize,
     on_event: impl FnMut(SseEvent),
 ) -> Result<(), String> {
-    read_events_with(response, SseParser::new(max), on_event).await
+    read_events_into(response, &mut SseParser::new(max), on_event).await
 }
 
 /// [`read_events`] continuing with a parser that already read the start of the stream.
 pub(crate) async fn read_events_with(
-    mut response: impl ChunkSource,
+    response: impl ChunkSource,
     mut parser: SseParser,
+    on_event: impl FnMut(SseEvent),
+) -> Result<(), String> {
+    read_events_into(response, &mut parser, on_event).await
+}
+
+/// [`read_events`] with a parser the caller keeps (for its last event id and retry delay).
+pub(crate) async fn read_events_into(
+    mut response: impl ChunkSource,
+    parser: &mut SseParser,
     mut on_event: impl FnMut(SseEvent),
 ) -> Result<(), String> {
     let mut events = Vec::new();
@@ -249,5 +289,24 @@ mod tests {
         assert!(err.to_string().contains("exceeds 16 bytes"));
         let mut p = SseParser::new(16);
         assert!(p.push(b"data: \xff\xfe\n", &mut out).is_err());
+    }
+
+    #[test]
+    fn keeps_the_last_id_and_retry_and_skips_priming_events() {
+        let mut p = SseParser::new(1024);
+        let mut out = Vec::new();
+        p.push(b"id: event-2\nretry: 500\ndata:\n\n", &mut out)
+            .unwrap();
+        assert!(out.is_empty(), "an event with empty data is not dispatched");
+        assert_eq!(
+            (p.last_event_id(), p.retry_ms()),
+            (Some("event-2"), Some(500))
+        );
+        p.push(b"data: {\"a\"", &mut out).unwrap();
+        p.next_stream();
+        p.push(b"id: 3\ndata: {}\n\n", &mut out).unwrap();
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].data, "{}");
+        assert_eq!(p.last_event_id(), Some("3"));
     }
 }

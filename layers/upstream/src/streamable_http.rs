@@ -43,7 +43,9 @@ use crate::config::{HttpConfig, UpstreamConfig};
 use crate::connection::{Connection, Direct, Event, Exchange};
 use crate::h1::{H1Body, H1Client};
 use crate::link::{self, Link, NetLink, Opened};
-use crate::sse_parse::{ChunkSource, error_chain, read_events};
+use crate::sse_parse::{
+    ChunkSource, SseEvent, SseParser, error_chain, read_events, read_events_into,
+};
 use bytes::Bytes;
 use mcp_gateway_core::McpError;
 use mcp_gateway_core::jsonrpc::{self, JsonRpcError, Message, RequestId};
@@ -155,6 +157,13 @@ impl Direct for Http {
 /// How long a call refused for a header mismatch waits for the tools to be listed anew
 /// before its one retry.
 const RELIST_WAIT: Duration = Duration::from_secs(10);
+
+/// How many times one call's event stream is resumed after the server closed it early.
+const MAX_RESUMES: u32 = 5;
+/// Delay before resuming when the server named none (`retry:`).
+const RESUME_DELAY: Duration = Duration::from_secs(1);
+/// Longest delay before resuming, whatever the server asked for.
+const MAX_RESUME_DELAY: Duration = Duration::from_secs(30);
 
 /// What the transport needs to know about an outgoing frame.
 #[derive(Debug, Default)]
@@ -435,12 +444,18 @@ impl Http {
     async fn get_stream(self: Arc<Self>) {
         const MAX_DELAY: Duration = Duration::from_secs(30);
         let mut delay = Duration::from_secs(1);
+        // Kept across reconnections: the next GET resumes after the last event id, after
+        // the delay the server asked for.
+        let mut parser = SseParser::new(self.conn.max_message());
         loop {
             let mut rb = self
                 .client
                 .get(self.url.clone())
                 .headers(self.headers.clone())
                 .header(ACCEPT, "text/event-stream");
+            if let Some(last) = parser.last_event_id() {
+                rb = rb.header("last-event-id", last);
+            }
             if let Some(s) = self.session() {
                 rb = rb.header(SESSION_HEADER, s);
             }
@@ -457,13 +472,17 @@ impl Http {
                         && media_is(content_type(&r).as_ref(), "text/event-stream") =>
                 {
                     delay = Duration::from_secs(1);
-                    let ended = read_events(r, self.conn.max_message(), |ev| {
+                    parser.next_stream();
+                    let ended = read_events_into(r, &mut parser, |ev| {
                         if ev.event == "message"
                             && let Err(e) = self.conn.handle_incoming(ev.data.as_bytes()) {
                                 tracing::warn!(server = %self.conn.server(), error = %e, "malformed message on the GET stream");
                             }
                     })
                     .await;
+                    if let Some(ms) = parser.retry_ms() {
+                        delay = Duration::from_millis(ms).min(MAX_DELAY);
+                    }
                     tracing::debug!(server = %self.conn.server(), ?ended, "the GET stream ended; reopening");
                 }
                 Ok(r) => {
@@ -475,6 +494,39 @@ impl Http {
             }
             tokio::time::sleep(delay).await;
             delay = (delay * 2).min(MAX_DELAY);
+        }
+    }
+
+    /// Opens the GET that resumes an event stream after event `last` (`Last-Event-ID`);
+    /// `None` when the server does not resume it.
+    async fn resume(&self, last: &str) -> Option<reqwest::Response> {
+        let mut rb = self
+            .client
+            .get(self.url.clone())
+            .headers(self.headers.clone())
+            .header(ACCEPT, "text/event-stream")
+            .header("last-event-id", last);
+        if let Some(s) = self.session() {
+            rb = rb.header(SESSION_HEADER, s);
+        }
+        if let Some(g) = self.conn.generation() {
+            rb = rb.header(VERSION_HEADER, g.version());
+        }
+        match rb.send().await {
+            Ok(r)
+                if r.status().is_success()
+                    && media_is(content_type(&r).as_ref(), "text/event-stream") =>
+            {
+                Some(r)
+            }
+            Ok(r) => {
+                tracing::debug!(server = %self.conn.server(), status = %r.status(), "the server did not resume the event stream");
+                None
+            }
+            Err(e) => {
+                tracing::debug!(server = %self.conn.server(), error = %error_chain(&e), "resuming the event stream failed");
+                None
+            }
         }
     }
 
@@ -583,15 +635,42 @@ impl Http {
         let ctype = content_type(&response);
         if media_is(ctype.as_ref(), "text/event-stream") {
             let mut malformed = None;
-            let ended = read_events(response, self.conn.max_message(), |ev| {
+            let mut parser = SseParser::new(self.conn.max_message());
+            let mut on_event = |ev: SseEvent| {
                 if ev.event == "message"
-                    && let Err(e) = self.conn.handle_incoming_in(ev.data.as_bytes(), head.request_id) {
-                        tracing::warn!(server = %self.conn.server(), error = %e, "malformed message in an event stream");
-                        malformed = Some(format!("malformed message in the event stream: {e}"));
+                    && let Err(e) = self
+                        .conn
+                        .handle_incoming_in(ev.data.as_bytes(), head.request_id)
+                {
+                    tracing::warn!(server = %self.conn.server(), error = %e, "malformed message in an event stream");
+                    malformed = Some(format!("malformed message in the event stream: {e}"));
+                }
+            };
+            let mut ended = read_events_into(response, &mut parser, &mut on_event).await;
+            let unanswered = |id: Option<u64>| id.is_some_and(|id| self.conn.is_pending(id));
+            // A session-generation server may close the stream before it answers, having
+            // given its events ids: the answer then comes on a GET that resumes after the
+            // last one (2025-11-25 resumability), after the delay it asked for.
+            let mut resumed = 0;
+            while unanswered(head.request_id)
+                && resumed < MAX_RESUMES
+                && !self.stateless()
+                && let Some(last) = parser.last_event_id().map(str::to_owned)
+            {
+                resumed += 1;
+                let wait = parser
+                    .retry_ms()
+                    .map_or(RESUME_DELAY, Duration::from_millis);
+                tokio::time::sleep(wait.min(MAX_RESUME_DELAY)).await;
+                match self.resume(&last).await {
+                    Some(r) => {
+                        parser.next_stream();
+                        ended = read_events_into(r, &mut parser, &mut on_event).await;
                     }
-            })
-            .await;
-            let unanswered = head.request_id.is_some_and(|id| self.conn.is_pending(id));
+                    None => break,
+                }
+            }
+            let unanswered = unanswered(head.request_id);
             return match (unanswered, ended) {
                 (true, Err(why)) => Err(self.upstream(why)),
                 (true, Ok(())) => Err(self.upstream(malformed.unwrap_or_else(|| {

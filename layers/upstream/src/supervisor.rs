@@ -570,13 +570,28 @@ async fn handshake(conn: &Arc<Connection>, cfg: &UpstreamConfig) -> Result<Peer,
     // A slow-starting server (Python importing its SDK on a busy machine) must not be
     // mistaken for a legacy one, so the probe gets the full call timeout.
     let probe_limit = cfg.timeout;
-    match timed(
+    let mut probe = timed(
         cfg,
         probe_limit,
         conn.request("server/discover", Some(&params)),
     )
-    .await
+    .await;
+    // A server refusing the version it then lists as supported gets one more try, as a
+    // client negotiating from its `supported` list would.
+    if let Err(McpError::Rpc { error, .. }) = &probe
+        && error.code == jsonrpc::UNSUPPORTED_PROTOCOL_VERSION
+        && supported_versions(error)
+            .iter()
+            .any(|v| v == protocol::STATELESS_VERSION)
     {
+        probe = timed(
+            cfg,
+            probe_limit,
+            conn.request("server/discover", Some(&params)),
+        )
+        .await;
+    }
+    match probe {
         Ok(result) => {
             let d: DiscoverResult =
                 serde_json::from_str(result.get()).map_err(|e| McpError::Upstream {
@@ -606,14 +621,12 @@ async fn handshake(conn: &Arc<Connection>, cfg: &UpstreamConfig) -> Result<Peer,
             // `initialize` too, so report the versions it offers.
             return Err(McpError::Upstream {
                 server: cfg.id.clone(),
-                reason: format!(
-                    "server speaks protocol versions {} only",
-                    error
-                        .data
-                        .as_ref()
-                        .map(|d| d.get())
-                        .unwrap_or("(not listed)")
-                ),
+                reason: match supported_versions(&error) {
+                    v if v.is_empty() => {
+                        "server does not speak 2026-07-28 (versions not listed)".into()
+                    }
+                    v => format!("server speaks protocol versions {} only", v.join(", ")),
+                },
             });
         }
         Err(McpError::Rpc { .. }) | Err(McpError::Timeout { .. }) => {}
@@ -629,6 +642,21 @@ async fn handshake(conn: &Arc<Connection>, cfg: &UpstreamConfig) -> Result<Peer,
         });
     }
     initialize(conn, cfg).await
+}
+
+/// The versions an `UnsupportedProtocolVersion` error lists in `data.supported`.
+fn supported_versions(error: &jsonrpc::JsonRpcError) -> Vec<String> {
+    #[derive(Deserialize)]
+    struct Data {
+        #[serde(default)]
+        supported: Vec<String>,
+    }
+    error
+        .data
+        .as_ref()
+        .and_then(|d| serde_json::from_str::<Data>(d.get()).ok())
+        .map(|d| d.supported)
+        .unwrap_or_default()
 }
 
 /// The session generation's handshake: `initialize`, then `notifications/initialized`.
