@@ -6,8 +6,10 @@
 //! endpoint. `tests/peers/py_everything_check.py` drives it with the SDK's own client — in
 //! 2026-07-28 (`auto`) and in the session generation (`legacy`) — and checks sampling,
 //! elicitation (defaults, enums, titled enums), a two-round MRTR tool, log messages during a
-//! call, progress, the capabilities the server sees, and resources. The same script runs
-//! here against the gateway's `/mcp`, for each `protocol` the gateway can speak upstream.
+//! call, progress, the capabilities the server sees, and resources;
+//! `tests/clients/ts_everything_check*.mjs` do the same with the TypeScript SDK's clients of
+//! both generations. The same checks run here against the gateway's `/mcp`, for each
+//! `protocol` the gateway can speak upstream.
 
 mod common;
 
@@ -63,14 +65,37 @@ async fn sdk_checks(url: &str, mode: &str) -> String {
     text
 }
 
+/// Runs the TypeScript SDK clients' checks against `url`: `@modelcontextprotocol/sdk` 1.x
+/// (the session generation) and `@modelcontextprotocol/client` 2.x (2026-07-28).
+async fn ts_checks(url: &str) -> String {
+    let mut all = String::new();
+    for script in ["ts_everything_check.mjs", "ts_everything_check_2026.mjs"] {
+        let out = tokio::process::Command::new("node")
+            .arg(root().join("tests/clients").join(script))
+            .arg(url)
+            .output()
+            .await
+            .expect("run node");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "{script} through {url}:\n{text}");
+        all.push_str(&text);
+    }
+    all
+}
+
 #[tokio::test(flavor = "multi_thread")]
-async fn python_sdk_clients_of_both_generations_get_what_they_get_directly() {
+async fn sdk_clients_of_both_generations_get_what_they_get_directly() {
     require_peers();
     let (_server, url) = py_everything(&[]).await;
     // Directly first: the checks themselves hold against the server.
     for mode in ["auto", "legacy"] {
         sdk_checks(&url, mode).await;
     }
+    ts_checks(&url).await;
     for protocol in ["auto", "stateless", "session"] {
         let gw = TestGateway::start(config(&gateway_yaml(&url, protocol))).await;
         let mcp = gw.url("/mcp");
@@ -78,6 +103,8 @@ async fn python_sdk_clients_of_both_generations_get_what_they_get_directly() {
             let out = sdk_checks(&mcp, mode).await;
             eprintln!("protocol {protocol}: {}", out.trim());
         }
+        let out = ts_checks(&mcp).await;
+        eprintln!("protocol {protocol}: {}", out.trim());
         gw.stop().await;
     }
 }
@@ -328,5 +355,83 @@ async fn a_header_mismatch_from_the_upstream_is_retried_once_after_relisting() {
         (200, "region=eu limit=- confirm=false"),
         "{v}"
     );
+    gw.stop().await;
+}
+
+/// `resources/list` of the gateway as a 2026-07-28 client sees it.
+async fn list_resources(gw: &TestGateway) -> Value {
+    stateless_post(gw, "resources/list", None, "2026-07-28", json!({}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// How many `resources/list` the upstream has served.
+async fn lists_served(gw: &TestGateway) -> u64 {
+    let v: Value = stateless_post(
+        gw,
+        "resources/read",
+        Some("static://lists"),
+        "2026-07-28",
+        json!({"uri": "static://lists"}),
+    )
+    .send()
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let text = v["result"]["contents"][0]["text"]
+        .as_str()
+        .unwrap_or_default();
+    text.trim_start_matches("lists=")
+        .parse()
+        .unwrap_or_else(|_| panic!("{v}"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn lists_are_cached_as_their_server_allows_and_labelled_for_the_caller() {
+    require_peers();
+    let (_server, url) = py_everything(&["--list-ttl", "60000"]).await;
+    let gw = TestGateway::start(config(&gateway_yaml(&url, "stateless"))).await;
+    let first = list_resources(&gw).await;
+    let served = lists_served(&gw).await;
+    // Fresh and public upstream, no access rules: the gateway's answer is public too, and
+    // the next lists come from its cache (the server serves no more of them).
+    assert_eq!(first["result"]["cacheScope"], "public", "{first}");
+    assert_eq!(first["result"]["ttlMs"], 60000, "{first}");
+    for _ in 0..3 {
+        let again = list_resources(&gw).await;
+        assert_eq!(
+            again["result"]["resources"], first["result"]["resources"],
+            "{again}"
+        );
+    }
+    assert_eq!(
+        lists_served(&gw).await,
+        served,
+        "cached lists are not fetched again"
+    );
+    gw.stop().await;
+
+    // With access rules, what a caller sees is cut for that caller: private.
+    let yaml = format!(
+        "{}auth:\n  strategy: api-key\n  apiKeys:\n    - {{ name: a, key: key-a-0123456789, roles: [r] }}\n\
+         access:\n  - roles: [r]\n    allow: [\"*\"]\n",
+        gateway_yaml(&url, "stateless")
+    );
+    let gw = TestGateway::start(config(&yaml)).await;
+    let v: Value = stateless_post(&gw, "resources/list", None, "2026-07-28", json!({}))
+        .header("x-api-key", "key-a-0123456789")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["result"]["cacheScope"], "private", "{v}");
     gw.stop().await;
 }

@@ -56,7 +56,8 @@ from typing import Annotated, Any, Literal
 
 import anyio
 import mcp_types as types
-from mcp.server.lowlevel.server import Server
+from mcp.server.caching import CacheHint
+from mcp.server.lowlevel.server import HandlerEntry, Server
 from mcp.server.mcpserver import Context, Elicit, ElicitationResult, MCPServer, Resolve, Sample
 from mcp.server.session import ServerSession
 from mcp.shared.exceptions import MCPDeprecationWarning
@@ -102,6 +103,7 @@ class State:
 
     def __init__(self) -> None:
         self.touches = 0
+        self.lists = 0
         # uri -> {connection key -> session}; the key is the Mcp-Session-Id (HTTP) or "stdio".
         self.subscribers: dict[str, dict[str, ServerSession]] = {}
 
@@ -148,8 +150,18 @@ def sample_topic(topic: Annotated[Topic, Resolve(ask_topic)]) -> Sample:
 # ---- server ----
 
 
-def build(resources_only: bool = False) -> MCPServer:
-    server = MCPServer(name="py-everything", version="0.1.0", log_level="WARNING")
+def build(resources_only: bool = False, list_ttl_ms: int | None = None) -> MCPServer:
+    # `--list-ttl MS`: resources/list results are fresh for MS ms and public (a shared cache
+    # may serve them to anyone); each one served is counted, and `static://lists` reads the
+    # count, so a test can tell a cached list from a fetched one.
+    hints = {"resources/list": CacheHint(ttl_ms=list_ttl_ms, scope="public")} if list_ttl_ms else None
+    server = MCPServer(name="py-everything", version="0.1.0", log_level="WARNING", cache_hints=hints)
+
+    if list_ttl_ms:
+
+        @server.resource("static://lists", name="lists", description="resources/list served", mime_type="text/plain")
+        def lists() -> str:
+            return f"lists={STATE.lists}"
 
     @server.resource(COUNTER_URI, name="counter", description="Increments on each touch", mime_type="text/plain")
     def counter() -> str:
@@ -169,6 +181,13 @@ def build(resources_only: bool = False) -> MCPServer:
         STATE.subscribers.get(str(params.uri), {}).pop(_connection_key(ctx.request), None)
         return types.EmptyResult()
 
+    listing = low._request_handlers["resources/list"]  # pyright: ignore[reportPrivateUsage]
+
+    async def counted(ctx: Any, params: Any) -> Any:
+        STATE.lists += 1
+        return await listing.handler(ctx, params)
+
+    low._request_handlers["resources/list"] = HandlerEntry(listing.params_type, counted)  # pyright: ignore[reportPrivateUsage]
     low.add_request_handler("resources/subscribe", types.SubscribeRequestParams, subscribe)
     low.add_request_handler("resources/unsubscribe", types.UnsubscribeRequestParams, unsubscribe)
 
@@ -274,20 +293,26 @@ async def serve_http(server: MCPServer, port: int) -> None:
 
 def main(argv: list[str]) -> int:
     resources_only = False
+    list_ttl_ms: int | None = None
     port: int | None = None
     args = list(argv)
     while args:
         a = args.pop(0)
         if a == "--resources-only":
             resources_only = True
+        elif a == "--list-ttl" and args:
+            list_ttl_ms = int(args.pop(0))
         elif a == "--stdio":
             port = None
         elif a == "--http" and args:
             port = int(args.pop(0))
         else:
-            print("usage: py_everything.py [--resources-only] [--stdio | --http PORT]", file=sys.stderr)
+            print(
+                "usage: py_everything.py [--resources-only] [--list-ttl MS] [--stdio | --http PORT]",
+                file=sys.stderr,
+            )
             return 2
-    server = build(resources_only)
+    server = build(resources_only, list_ttl_ms)
     if port is None:
         server.run("stdio")
     else:

@@ -80,19 +80,73 @@ async fn call<S: McpService>(
     ep.mcp.clone().oneshot(req).await.map(|r| r.result)
 }
 
-/// Every page of `method` from `server`, as the raw items under `key`.
+/// How long an aggregated list stays fresh and who may share it (`ttlMs`, `cacheScope`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Freshness {
+    pub(crate) ttl_ms: u64,
+    pub(crate) public: bool,
+}
+
+impl Freshness {
+    /// Fresh for a long time, for anyone: what combining starts from.
+    const OPEN: Freshness = Freshness {
+        ttl_ms: u64::MAX,
+        public: true,
+    };
+
+    /// The freshness of a list built from this one and `other`: the shorter, the narrower.
+    fn and(self, other: Freshness) -> Freshness {
+        Freshness {
+            ttl_ms: self.ttl_ms.min(other.ttl_ms),
+            public: self.public && other.public,
+        }
+    }
+
+    /// Of an upstream result: unknown freshness (a session-generation server) is none, and
+    /// an unknown scope is private.
+    fn of(result: &RawValue) -> Freshness {
+        #[derive(Deserialize)]
+        struct F<'a> {
+            #[serde(default, rename = "ttlMs")]
+            ttl_ms: Option<u64>,
+            #[serde(default, rename = "cacheScope", borrow)]
+            scope: Option<Cow<'a, str>>,
+        }
+        let f: Option<F<'_>> = serde_json::from_str(result.get()).ok();
+        Freshness {
+            ttl_ms: f.as_ref().and_then(|f| f.ttl_ms).unwrap_or(0),
+            public: f.and_then(|f| f.scope).is_some_and(|s| s == "public"),
+        }
+    }
+
+    /// The `"ttlMs":…,"cacheScope":…` members.
+    pub(crate) fn members(self) -> String {
+        let ttl = if self.ttl_ms == u64::MAX {
+            0
+        } else {
+            self.ttl_ms
+        };
+        let scope = if self.public { "public" } else { "private" };
+        format!(r#""ttlMs":{ttl},"cacheScope":"{scope}""#)
+    }
+}
+
+/// Every page of `method` from `server`, as the raw items under `key`, and how fresh the
+/// pages said they are.
 async fn list_all<S: McpService>(
     ep: &Endpoint<S>,
     who: Option<&Arc<Identity>>,
     server: &Arc<str>,
     method: &str,
     key: &str,
-) -> Result<Vec<Box<RawValue>>, McpError> {
+) -> Result<(Vec<Box<RawValue>>, Freshness), McpError> {
     let mut items = Vec::new();
+    let mut fresh = Freshness::OPEN;
     let mut cursor: Option<String> = None;
     for _ in 0..MAX_PAGES {
         let params = cursor.as_ref().map(|c| raw(&json!({ "cursor": c })));
         let result = call(ep, who, server, method, params).await?;
+        fresh = fresh.and(Freshness::of(&result));
         let mut page: BTreeMap<String, Box<RawValue>> = serde_json::from_str(result.get())
             .map_err(|e| McpError::Upstream {
                 server: server.clone(),
@@ -110,7 +164,7 @@ async fn list_all<S: McpService>(
             break;
         }
     }
-    Ok(items)
+    Ok((items, fresh))
 }
 
 /// `resources/list`, `resources/templates/list` or `prompts/list` across servers, showing
@@ -131,9 +185,17 @@ pub(crate) async fn list<S: McpService>(
     let mut out: Vec<Box<RawValue>> = Vec::new();
     let mut prompt_names: HashMap<String, (Arc<str>, String)> = HashMap::new();
     let mut prompts: Vec<(Arc<str>, String, Box<RawValue>)> = Vec::new();
+    // Public only when every caller sees the same list and every server said so.
+    let mut fresh = Freshness {
+        public: ep.lists_are_shared(),
+        ..Freshness::OPEN
+    };
     for (server, items) in servers.iter().zip(lists) {
         let items = match items {
-            Ok(i) => i,
+            Ok((i, f)) => {
+                fresh = fresh.and(f);
+                i
+            }
             Err(e) => {
                 tracing::debug!(server = %server, error = %e, method, "skipping a server in an aggregated list");
                 continue;
@@ -219,7 +281,9 @@ pub(crate) async fn list<S: McpService>(
         }
         text.push_str(item.get());
     }
-    text.push_str(r#"],"ttlMs":0,"cacheScope":"private"}"#);
+    text.push_str("],");
+    text.push_str(&fresh.members());
+    text.push('}');
     Ok(RawValue::from_string(text).expect("built from valid JSON"))
 }
 

@@ -502,10 +502,12 @@ pub(crate) async fn dispatch<S: McpService>(
             format!("Method not found: {other}"),
         )),
     }?;
-    Ok(if ctx.stateless {
-        stateless_result(result)
-    } else {
-        result
+    Ok(match (ctx.stateless, method) {
+        // The one cacheable result that passes through from a single server: an older
+        // server gives it no freshness hints, which a 2026-07-28 result must carry.
+        (true, "resources/read") => stateless_result(with_cache_hints(result)),
+        (true, _) => stateless_result(result),
+        (false, _) => result,
     })
 }
 
@@ -548,8 +550,17 @@ pub(crate) fn list_tools<S: McpService>(
     if end < visible.len() {
         out.push_str(&format!(r#","nextCursor":"{end}""#));
     }
-    // Lists can differ per caller once access rules apply, so they are never shared.
-    out.push_str(r#","ttlMs":0,"cacheScope":"private"}"#);
+    // The catalog announces its changes (list_changed), so the list is not cached for a
+    // time; it is shared only while no access rule makes it differ per caller.
+    out.push(',');
+    out.push_str(
+        &aggregate::Freshness {
+            ttl_ms: 0,
+            public: ep.lists_are_shared(),
+        }
+        .members(),
+    );
+    out.push('}');
     Ok(RawValue::from_string(out).expect("built from valid JSON"))
 }
 

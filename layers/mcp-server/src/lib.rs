@@ -261,6 +261,14 @@ impl<S: McpService> Endpoint<S> {
     }
 }
 
+impl<S> Endpoint<S> {
+    /// True when every caller sees the same lists (no access rule cuts them), so the
+    /// gateway's own list answers may be `cacheScope: public`.
+    fn lists_are_shared(&self) -> bool {
+        self.policy.as_ref().is_none_or(|p| p.allows_everything())
+    }
+}
+
 /// Expires idle sessions and tells open session streams when the tool list changed.
 async fn housekeeping<S: McpService>(ep: std::sync::Weak<Endpoint<S>>) {
     let Some(mut changes) = ep.upgrade().map(|e| e.catalog.subscribe()) else {

@@ -197,6 +197,25 @@ pub(crate) fn stateless_result(result: Box<RawValue>) -> Box<RawValue> {
     RawValue::from_string(out).unwrap_or(result)
 }
 
+/// `result` with `"ttlMs":0,"cacheScope":"private"` (fresh for no time, for this caller
+/// only: the safe reading of a result that says nothing) unless it carries a `ttlMs`.
+pub(crate) fn with_cache_hints(result: Box<RawValue>) -> Box<RawValue> {
+    let text = result.get();
+    if text.contains("\"ttlMs\"") {
+        return result;
+    }
+    let Some(rest) = text.trim_start().strip_prefix('{') else {
+        return result;
+    };
+    let sep = if rest.trim_start().starts_with('}') {
+        ""
+    } else {
+        ","
+    };
+    RawValue::from_string(format!(r#"{{"ttlMs":0,"cacheScope":"private"{sep}{rest}"#))
+        .unwrap_or(result)
+}
+
 /// `subscriptions/listen`: subscribes the stream to the resources it names (as its caller:
 /// access rules apply), acknowledges what the gateway can honour, then keeps the stream
 /// open with `notifications/tools/list_changed` and `notifications/resources/updated`,

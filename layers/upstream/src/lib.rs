@@ -56,6 +56,7 @@ mod config;
 mod connection;
 mod h1;
 mod link;
+mod list_cache;
 mod service;
 mod sse;
 mod sse_parse;

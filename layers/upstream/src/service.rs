@@ -43,6 +43,19 @@ impl Service<McpRequest> for McpUpstreamService {
         {
             return done;
         }
+        // Lists a 2026-07-28 server marked fresh are answered from the cache.
+        let cache = crate::list_cache::cacheable(req.method(), req.params()).map(|(m, cursor)| {
+            let context = self.shared.credential_index(req.identity.as_deref());
+            (m, cursor, context)
+        });
+        if let Some((m, cursor, context)) = &cache
+            && let Some(hit) = self.shared.lists.get(m, cursor, *context)
+        {
+            return ResponseFuture::ready(McpResponse {
+                result: hit,
+                server: Some(server),
+            });
+        }
         let relay = req.extensions.get::<mcp_gateway_core::relay::RelaySink>();
         let mut headers = self.shared.headers_for(req.identity.as_deref());
         let mut traced = None;
@@ -82,6 +95,12 @@ impl Service<McpRequest> for McpUpstreamService {
                 span.record("trace_id", t.trace_id());
             }
         }
+        let store = cache.map(|(m, cursor, context)| Store {
+            shared: self.shared.clone(),
+            method: m,
+            cursor,
+            context,
+        });
         match conn.send_request_with(req.method(), params, relay, headers) {
             Ok((rx, guard)) => ResponseFuture {
                 state: State::Waiting {
@@ -89,6 +108,7 @@ impl Service<McpRequest> for McpUpstreamService {
                     guard,
                     server,
                     span,
+                    store,
                 },
             },
             Err(e) => ResponseFuture::failed(e),
@@ -183,7 +203,16 @@ enum State {
         guard: PendingGuard,
         server: Arc<str>,
         span: tracing::Span,
+        store: Option<Store>,
     },
+}
+
+/// Where a list result goes in its server's cache.
+struct Store {
+    shared: Arc<Shared>,
+    method: &'static str,
+    cursor: Option<String>,
+    context: Option<usize>,
 }
 
 impl std::fmt::Debug for State {
@@ -224,6 +253,7 @@ impl Future for ResponseFuture {
                 guard,
                 server,
                 span,
+                store,
             } => {
                 let _entered = span.enter();
                 let reply = match Pin::new(rx).poll(cx) {
@@ -248,6 +278,11 @@ impl Future for ResponseFuture {
                         reason: "connection closed".into(),
                     })
                 });
+                if let (Some(st), Ok(result)) = (store.take(), &reply) {
+                    st.shared
+                        .lists
+                        .put(st.method, st.cursor, st.context, result);
+                }
                 Poll::Ready(reply.map(|result| McpResponse {
                     result,
                     server: Some(server.clone()),

@@ -89,6 +89,8 @@ pub(crate) struct Shared {
     subscriptions_changed: tokio::sync::Notify,
     /// `notifications/resources/updated` from the server, by URI.
     updates: tokio::sync::broadcast::Sender<Arc<str>>,
+    /// Its list results, while they stay fresh.
+    pub(crate) lists: crate::list_cache::ListCache,
 }
 
 impl std::fmt::Debug for Shared {
@@ -133,6 +135,16 @@ impl Shared {
     fn subscribed_uris(&self) -> Vec<String> {
         let subs = self.subscriptions.lock().expect("subscriptions poisoned");
         subs.keys().cloned().collect()
+    }
+
+    /// Which credential rule applies to `identity` (`None`: the server's own headers).
+    pub(crate) fn credential_index(
+        &self,
+        identity: Option<&mcp_gateway_core::Identity>,
+    ) -> Option<usize> {
+        self.credentials
+            .iter()
+            .position(|(c, _)| c.applies_to(identity))
     }
 
     /// The extra headers for calls made by `identity`, if a credential rule applies.
@@ -233,6 +245,7 @@ impl Upstream {
             subscriptions: std::sync::Mutex::new(BTreeMap::new()),
             subscriptions_changed: tokio::sync::Notify::new(),
             updates: tokio::sync::broadcast::channel(64).0,
+            lists: crate::list_cache::ListCache::default(),
         });
         tokio::spawn(supervise(shared.clone()));
         Self { shared }
@@ -352,6 +365,8 @@ async fn supervise(shared: Arc<Shared>) {
 
 async fn run_once(shared: &Arc<Shared>) -> Exit {
     let cfg = &shared.config;
+    // A new connection may be to a server whose lists changed meanwhile.
+    shared.lists.clear();
     let opened = tokio::select! {
         r = link::open(cfg) => r,
         _ = shared.shutdown.cancelled() => return Exit::Shutdown,
@@ -466,6 +481,7 @@ async fn run_once(shared: &Arc<Shared>) -> Exit {
                 },
                 Some(Event::OtherListChanged(kind)) => {
                     tracing::debug!(server = %cfg.id, kind, "list changed");
+                    shared.lists.invalidate(kind);
                 }
                 Some(Event::ResourceUpdated(uri)) => {
                     let _ = shared.updates.send(uri);
