@@ -435,3 +435,41 @@ async fn lists_are_cached_as_their_server_allows_and_labelled_for_the_caller() {
     assert_eq!(v["result"]["cacheScope"], "private", "{v}");
     gw.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_missing_client_capability_is_a_400_as_from_the_server() {
+    require_peers();
+    let (_server, url) = py_everything(&[]).await;
+    let gw = TestGateway::start(config(&gateway_yaml(&url, "stateless"))).await;
+    // The caller declares no sampling: the server answers -32021, which the spec sends with
+    // HTTP 400, through the gateway as directly.
+    for target in [url.clone(), gw.url("/mcp")] {
+        let r = gw
+            .http
+            .post(&target)
+            .header("accept", ACCEPT)
+            .header("mcp-protocol-version", "2026-07-28")
+            .header("mcp-method", "tools/call")
+            .header("mcp-name", "sample")
+            .json(
+                &json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
+                "name": "sample", "arguments": {"prompt": "x"},
+                "_meta": {
+                    "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                    "io.modelcontextprotocol/clientCapabilities": {},
+                    "io.modelcontextprotocol/clientInfo": {"name": "t", "version": "1"},
+                }}}),
+            )
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(
+            (status, v["error"]["code"].as_i64()),
+            (400, Some(-32021)),
+            "{target}: {v}"
+        );
+    }
+    gw.stop().await;
+}

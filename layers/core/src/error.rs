@@ -163,7 +163,16 @@ impl McpError {
             McpError::RateLimited { .. } => gateway::RATE_LIMITED,
             McpError::Internal(_) => jsonrpc::INTERNAL_ERROR,
         };
-        JsonRpcError::new(code, self.to_string())
+        let mut e = JsonRpcError::new(code, self.to_string());
+        if let McpError::Unavailable { .. } = self {
+            // Names the gateway as the source: a server's own `-32002` (resource not found
+            // before 2026-07-28) carries no such data, and front ends tell them apart.
+            e.data = serde_json::value::RawValue::from_string(
+                r#"{"gatewayCode":"upstream_unavailable"}"#.into(),
+            )
+            .ok();
+        }
+        e
     }
 }
 

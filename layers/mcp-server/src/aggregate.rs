@@ -131,6 +131,34 @@ impl Freshness {
     }
 }
 
+/// Sets the log level of every server that logs to the most verbose level any session
+/// wants: a session-generation server's level is one for all of the gateway's clients,
+/// which each get only their own level's messages from the gateway. Sent only when that
+/// level changes.
+pub(crate) async fn forward_log_level<S: McpService>(ep: &Endpoint<S>) {
+    let wanted = ep
+        .sessions
+        .all()
+        .iter()
+        .filter_map(|s| s.log_level())
+        .min()
+        .unwrap_or(mcp_gateway_core::protocol::LogLevel::Debug);
+    let code = wanted as u8 + 1;
+    if ep
+        .upstream_log_level
+        .swap(code, std::sync::atomic::Ordering::Relaxed)
+        == code
+    {
+        return;
+    }
+    let params = raw(&json!({ "level": wanted.as_str() }));
+    for server in servers_with(ep, "logging") {
+        if let Err(e) = call(ep, None, &server, "logging/setLevel", Some(params.clone())).await {
+            tracing::debug!(server = %server, error = %e, "logging/setLevel not forwarded");
+        }
+    }
+}
+
 /// Every page of `method` from `server`, as the raw items under `key`, and how fresh the
 /// pages said they are.
 async fn list_all<S: McpService>(

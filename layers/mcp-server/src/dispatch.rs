@@ -470,7 +470,13 @@ pub(crate) async fn dispatch<S: McpService>(
             "cacheScope": "public",
         }))),
         "ping" if !ctx.stateless => Ok(raw(&json!({}))),
-        "logging/setLevel" if !ctx.stateless => set_log_level(ctx, params),
+        "logging/setLevel" if !ctx.stateless => {
+            let r = set_log_level(ctx, params);
+            if r.is_ok() {
+                aggregate::forward_log_level(ep).await;
+            }
+            r
+        }
         "tools/list" => list_tools(ep, ctx, params),
         "tools/call" => call_tool(ep, ctx, id, params, relay).await,
         "resources/list" | "resources/templates/list" | "prompts/list" => {
@@ -501,7 +507,11 @@ pub(crate) async fn dispatch<S: McpService>(
             jsonrpc::METHOD_NOT_FOUND,
             format!("Method not found: {other}"),
         )),
-    }?;
+    };
+    let result = match (result, ctx.stateless) {
+        (Err(e), true) => return Err(stateless_error(e)),
+        (r, _) => r?,
+    };
     Ok(match (ctx.stateless, method) {
         // The one cacheable result that passes through from a single server: an older
         // server gives it no freshness hints, which a 2026-07-28 result must carry.
@@ -598,7 +608,8 @@ pub(crate) async fn call_tool<S: McpService>(
 }
 
 /// `logging/setLevel`: the session's calls relay log messages at this level and above
-/// (and ask 2026-07-28 upstreams for them at this level).
+/// (and ask 2026-07-28 upstreams for them at this level, per request); session-generation
+/// servers are set to the most verbose level any session wants.
 fn set_log_level(ctx: &Ctx, params: Option<&RawValue>) -> Result<Box<RawValue>, JsonRpcError> {
     #[derive(Deserialize)]
     struct SetLevel {

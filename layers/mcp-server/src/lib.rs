@@ -188,6 +188,9 @@ pub struct Endpoint<S> {
     parked: std::sync::Mutex<std::collections::HashMap<String, mrtr::Parked>>,
     /// Clients' resource subscriptions.
     subscriptions: subscriptions::Subscriptions,
+    /// The log level last sent to servers (0: none yet), see
+    /// [`aggregate::forward_log_level`].
+    upstream_log_level: std::sync::atomic::AtomicU8,
 }
 
 impl<S> std::fmt::Debug for Endpoint<S> {
@@ -218,6 +221,7 @@ impl<S: McpService> Endpoint<S> {
             origins: aggregate::Origins::default(),
             parked: std::sync::Mutex::new(std::collections::HashMap::new()),
             subscriptions: subscriptions::Subscriptions::default(),
+            upstream_log_level: std::sync::atomic::AtomicU8::new(0),
             shutdown,
         });
         tokio::spawn(housekeeping(Arc::downgrade(&ep)));
@@ -485,5 +489,18 @@ mod tests {
         let r = stateless_result(RawValue::from_string("{}".into()).unwrap());
         let v: Value = serde_json::from_str(r.get()).unwrap();
         assert_eq!(v["resultType"], "complete");
+    }
+
+    #[test]
+    fn a_2026_client_never_gets_32002() {
+        let ours = McpError::Unavailable {
+            server: "a".into(),
+            reason: "down".into(),
+        }
+        .to_jsonrpc();
+        assert_eq!(ours.code, -32002);
+        assert_eq!(stateless_error(ours).code, jsonrpc::INTERNAL_ERROR);
+        let theirs = JsonRpcError::new(-32002, "Resource not found");
+        assert_eq!(stateless_error(theirs).code, jsonrpc::INVALID_PARAMS);
     }
 }

@@ -197,6 +197,25 @@ pub(crate) fn stateless_result(result: Box<RawValue>) -> Box<RawValue> {
     RawValue::from_string(out).unwrap_or(result)
 }
 
+/// An error as a 2026-07-28 client may receive it. That revision retired `-32002` (resource
+/// not found, now `-32602`) and forbids emitting it: a server's own `-32002` goes out as
+/// `-32602`, and the gateway's "server unavailable" (the same number, marked by its `data`)
+/// as an internal error (`-32603`) that keeps that `data`.
+pub(crate) fn stateless_error(mut e: JsonRpcError) -> JsonRpcError {
+    if e.code == mcp_gateway_core::jsonrpc::gateway::UPSTREAM_UNAVAILABLE {
+        let ours = e
+            .data
+            .as_ref()
+            .is_some_and(|d| d.get().contains("upstream_unavailable"));
+        e.code = if ours {
+            jsonrpc::INTERNAL_ERROR
+        } else {
+            jsonrpc::INVALID_PARAMS
+        };
+    }
+    e
+}
+
 /// `result` with `"ttlMs":0,"cacheScope":"private"` (fresh for no time, for this caller
 /// only: the safe reading of a result that says nothing) unless it carries a `ttlMs`.
 pub(crate) fn with_cache_hints(result: Box<RawValue>) -> Box<RawValue> {

@@ -36,6 +36,15 @@ impl Service<McpRequest> for McpUpstreamService {
         let Some(conn) = self.shared.connection() else {
             return ResponseFuture::failed(self.shared.unavailable());
         };
+        if req.method() == "logging/setLevel"
+            && conn.generation().is_some_and(Generation::is_stateless)
+        {
+            // 2026-07-28 has no such method: the level goes with each request (`_meta`).
+            return ResponseFuture::ready(McpResponse {
+                result: RawValue::from_string("{}".into()).expect("valid JSON"),
+                server: Some(server),
+            });
+        }
         if matches!(
             req.method(),
             "resources/subscribe" | "resources/unsubscribe"
