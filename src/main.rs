@@ -1,5 +1,7 @@
 //! The `mcp-gateway` command: `init`, `start`, `validate`.
 
+mod clients;
+
 use clap::{Parser, Subcommand};
 use mcp_gateway::Gateway;
 use mcp_gateway::config::{AuthStrategy, Config, DEFAULT_CONFIG_YAML};
@@ -39,6 +41,39 @@ enum Command {
         )]
         config: PathBuf,
     },
+    /// Import the MCP servers of Claude Desktop, Cursor or VS Code into a gateway config
+    /// (secrets become `${VAR}` references; an existing config gets the new servers added).
+    Import {
+        /// Which client's file: claude, cursor, vscode, or auto (recognised by its shape;
+        /// without FILE, the first client file found).
+        #[arg(long, default_value = "auto")]
+        from: String,
+        /// The client's file (default: where that client keeps it).
+        file: Option<PathBuf>,
+        /// The gateway config to write or add to.
+        #[arg(short, long, default_value = "mcp-gateway.yml")]
+        output: PathBuf,
+    },
+    /// Print (or with --write, add to the client's own file, keeping a backup) the entry
+    /// that points an AI client at the gateway.
+    Connect {
+        /// claude, cursor or vscode.
+        client: String,
+        /// The gateway's MCP endpoint.
+        #[arg(long, default_value = "http://127.0.0.1:4000/mcp")]
+        url: String,
+        /// Environment variable holding the API key the client should send.
+        #[arg(long)]
+        api_key_env: Option<String>,
+        /// Merge the entry into the client's config file instead of printing it.
+        #[arg(long)]
+        write: bool,
+    },
+    /// Print a shell completion script (bash, zsh, fish, elvish or powershell).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
     /// Check a config file and report every problem.
     Validate {
         /// Config file (.yml, .yaml, .json or .toml).
@@ -56,6 +91,25 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Init { config, force } => init(&config, force),
+        Command::Import { from, file, output } => {
+            clients::import_cmd(&from, file.as_deref(), &output)
+        }
+        Command::Connect {
+            client,
+            url,
+            api_key_env,
+            write,
+        } => clients::connect_cmd(&client, &url, api_key_env.as_deref(), write),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "mcp-gateway",
+                &mut std::io::stdout(),
+            );
+            ExitCode::SUCCESS
+        }
         Command::Validate { config } => match Config::load(&config) {
             Ok(c) => {
                 let enabled = c.servers.iter().filter(|s| s.enabled).count();

@@ -23,6 +23,7 @@
 //! ```
 
 mod env;
+pub mod import;
 mod security;
 mod validate;
 
