@@ -69,6 +69,10 @@ enum Command {
         #[arg(long)]
         write: bool,
     },
+    /// Print the JSON Schema (2020-12) of the configuration, for editors.
+    Schema,
+    /// Print the man page (roff): `mcp-gateway man > mcp-gateway.1`.
+    Man,
     /// Print a shell completion script (bash, zsh, fish, elvish or powershell).
     Completions {
         /// The shell.
@@ -100,6 +104,21 @@ fn main() -> ExitCode {
             api_key_env,
             write,
         } => clients::connect_cmd(&client, &url, api_key_env.as_deref(), write),
+        Command::Schema => {
+            let schema = mcp_gateway::config::json_schema();
+            println!("{}", serde_json::to_string_pretty(&schema).expect("JSON"));
+            ExitCode::SUCCESS
+        }
+        Command::Man => {
+            use clap::CommandFactory;
+            match clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("{e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
         Command::Completions { shell } => {
             use clap::CommandFactory;
             clap_complete::generate(
@@ -182,9 +201,19 @@ fn init(path: &std::path::Path, force: bool) -> ExitCode {
         );
         return ExitCode::from(1);
     }
-    match std::fs::write(path, DEFAULT_CONFIG_YAML) {
+    // The schema beside the config, named in its first line, so editors that read the
+    // `yaml-language-server` comment complete and check it.
+    let schema_path = path.with_file_name("mcp-gateway.schema.json");
+    let schema = serde_json::to_string_pretty(&mcp_gateway::config::json_schema()).expect("JSON");
+    if let Err(e) = std::fs::write(&schema_path, schema) {
+        eprintln!("cannot write {}: {e}", schema_path.display());
+        return ExitCode::from(1);
+    }
+    let text =
+        format!("# yaml-language-server: $schema=./mcp-gateway.schema.json\n{DEFAULT_CONFIG_YAML}");
+    match std::fs::write(path, text) {
         Ok(()) => {
-            println!("wrote {}", path.display());
+            println!("wrote {} and {}", path.display(), schema_path.display());
             println!(
                 "next: edit the servers, then run `mcp-gateway start -c {}`",
                 path.display()

@@ -214,6 +214,13 @@ fn connect_prints_or_writes_the_client_entry_and_completions_print() {
         "{v}"
     );
     assert!(home.join(".cursor/mcp.json.bak").exists());
+    let o = run(dir.path(), &["man"], &[]);
+    assert!(o.status.success(), "{}", text(&o));
+    let man = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        man.contains(".TH mcp-gateway") && man.contains("import"),
+        "{man}"
+    );
     for shell in ["bash", "zsh", "fish"] {
         let o = run(dir.path(), &["completions", shell], &[]);
         assert!(
@@ -225,5 +232,86 @@ fn connect_prints_or_writes_the_client_entry_and_completions_print() {
             String::from_utf8_lossy(&o.stdout).contains("import"),
             "{shell}"
         );
+    }
+}
+
+/// Validates `docs` (JSON) against `schema` with Python's `jsonschema` (Draft 2020-12), an
+/// independent validator; returns one verdict line per document.
+fn python_validate(dir: &Path, schema: &Path, docs: &[(String, serde_json::Value)]) -> Vec<String> {
+    let list = dir.join("docs.json");
+    std::fs::write(&list, serde_json::to_string(docs).unwrap()).unwrap();
+    let script = r#"
+import json, sys, jsonschema
+schema = json.load(open(sys.argv[1]))
+jsonschema.Draft202012Validator.check_schema(schema)
+v = jsonschema.Draft202012Validator(schema)
+for name, doc in json.load(open(sys.argv[2])):
+    errors = sorted(v.iter_errors(doc), key=lambda e: list(e.path))
+    print(name, "ok" if not errors else "INVALID: " + "; ".join(e.message for e in errors[:3]))
+"#;
+    let o = Command::new(peers_python())
+        .args(["-c", script])
+        .arg(schema)
+        .arg(&list)
+        .output()
+        .expect("run python");
+    assert!(o.status.success(), "{}", text(&o));
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(String::from)
+        .collect()
+}
+
+#[test]
+fn the_schema_accepts_every_example_config_and_refuses_unknown_keys() {
+    require_peers();
+    let dir = tempfile::tempdir().unwrap();
+    let o = run(dir.path(), &["schema"], &[]);
+    assert!(o.status.success(), "{}", text(&o));
+    let schema = dir.path().join("schema.json");
+    std::fs::write(&schema, &o.stdout).unwrap();
+    let o = run(dir.path(), &["init"], &[]);
+    assert!(o.status.success(), "{}", text(&o));
+    let init = std::fs::read_to_string(dir.path().join("mcp-gateway.yml")).unwrap();
+    assert!(init.starts_with("# yaml-language-server: $schema=./mcp-gateway.schema.json"));
+    assert!(dir.path().join("mcp-gateway.schema.json").exists());
+    // Every config in the repository, as the loader reads it (variables substituted).
+    let mut docs = Vec::new();
+    let files = [
+        root().join("examples/mcp-gateway.yml"),
+        root().join("examples/cluster/gateway.yml"),
+        root().join("examples/docker/mcp-gateway.yml"),
+        dir.path().join("mcp-gateway.yml"),
+    ];
+    for f in files.iter().filter(|f| f.exists()) {
+        let raw = std::fs::read_to_string(f).unwrap();
+        let (text, _) = mcp_gateway::config::substitute(&raw, true, |k| {
+            Some(
+                if k.ends_with("PORT") {
+                    "4001"
+                } else {
+                    "set-by-env"
+                }
+                .into(),
+            )
+        })
+        .unwrap();
+        let v: serde_json::Value = yaml_serde::from_str(&text).unwrap();
+        docs.push((f.display().to_string(), v));
+    }
+    let mut bad: serde_json::Value = docs[0].1.clone();
+    bad["servers"][0]["comand"] = json!("typo");
+    docs.push(("unknown-server-key".into(), bad));
+    let mut bad = docs[0].1.clone();
+    bad["listen"] = json!(1);
+    docs.push(("unknown-top-key".into(), bad));
+    let verdicts = python_validate(dir.path(), &schema, &docs);
+    assert_eq!(verdicts.len(), docs.len(), "{verdicts:#?}");
+    for v in &verdicts {
+        if v.starts_with("unknown-") {
+            assert!(v.contains("INVALID"), "{v}");
+        } else {
+            assert!(v.ends_with(" ok"), "{v}");
+        }
     }
 }

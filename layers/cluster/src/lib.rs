@@ -56,7 +56,7 @@ mod bus;
 pub use bus::{Bus, MemoryBus, RedisBus};
 
 /// Scale-out settings: what lets any replica serve any request.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ClusterConfig {
     /// This replica's name, reported by `/api/v1/health`, `/api/v1/metrics` and the

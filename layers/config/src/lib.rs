@@ -41,7 +41,7 @@ use std::time::Duration;
 pub const DEFAULT_CONFIG_YAML: &str = include_str!("default.yml");
 
 /// The whole gateway configuration.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Config {
     /// TCP port of the HTTP listener (`0` picks a free one). Env: `MCP_GATEWAY_PORT`.
@@ -185,7 +185,9 @@ impl Default for Config {
 }
 
 /// How the MCP endpoint names the tools it aggregates.
-#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(
+    Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum ToolNaming {
     /// `<prefix>__<tool>` where the prefix is the server's `toolPrefix` or id: never collides.
@@ -197,7 +199,9 @@ pub enum ToolNaming {
 }
 
 /// Log verbosity.
-#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(
+    Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum LogLevel {
     /// Everything, including wire-level detail.
@@ -227,7 +231,9 @@ impl LogLevel {
 }
 
 /// Log output format.
-#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(
+    Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     /// Human-readable lines.
@@ -238,7 +244,7 @@ pub enum LogFormat {
 }
 
 /// Authentication settings.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AuthConfig {
     /// `none`, `api-key`, `jwt` or `oauth`.
@@ -263,7 +269,7 @@ pub struct AuthConfig {
 }
 
 /// A budget of failed authentications per client IP (`limit: 0` turns it off).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct FailureLimit {
     /// Failures per window.
@@ -313,7 +319,7 @@ impl FailureLimit {
 }
 
 /// The gateway as an OAuth 2.1 protected resource (RFC 9728).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct OauthConfig {
     /// The URL clients use for this gateway (e.g. `https://gw.example.com`); tokens must
@@ -327,7 +333,7 @@ pub struct OauthConfig {
 }
 
 /// The decision for tools no access rule allows.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum DefaultAccess {
     /// Allowed unless denied.
@@ -337,7 +343,9 @@ pub enum DefaultAccess {
 }
 
 /// How callers authenticate.
-#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(
+    Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum AuthStrategy {
     /// Anyone who can reach the gateway may call it.
@@ -352,7 +360,7 @@ pub enum AuthStrategy {
 }
 
 /// An API key: a plain string or an object with a name, roles and the key or its hash.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(untagged)]
 pub enum ApiKey {
     /// The key itself.
@@ -362,7 +370,7 @@ pub enum ApiKey {
 }
 
 /// A named API key with roles.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NamedApiKey {
     /// Name used in logs and metrics instead of the key.
@@ -383,7 +391,7 @@ pub struct NamedApiKey {
 }
 
 /// JWT validation settings.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct JwtConfig {
     /// Shared secret for HS* algorithms.
@@ -415,6 +423,7 @@ pub struct JwtConfig {
         skip_serializing_if = "Vec::is_empty",
         deserialize_with = "one_or_many"
     )]
+    #[schemars(schema_with = "one_or_many_schema")]
     pub roles_claim: Vec<String>,
     /// Claim naming the caller's tenant.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -431,8 +440,24 @@ fn default_jwks_min_refresh() -> u64 {
     30
 }
 
+fn one_or_many_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]
+    })
+}
+
+/// The JSON Schema (2020-12) of the configuration, from its types: field docs become
+/// descriptions, unknown keys are refused, as the loader does.
+pub fn json_schema() -> serde_json::Value {
+    let mut schema = schemars::schema_for!(Config).to_value();
+    if let Some(o) = schema.as_object_mut() {
+        o.insert("title".into(), "mcp-gateway configuration".into());
+    }
+    schema
+}
+
 fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
-    #[derive(Deserialize)]
+    #[derive(Deserialize, schemars::JsonSchema)]
     #[serde(untagged)]
     enum OneOrMany {
         One(String),
@@ -447,7 +472,7 @@ fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D:
 /// One access rule: callers with any of `roles` (or one of `subjects`, or using one of the
 /// API keys named in `keys`) may call tools matching `allow` unless a `deny` of any rule that
 /// applies to them matches.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AccessRule {
     /// Roles the rule applies to (`"*"`: every caller, anonymous ones included).
@@ -468,7 +493,7 @@ pub struct AccessRule {
 }
 
 /// Rate limiting.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RateLimitConfig {
     /// Requests allowed per window.
@@ -505,7 +530,7 @@ pub struct RateLimitConfig {
 }
 
 /// A budget for the calls of some tools.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ToolLimit {
     /// Glob over `<server>__<tool>`: `github__*` (a server), `search__query` (a tool).
@@ -529,7 +554,7 @@ fn default_max_keys() -> usize {
 }
 
 /// A caller with its own rate limit.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RateLimitOverride {
     /// The caller's subject: the API key's name or the token's `sub`.
@@ -543,7 +568,9 @@ pub struct RateLimitOverride {
 }
 
 /// Behaviour of the `redis` backend while Redis is unreachable.
-#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(
+    Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum RateLimitFailMode {
     /// Admit requests uncounted (availability first).
@@ -554,7 +581,9 @@ pub enum RateLimitFailMode {
 }
 
 /// Where rate-limit counters live.
-#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(
+    Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum RateLimitBackend {
     /// In this process.
@@ -566,7 +595,7 @@ pub enum RateLimitBackend {
 
 /// Health checks: an MCP `ping` (a `tools/list` for servers without `ping`) every
 /// `intervalSeconds`; unset keys take the gateway's value, then the default.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct HealthCheckConfig {
     /// Probe at all (default `true`).
@@ -610,7 +639,9 @@ impl HealthCheckConfig {
 }
 
 /// When the gateway reports itself ready on `/readyz`.
-#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(
+    Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Readiness {
     /// No enabled server is still in its first start.
@@ -623,7 +654,7 @@ pub enum Readiness {
 }
 
 /// Headers for some callers' calls to one server, chosen by identity.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CredentialConfig {
     /// Callers with one of these subjects (API key name or token `sub`).
@@ -642,7 +673,7 @@ pub struct CredentialConfig {
 pub use mcp_gateway_cluster::ClusterConfig;
 
 /// Client connections.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ConnectionsConfig {
     /// Most client connections served at once (`0`: three quarters of the open-file
@@ -683,7 +714,7 @@ impl ConnectionsConfig {
 }
 
 /// Metrics and request log.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct MonitorConfig {
     /// Keep a log of recent calls (`GET /api/v1/requests`).
@@ -715,7 +746,7 @@ pub struct MonitorConfig {
 }
 
 /// Where and how spans are exported (`monitor.tracing`).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TracingConfig {
     /// OTLP/HTTP collector: a base URL (`http://127.0.0.1:4318`, `/v1/traces` is added) or
@@ -739,7 +770,9 @@ pub struct TracingConfig {
 }
 
 /// OTLP/HTTP encodings.
-#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(
+    Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema,
+)]
 pub enum OtlpProtocol {
     /// `application/x-protobuf`, the OTLP default.
     #[default]
@@ -804,7 +837,9 @@ impl Default for MonitorConfig {
 }
 
 /// Transport used to reach an upstream server.
-#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(
+    Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum TransportKind {
     /// Child process over stdin/stdout.
@@ -831,7 +866,7 @@ impl TransportKind {
 }
 
 /// One upstream MCP server.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ServerConfig {
     /// Unique id: letters, digits, `-` and `_` (no `__`, which separates qualified names).
@@ -897,7 +932,9 @@ fn is_default<T: Default + PartialEq>(v: &T) -> bool {
 }
 
 /// Which protocol generation the gateway speaks with one upstream server.
-#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(
+    Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum ProtocolKind {
     /// Probe with `server/discover`; 2026-07-28 when offered, else the session generation.
