@@ -21,24 +21,11 @@ const ACCEPT: &str = "application/json, text/event-stream";
 
 /// Starts py_everything over Streamable HTTP on a free loopback port.
 async fn py_everything(args: &[&str]) -> (tokio::process::Child, String) {
-    use tokio::io::AsyncBufReadExt;
-    let mut child = tokio::process::Command::new(peers_python())
-        .arg(root().join("tests/peers/py_everything.py"))
+    let mut cmd = tokio::process::Command::new(peers_python());
+    cmd.arg(root().join("tests/peers/py_everything.py"))
         .args(args)
-        .args(["--http", "0"])
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn py_everything");
-    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
-    let line = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
-        .await
-        .expect("py_everything prints its url")
-        .unwrap()
-        .expect("a `kind url` line");
-    let url = line.split_once(' ').expect("`kind url` line").1.to_string();
-    (child, url)
+        .args(["--http", "0"]);
+    spawn_announced(cmd).await
 }
 
 fn gateway_yaml(url: &str, protocol: &str) -> String {

@@ -256,19 +256,25 @@ impl Drop for RedisServer {
 /// Starts the test server over Streamable HTTP on a free loopback port with extra args;
 /// returns the process (killed on drop) and its MCP URL.
 pub async fn http_test_server(args: &[&str]) -> (tokio::process::Child, String) {
+    let mut cmd = tokio::process::Command::new(test_server());
+    cmd.args(args).args(["--http", "0"]);
+    spawn_announced(cmd).await
+}
+
+/// Spawns a server that prints one `kind url` line once it listens (the test server, the
+/// Python peers); returns the process (killed on drop) and the URL.
+pub async fn spawn_announced(mut cmd: tokio::process::Command) -> (tokio::process::Child, String) {
     use tokio::io::AsyncBufReadExt;
-    let mut child = tokio::process::Command::new(test_server())
-        .args(args)
-        .args(["--http", "0"])
+    let mut child = cmd
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
         .kill_on_drop(true)
         .spawn()
-        .expect("spawn test server");
+        .expect("spawn the server");
     let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
-    let line = tokio::time::timeout(std::time::Duration::from_secs(10), lines.next_line())
+    let line = tokio::time::timeout(std::time::Duration::from_secs(60), lines.next_line())
         .await
-        .expect("test server prints its url")
+        .expect("the server prints its url")
         .unwrap()
         .expect("a `kind url` line");
     let url = line.split_once(' ').expect("`kind url` line").1.to_string();
