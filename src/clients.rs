@@ -140,7 +140,7 @@ fn write_config(out: &Path, imported: &Imported) -> Result<usize, String> {
             Format::Toml => toml::to_string(&doc).map_err(|e| e.to_string())?,
             Format::Yaml => yaml_serde::to_string(&doc).map_err(|e| e.to_string())?,
         };
-        std::fs::write(out, text).map_err(|e| e.to_string())?;
+        write_atomically(out, &text)?;
         return Ok(added);
     }
     let n = entries.len();
@@ -155,8 +155,16 @@ fn write_config(out: &Path, imported: &Imported) -> Result<usize, String> {
             yaml_serde::to_string(&imported.servers).map_err(|e| e.to_string())?
         ),
     };
-    std::fs::write(out, text).map_err(|e| e.to_string())?;
+    write_atomically(out, &text)?;
     Ok(n)
+}
+
+/// Writes `text` to a file beside `path`, then renames it over `path`: a crash leaves the
+/// old file or the new one, never half of either.
+fn write_atomically(path: &Path, text: &str) -> Result<(), String> {
+    let tmp = path.with_extension("import.tmp");
+    std::fs::write(&tmp, text).map_err(|e| e.to_string())?;
+    std::fs::rename(&tmp, path).map_err(|e| e.to_string())
 }
 
 /// `connect CLIENT [--url U] [--api-key-env VAR] [--write]`.

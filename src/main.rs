@@ -205,7 +205,9 @@ fn init(path: &std::path::Path, force: bool) -> ExitCode {
     // `yaml-language-server` comment complete and check it.
     let schema_path = path.with_file_name("mcp-gateway.schema.json");
     let schema = serde_json::to_string_pretty(&mcp_gateway::config::json_schema()).expect("JSON");
-    if let Err(e) = std::fs::write(&schema_path, schema) {
+    if (force || !schema_path.exists())
+        && let Err(e) = std::fs::write(&schema_path, schema)
+    {
         eprintln!("cannot write {}: {e}", schema_path.display());
         return ExitCode::from(1);
     }

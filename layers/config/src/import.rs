@@ -188,14 +188,24 @@ fn server(
         }
         s.transport = TransportKind::Stdio;
         s.command = Some(client_vars(command));
-        s.args = entry
+        let args: Vec<&str> = entry
             .get("args")
             .and_then(Value::as_array)
             .into_iter()
             .flatten()
             .filter_map(Value::as_str)
-            .map(client_vars)
             .collect();
+        for (i, a) in args.into_iter().enumerate() {
+            // A connection string with a password or a token in its query is a secret.
+            let arg = if a.contains("://") && has_secret(a) {
+                let key = format!("{id}_ARG{}", i + 1);
+                let what = format!("argument {} of server {name}", i + 1);
+                format!("${{{}}}", variable(id, &key, a, &what, out, taken))
+            } else {
+                client_vars(a)
+            };
+            s.args.push(arg);
+        }
         if let Some(cwd) = text("cwd") {
             s.cwd = Some(client_vars(cwd).into());
         }
@@ -361,6 +371,7 @@ mod tests {
     fn imports_every_shape_without_secrets() {
         let json = r#"{"mcpServers": {
             "fs": {"command": "npx", "args": ["-y", "@modelcontextprotocol/server-filesystem", "/tmp"]},
+            "pg": {"command": "npx", "args": ["-y", "server-postgres", "postgresql://u:pw-77@db/x"]},
             "my server.v2": {"command": "node", "args": ["s.js"], "env": {"API_KEY": "k-1", "MODE": "fast"}, "disabled": true},
             "other": {"command": "node", "env": {"API_KEY": "k-2"}},
             "remote": {"url": "https://mcp.example.com/mcp", "headers": {"Authorization": "Bearer t0k"}},
@@ -370,7 +381,7 @@ mod tests {
         }}"#;
         let out = import(json, None).unwrap();
         let text = format!("{:?}", out.servers);
-        for secret in ["k-1", "k-2", "t0k", "abc"] {
+        for secret in ["k-1", "k-2", "t0k", "abc", "pw-77"] {
             assert!(!text.contains(secret), "{secret} leaked: {text}");
         }
         let by = |id: &str| out.servers.iter().find(|s| s.id == id).unwrap();

@@ -398,11 +398,15 @@ pub(crate) async fn by_uri<S: McpService>(
     for server in candidates {
         match call(ep, who, &server, method, Some(p.to_owned())).await {
             Ok(r) => {
-                ep.origins
-                    .resources
-                    .write()
-                    .expect("lock")
-                    .insert(uri, server);
+                // Only a read proves the server has the resource: a 2026-07-28 server
+                // accepts a subscription to any URI (its listen stream just stays quiet).
+                if method == "resources/read" {
+                    ep.origins
+                        .resources
+                        .write()
+                        .expect("lock")
+                        .insert(uri, server);
+                }
                 return Ok(r);
             }
             // Refused by access rules: as if this server had no such resource.

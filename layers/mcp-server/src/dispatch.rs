@@ -157,6 +157,9 @@ pub async fn post_mcp<S: McpService>(
         {
             return resp.into_response();
         }
+        if let Err(resp) = check_version(msg.id.as_ref(), meta_version.as_deref().unwrap_or("")) {
+            return resp.into_response();
+        }
         let Some(id) = msg.id else {
             // No client notifications are defined for this revision; accept and ignore.
             return StatusCode::ACCEPTED.into_response();
@@ -347,22 +350,20 @@ pub(crate) async fn answer<S: McpService>(
             );
             if streams {
                 // Stream: drive in the background so notifications flow while it runs.
+                // An error before any event is answered as JSON with its HTTP status.
                 let ep = ep.clone();
                 let (ftx, frx) = mpsc::channel(64);
                 tokio::spawn(async move {
                     let mut notify = |frame: Vec<u8>| {
-                        ftx.try_send(sse_event(&frame)).is_ok() || !ftx.is_closed()
+                        ftx.try_send(Streamed::Event(sse_event(&frame))).is_ok() || !ftx.is_closed()
                     };
-                    let frame = match mrtr::drive(&ep, running, owner, level, &mut notify).await {
-                        mrtr::Outcome::Done(Ok(r)) => jsonrpc::result_frame(&id, r.get()),
-                        mrtr::Outcome::Done(Err(e)) => jsonrpc::error_frame(Some(&id), &e),
-                        mrtr::Outcome::InputRequired(r) => {
-                            jsonrpc::result_frame(&id, stateless_result(r).get())
-                        }
+                    let last = match mrtr::drive(&ep, running, owner, level, &mut notify).await {
+                        mrtr::Outcome::Done(r) => r,
+                        mrtr::Outcome::InputRequired(r) => Ok(stateless_result(r)),
                     };
-                    let _ = ftx.send(sse_event(&frame)).await;
+                    let _ = ftx.send(Streamed::Last(last)).await;
                 });
-                return sse_response(frx, None);
+                return lazy_answer(frx, id, true).await;
             }
             mrtr::drive(ep, running, owner, level, &mut notify).await
         };
@@ -381,7 +382,7 @@ pub(crate) async fn answer<S: McpService>(
     // Session generation: progress, log messages and relayed server requests go on an SSE
     // answer before the result. The answer becomes a stream only when the first of them
     // arrives; a call that sends none is answered with plain JSON.
-    let (tx, mut rx) = mpsc::channel::<Streamed>(64);
+    let (tx, rx) = mpsc::channel::<Streamed>(64);
     let task_ep = ep.clone();
     let params = params.map(ToOwned::to_owned);
     let method = method.to_string();
@@ -413,11 +414,24 @@ pub(crate) async fn answer<S: McpService>(
         }
         let _ = tx.send(Streamed::Last(result)).await;
     });
+    lazy_answer(rx, id, false).await
+}
+
+/// The answer to a call whose messages arrive on `rx`: plain JSON when the result comes
+/// first (an error then gets its HTTP status: the 2026-07-28 one when `stateless`), an event
+/// stream from the first message before it on.
+async fn lazy_answer(mut rx: mpsc::Receiver<Streamed>, id: RequestId, stateless: bool) -> Response {
     match rx.recv().await {
         Some(Streamed::Last(Ok(r))) => {
             json_response(StatusCode::OK, jsonrpc::result_frame(&id, r.get()))
         }
-        Some(Streamed::Last(Err(e))) => rpc_error(StatusCode::OK, Some(&id), e),
+        Some(Streamed::Last(Err(e))) => {
+            let status = match stateless {
+                true => stateless_status(e.code),
+                false => StatusCode::OK,
+            };
+            rpc_error(status, Some(&id), e)
+        }
         Some(Streamed::Event(first)) => {
             let events =
                 futures::stream::unfold((Some(first), rx, id), |(first, mut rx, id)| async move {
@@ -445,8 +459,7 @@ pub(crate) async fn answer<S: McpService>(
     }
 }
 
-/// What a session-generation call sends its client: events before the result, then the
-/// result itself.
+/// What a call sends its client: events before the result, then the result itself.
 enum Streamed {
     Event(Bytes),
     Last(Result<Box<RawValue>, JsonRpcError>),

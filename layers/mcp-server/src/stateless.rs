@@ -82,8 +82,13 @@ pub(crate) fn check_stateless(
             )));
         }
     }
-    // The version is judged only once the headers agree with the body (as the spec's
-    // reference SDK does): a mismatch is the more specific fault.
+    Ok(())
+}
+
+/// Refuses a 2026-07-28 request for a protocol version the gateway does not speak (-32022).
+/// Judged last, once every header agrees with the body (as the spec's reference SDK does):
+/// a mismatch is the more specific fault.
+pub(crate) fn check_version(id: Option<&RequestId>, version: &str) -> Result<(), Reject> {
     if version != STATELESS_VERSION {
         let mut e = JsonRpcError::new(
             jsonrpc::UNSUPPORTED_PROTOCOL_VERSION,

@@ -152,10 +152,12 @@ pub(crate) async fn unsubscribe<S: McpService>(
     let gone = ep
         .subscriptions
         .remove(Some(uri), |e| e.is_session(session));
-    if gone.is_empty() {
-        return Ok(crate::raw(&json!({})));
+    let mut answer = Ok(crate::raw(&json!({})));
+    // One release upstream per subscription made (the upstream counts them).
+    for _ in gone {
+        answer = aggregate::by_uri(ep, "resources/unsubscribe", Some(&uri_params(uri)), who).await;
     }
-    aggregate::by_uri(ep, "resources/unsubscribe", Some(&uri_params(uri)), who).await
+    answer
 }
 
 /// Subscribes a listen stream to `uris`; returns the ones it may follow.
@@ -166,8 +168,11 @@ pub(crate) async fn listen<S: McpService>(
     uris: &[String],
     who: Option<&Arc<Identity>>,
 ) -> Vec<String> {
-    let mut honored = Vec::new();
+    let mut honored: Vec<String> = Vec::new();
     for uri in uris {
+        if honored.contains(uri) {
+            continue; // named twice: followed once
+        }
         let params = uri_params(uri);
         if aggregate::by_uri(ep, "resources/subscribe", Some(&params), who)
             .await

@@ -306,7 +306,7 @@ impl Connection {
         let remapped;
         let mut token = None;
         let params = match (relay, params) {
-            (Some(_), Some(p)) if p.get().contains("\"progressToken\"") => {
+            (Some(_), Some(p)) if p.get().contains("\"progressToken\"") || has_escapes(p.get()) => {
                 match remap_progress_token(p, id)? {
                     Some((new_params, original)) => {
                         token = Some(original);
@@ -426,7 +426,11 @@ impl Connection {
                 ));
             }
             return match params {
-                Some(p) if session_server && p.get().contains("\"io.modelcontextprotocol/") => {
+                Some(p)
+                    if session_server
+                        && (p.get().contains("\"io.modelcontextprotocol/")
+                            || has_escapes(p.get())) =>
+                {
                     strip_envelope(p).map(|s| Some(s.into()))
                 }
                 p => Ok(p.map(|p| std::borrow::Cow::Borrowed(p.get()))),
@@ -450,7 +454,7 @@ impl Connection {
                 "params must be a JSON object".into(),
             ));
         };
-        if !text.contains("\"_meta\"") {
+        if !text.contains("\"_meta\"") && !has_escapes(text) {
             let sep = if rest.trim_start().starts_with('}') {
                 ""
             } else {
@@ -575,17 +579,23 @@ impl Connection {
     }
 
     /// Sends a log message to the client of the call it belongs to: the call whose answer
-    /// stream carried it, or, on a transport that does not tell (stdio, WebSocket, legacy
-    /// SSE), the only call in flight. With several calls in flight it stays in the gateway's
+    /// stream carried it ([`NOT_A_CALL`]: a stream of no call, such as the GET stream, so
+    /// nobody's), or, on a transport that does not tell (stdio, WebSocket, legacy SSE), the
+    /// only call in flight. With several calls in flight it stays in the gateway's
     /// log: sending it to a guessed caller could show one client another's data.
     fn relay_log(&self, params: Option<&RawValue>, call: Option<u64>) {
         let relays = self.progress.lock().expect("progress table poisoned");
         let target = match call {
             Some(id) => relays.get(&id),
-            None if self.pending.lock().expect("pending table poisoned").len() == 1 => {
-                relays.values().next().filter(|_| relays.len() == 1)
+            // Only when the one call awaiting its answer is the one relayed call: a relay
+            // outlives its answer for a moment, and another call may be the one in flight.
+            None => {
+                let pending = self.pending.lock().expect("pending table poisoned");
+                match (pending.len(), relays.len()) {
+                    (1, 1) => pending.keys().next().and_then(|id| relays.get(id)),
+                    _ => None,
+                }
             }
-            None => None,
         };
         if let Some(r) = target {
             r.sink.send(ServerMessage {
@@ -872,6 +882,16 @@ fn cut(s: &str, max: usize) -> std::borrow::Cow<'_, str> {
         end -= 1;
     }
     format!("{}…", &s[..end]).into()
+}
+
+/// The call "id" of messages read from a stream that belongs to no call (call ids start
+/// at 1): their notifications are relayed to nobody.
+pub(crate) const NOT_A_CALL: u64 = 0;
+
+/// True when the text may name a key through a JSON escape (`"\u005fmeta"`): the quick
+/// substring checks on raw params cannot see it, so such params take the parsing path.
+fn has_escapes(text: &str) -> bool {
+    text.contains("\\u")
 }
 
 /// True when `params` hold a top-level `requestState` (an MRTR retry).

@@ -42,6 +42,8 @@ enum Scope {
 #[derive(Debug, Default)]
 pub(crate) struct ListCache {
     entries: Mutex<HashMap<Key, (Box<RawValue>, Instant)>>,
+    /// Bumped by every invalidation: a list fetched before one is not kept after it.
+    epoch: std::sync::atomic::AtomicU64,
 }
 
 /// A cacheable request: the method and the cursor, when `params` hold nothing else.
@@ -93,13 +95,20 @@ impl ListCache {
             })
     }
 
-    /// Keeps `result` if the server marked it fresh for a while.
+    /// The current epoch, to hand back to [`Self::put`].
+    pub(crate) fn epoch(&self) -> u64 {
+        self.epoch.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Keeps `result`, fetched at `epoch`, if the server marked it fresh for a while and
+    /// nothing invalidated the lists since.
     pub(crate) fn put(
         &self,
         method: &'static str,
         cursor: Option<String>,
         context: Option<usize>,
         result: &RawValue,
+        epoch: u64,
     ) {
         #[derive(Deserialize)]
         struct Freshness {
@@ -124,6 +133,10 @@ impl ListCache {
         };
         let until = Instant::now() + Duration::from_millis(ttl).min(MAX_TTL);
         let mut entries = self.entries.lock().expect("list cache poisoned");
+        // Checked under the lock that invalidation takes too.
+        if self.epoch() != epoch {
+            return;
+        }
         if entries.len() >= MAX_ENTRIES {
             let now = Instant::now();
             entries.retain(|_, (_, u)| *u > now);
@@ -142,12 +155,15 @@ impl ListCache {
     /// Drops the lists a `list_changed` of `kind` (`resources`, `prompts`) makes stale.
     pub(crate) fn invalidate(&self, kind: &str) {
         let mut entries = self.entries.lock().expect("list cache poisoned");
+        self.epoch.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         entries.retain(|k, _| !k.method.starts_with(kind));
     }
 
     /// Drops everything (the connection was replaced).
     pub(crate) fn clear(&self) {
-        self.entries.lock().expect("list cache poisoned").clear();
+        let mut entries = self.entries.lock().expect("list cache poisoned");
+        self.epoch.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        entries.clear();
     }
 }
 
@@ -172,7 +188,13 @@ mod tests {
         );
         assert_eq!(cacheable("tools/call", None), None);
         // No freshness: never kept.
-        c.put("prompts/list", None, None, &raw(r#"{"prompts":[]}"#));
+        c.put(
+            "prompts/list",
+            None,
+            None,
+            &raw(r#"{"prompts":[]}"#),
+            c.epoch(),
+        );
         assert!(c.get("prompts/list", &None, None).is_none());
         // Private: only for the context that fetched it.
         c.put(
@@ -180,6 +202,7 @@ mod tests {
             None,
             Some(1),
             &raw(r#"{"prompts":[],"ttlMs":60000,"cacheScope":"private"}"#),
+            c.epoch(),
         );
         assert!(c.get("prompts/list", &None, Some(1)).is_some());
         assert!(c.get("prompts/list", &None, Some(2)).is_none());
@@ -189,6 +212,7 @@ mod tests {
             None,
             None,
             &raw(r#"{"resourceTemplates":[],"ttlMs":60000}"#),
+            c.epoch(),
         );
         assert!(
             c.get("resources/templates/list", &None, Some(1)).is_none(),
@@ -201,6 +225,7 @@ mod tests {
             None,
             Some(1),
             &raw(r#"{"resources":[],"ttlMs":60000,"cacheScope":"public"}"#),
+            c.epoch(),
         );
         assert!(c.get("resources/list", &None, Some(7)).is_some());
         c.invalidate("resources");
@@ -212,8 +237,15 @@ mod tests {
             Some("x".into()),
             None,
             &raw(r#"{"prompts":[],"ttlMs":1,"cacheScope":"public"}"#),
+            c.epoch(),
         );
         std::thread::sleep(Duration::from_millis(5));
         assert!(c.get("prompts/list", &Some("x".into()), None).is_none());
+        // Fetched before an invalidation: not kept after it.
+        let before = c.epoch();
+        c.invalidate("prompts");
+        let fresh = r#"{"prompts":[],"ttlMs":60000,"cacheScope":"public"}"#;
+        c.put("prompts/list", None, None, &raw(fresh), before);
+        assert!(c.get("prompts/list", &None, None).is_none());
     }
 }

@@ -45,12 +45,16 @@ impl Service<McpRequest> for McpUpstreamService {
                 server: Some(server),
             });
         }
+        // A forwarded subscribe / unsubscribe is counted back if the server refuses it.
+        let mut undo = None;
         if matches!(
             req.method(),
             "resources/subscribe" | "resources/unsubscribe"
-        ) && let Some(done) = self.subscription(&conn, &req)
-        {
-            return done;
+        ) {
+            match self.subscription(&conn, &req) {
+                Subscription::Answered(done) => return done,
+                Subscription::Forward(u) => undo = Some(u),
+            }
         }
         // Lists a 2026-07-28 server marked fresh are answered from the cache.
         let cache = crate::list_cache::cacheable(req.method(), req.params()).map(|(m, cursor)| {
@@ -105,6 +109,7 @@ impl Service<McpRequest> for McpUpstreamService {
             }
         }
         let store = cache.map(|(m, cursor, context)| Store {
+            epoch: self.shared.lists.epoch(),
             shared: self.shared.clone(),
             method: m,
             cursor,
@@ -118,6 +123,7 @@ impl Service<McpRequest> for McpUpstreamService {
                     server,
                     span,
                     store,
+                    undo,
                 },
             },
             Err(e) => ResponseFuture::failed(e),
@@ -131,7 +137,7 @@ impl McpUpstreamService {
     /// leaves: the gateway is one client to it, shared by all of its own. A 2026-07-28 server
     /// has neither method; its `subscriptions/listen` stream is opened anew with the URIs.
     /// Returns the answer when the server need not be asked.
-    fn subscription(&self, conn: &Connection, req: &McpRequest) -> Option<ResponseFuture> {
+    fn subscription(&self, conn: &Connection, req: &McpRequest) -> Subscription {
         #[derive(serde::Deserialize)]
         struct Uri {
             uri: String,
@@ -140,7 +146,7 @@ impl McpUpstreamService {
             .params()
             .and_then(|p| serde_json::from_str::<Uri>(p.get()).ok())
         else {
-            return Some(ResponseFuture::failed(McpError::InvalidParams(
+            return Subscription::Answered(ResponseFuture::failed(McpError::InvalidParams(
                 "resources/subscribe and resources/unsubscribe need a uri".into(),
             )));
         };
@@ -148,13 +154,32 @@ impl McpUpstreamService {
         let changed = self.shared.count_subscription(&uri.uri, add);
         let stateless = conn.generation().is_some_and(Generation::is_stateless);
         if changed && !stateless {
-            return None;
+            return Subscription::Forward(Undo {
+                shared: self.shared.clone(),
+                uri: uri.uri,
+                add,
+            });
         }
-        Some(ResponseFuture::ready(McpResponse {
+        Subscription::Answered(ResponseFuture::ready(McpResponse {
             result: RawValue::from_string("{}".into()).expect("valid JSON"),
             server: Some(self.shared.config.id.clone()),
         }))
     }
+}
+
+/// What becomes of a `resources/subscribe` / `unsubscribe`.
+enum Subscription {
+    /// Answered here.
+    Answered(ResponseFuture),
+    /// Sent to the server; undone if it fails.
+    Forward(Undo),
+}
+
+/// Takes back a subscription count when the server refused the request it was made for.
+struct Undo {
+    shared: Arc<Shared>,
+    uri: String,
+    add: bool,
 }
 
 /// `params` with `_meta.<key> = value` added (a splice when there is no `_meta` yet).
@@ -213,6 +238,7 @@ enum State {
         server: Arc<str>,
         span: tracing::Span,
         store: Option<Store>,
+        undo: Option<Undo>,
     },
 }
 
@@ -222,6 +248,8 @@ struct Store {
     method: &'static str,
     cursor: Option<String>,
     context: Option<usize>,
+    /// The cache's epoch when the request left: a list invalidated meanwhile is not kept.
+    epoch: u64,
 }
 
 impl std::fmt::Debug for State {
@@ -263,6 +291,7 @@ impl Future for ResponseFuture {
                 server,
                 span,
                 store,
+                undo,
             } => {
                 let _entered = span.enter();
                 let reply = match Pin::new(rx).poll(cx) {
@@ -290,7 +319,10 @@ impl Future for ResponseFuture {
                 if let (Some(st), Ok(result)) = (store.take(), &reply) {
                     st.shared
                         .lists
-                        .put(st.method, st.cursor, st.context, result);
+                        .put(st.method, st.cursor, st.context, result, st.epoch);
+                }
+                if let (Some(u), true) = (undo.take(), reply.is_err()) {
+                    u.shared.count_subscription(&u.uri, !u.add);
                 }
                 Poll::Ready(reply.map(|result| McpResponse {
                     result,

@@ -40,7 +40,7 @@
 //! - **Shutdown** sends `DELETE` with the session id.
 
 use crate::config::{HttpConfig, UpstreamConfig};
-use crate::connection::{Connection, Direct, Event, Exchange};
+use crate::connection::{Connection, Direct, Event, Exchange, NOT_A_CALL};
 use crate::h1::{H1Body, H1Client};
 use crate::link::{self, Link, NetLink, Opened};
 use crate::sse_parse::{
@@ -474,8 +474,10 @@ impl Http {
                     delay = Duration::from_secs(1);
                     parser.next_stream();
                     let ended = read_events_into(r, &mut parser, |ev| {
+                        // Messages of the GET stream belong to no call: never relayed as if
+                        // they were the call in flight's.
                         if ev.event == "message"
-                            && let Err(e) = self.conn.handle_incoming(ev.data.as_bytes()) {
+                            && let Err(e) = self.conn.handle_incoming_in(ev.data.as_bytes(), Some(NOT_A_CALL)) {
                                 tracing::warn!(server = %self.conn.server(), error = %e, "malformed message on the GET stream");
                             }
                     })
@@ -497,13 +499,18 @@ impl Http {
         }
     }
 
-    /// Opens the GET that resumes an event stream after event `last` (`Last-Event-ID`);
-    /// `None` when the server does not resume it.
-    async fn resume(&self, last: &str) -> Option<reqwest::Response> {
+    /// Opens the GET that resumes an event stream after event `last` (`Last-Event-ID`), with
+    /// the caller's credential headers; `None` when the server does not resume it.
+    async fn resume(&self, last: &str, caller: Option<&HeaderMap>) -> Option<reqwest::Response> {
+        // The same credentials as the POST it resumes.
+        let mut headers = self.headers.clone();
+        if let Some(c) = caller {
+            replace_headers(&mut headers, c);
+        }
         let mut rb = self
             .client
             .get(self.url.clone())
-            .headers(self.headers.clone())
+            .headers(headers)
             .header(ACCEPT, "text/event-stream")
             .header("last-event-id", last);
         if let Some(s) = self.session() {
@@ -662,7 +669,7 @@ impl Http {
                     .retry_ms()
                     .map_or(RESUME_DELAY, Duration::from_millis);
                 tokio::time::sleep(wait.min(MAX_RESUME_DELAY)).await;
-                match self.resume(&last).await {
+                match self.resume(&last, head.caller.as_deref()).await {
                     Some(r) => {
                         parser.next_stream();
                         ended = read_events_into(r, &mut parser, &mut on_event).await;
