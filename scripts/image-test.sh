@@ -382,14 +382,24 @@ start_image() {  # tag, extra env assignments...
   local wd
   wd=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1])).get("WorkingDir") or "/")' "$cfg")
   port=$(free_port)
-  log=$work/run-$tag.log
-  unshare --pid --fork --mount --propagation private --mount-proc="$rootfs/proc" \
+  log=$work/run-$started-$tag.log
+  # In the new mount namespace, before the chroot: /proc for the new PID namespace and, with
+  # readonly=1, the root filesystem read-only with empty tmpfs on the user's home and /tmp,
+  # as deploy/kubernetes/deployment.yaml runs the image (readOnlyRootFilesystem, emptyDirs).
+  local setup='mount -t proc proc "$R/proc"'
+  if [[ -n ${readonly:-} ]]; then
+    setup='mount --bind "$R" "$R" && mount -o remount,bind,ro "$R" && mount -t tmpfs -o mode=1777 tmpfs "$R/tmp" && mount -t tmpfs -o "uid=$U,gid=$G,mode=0755" tmpfs "$R$H" && '$setup
+  fi
+  local home
+  home=$(printf '%s\n' "${image_env[@]}" | sed -n 's/^HOME=//p')
+  R=$rootfs U=${image_user%%:*} G=${image_user##*:} H=${home:-/nonexistent} \
+    unshare --pid --fork --mount --propagation private sh -c "$setup"' && exec "$@"' sh \
     chroot --userspec="$image_user" "$rootfs" \
     /usr/bin/env -i -C "$wd" "${image_env[@]}" MCP_GATEWAY_PORT="$port" "$@" "${argv[@]}" \
     > "$log" 2>&1 &
   run_pid=$!
   pids+=("$run_pid")
-  echo "started ${argv[*]} as $image_user in $wd (port $port via MCP_GATEWAY_PORT)"
+  echo "started ${argv[*]} as $image_user in $wd (port $port via MCP_GATEWAY_PORT)${readonly:+; read-only root, tmpfs on $home and /tmp}"
 }
 
 wait_http() {  # path, status, seconds
@@ -449,8 +459,8 @@ release_image() {
   unset 'containers[-1]'
 }
 
-say "node image (--target runtime-node), default config: npx-started server"
-start_image node MCP_GATEWAY_API_KEY="$key"
+say "node image (--target runtime-node), default config: npx-started server; read-only root"
+readonly=1 start_image node MCP_GATEWAY_API_KEY="$key"
 wait_http /healthz 200 30
 healthcheck node
 wait_http /readyz 200 180

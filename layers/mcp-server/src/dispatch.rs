@@ -228,11 +228,19 @@ pub async fn post_mcp<S: McpService>(
     }
     match (msg.id, method) {
         (Some(id), Some(method)) => {
+            // Log messages can only come from a server that declared `logging`: a call to
+            // any other keeps the plain JSON path (no stream, no relay registered).
+            let logs = method == "tools/call"
+                && envelope
+                    .as_ref()
+                    .and_then(|e| e.name.as_deref())
+                    .and_then(|n| ep.catalog.snapshot().get(n).map(|t| t.slot))
+                    .is_some_and(|slot| ep.catalog.logs(slot));
             let ctx = Ctx {
                 stateless: false,
                 can_ask: session.can_relay(),
                 caps: session.relay_capabilities(),
-                log_level: session.log_level(),
+                log_level: session.log_level().filter(|_| logs),
                 session: Some(session),
                 identity,
                 trace: trace_of(&headers, envelope.as_ref().and_then(|e| e.meta.as_ref())),
@@ -313,8 +321,8 @@ pub(crate) async fn answer<S: McpService>(
     let wants_progress = relayable && params.is_some_and(|p| p.get().contains("\"progressToken\""));
     let retry = ctx.stateless && relayable && mrtr::is_retry(params);
     // A 2026-07-28 client asks for log messages per request; a session client gets them
-    // unless it turned them down with `logging/setLevel`, so its calls always take the path
-    // that can stream (and answer JSON when nothing came before the result).
+    // from servers that log, so its calls to those take the path that can stream (and
+    // answer JSON when nothing came before the result).
     let wants_logs = relayable && ctx.log_level.is_some();
     if !(wants_progress || retry || wants_logs || (relayable && ctx.can_ask)) {
         return match dispatch(ep, &ctx, &id, method, params, None).await {

@@ -87,6 +87,8 @@ pub struct ExposedTool {
 struct ServerState {
     ready: bool,
     capabilities: Option<Arc<RawValue>>,
+    /// Its capabilities name `logging` (read once, not per call).
+    logs: bool,
 }
 
 /// What the catalog knows at one moment.
@@ -302,10 +304,22 @@ impl Catalog {
     /// Records whether server `id` is ready and the capabilities it advertised.
     pub fn set_server_state(&self, id: &str, ready: bool, capabilities: Option<Arc<RawValue>>) {
         let Some(slot) = self.slot(id) else { return };
+        let logs = capabilities.as_ref().is_some_and(|c| {
+            serde_json::from_str::<BTreeMap<&str, serde::de::IgnoredAny>>(c.get())
+                .is_ok_and(|m| m.contains_key("logging"))
+        });
         self.shared.states.write().expect("catalog lock")[slot] = ServerState {
             ready,
             capabilities,
+            logs,
         };
+    }
+
+    /// True when the server in `slot` declared `logging`: only its calls can carry log
+    /// messages to relay.
+    pub fn logs(&self, slot: usize) -> bool {
+        let states = self.shared.states.read().expect("catalog lock");
+        states.get(slot).is_some_and(|s| s.logs)
     }
 
     /// Ready servers whose capabilities include `cap` (`"prompts"`, `"resources"`, …), in
