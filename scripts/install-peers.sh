@@ -3,6 +3,7 @@
 #   - npm packages from tests/peers/package-lock.json   -> tests/peers/node_modules  (npm ci)
 #   - PyPI packages from tests/peers/requirements.txt   -> tests/peers/.venv         (pip)
 #   - redis-server from Debian, when missing                                          (apt-get)
+#   - podman, mmdebstrap and haproxy from Debian, when missing (scripts/image-test.sh)  (apt-get)
 # Idempotent and quick when everything is already there: each step is skipped when a stamp
 # holding the checksum of its input file (and the tool version) still matches.
 # Works from any cwd. Set PEERS_FORCE=1 to reinstall everything.
@@ -62,6 +63,20 @@ else
     $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends redis-server >/dev/null
     # Debian's package may start a system service; the tests start their own instances.
     say "redis-server installed ($(redis-server --version | cut -d' ' -f3))"
+fi
+
+# --- image tools ------------------------------------------------------------------------------
+# scripts/image-test.sh builds the container image with podman from a Debian base made by
+# mmdebstrap, and checks the Compose cluster's HAProxy config.
+if command -v podman >/dev/null && command -v mmdebstrap >/dev/null && command -v haproxy >/dev/null; then
+    say "podman, mmdebstrap and haproxy present"
+else
+    say "installing podman, mmdebstrap and haproxy (apt-get) ..."
+    SUDO=""
+    if [[ "$(id -u)" != 0 ]]; then SUDO="sudo"; fi
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq podman mmdebstrap haproxy >/dev/null
+    say "image tools installed"
 fi
 
 say "done"

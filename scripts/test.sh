@@ -11,6 +11,9 @@ cargo test --workspace "$@"
 # The gateway's upstream side against the official MCP conformance suite's mock servers
 # (client mode; tests/conformance/README.md), with the binary built above.
 tests/conformance/run.sh
+# The container image, Compose files and Kubernetes manifests (docs/deploy.md); the image
+# part is skipped with a message where podman or mmdebstrap is missing.
+MCP_GATEWAY_BIN=target/debug/mcp-gateway scripts/image-test.sh
 # The fuzz targets keep building and run for a few seconds each from their seed corpus
 # (skipped with a message when the nightly toolchain is missing; MCP_GATEWAY_SKIP_FUZZ=1
 # skips it too).
