@@ -277,14 +277,38 @@ fn the_schema_accepts_every_example_config_and_refuses_unknown_keys() {
     assert!(dir.path().join("mcp-gateway.schema.json").exists());
     // Every config in the repository, as the loader reads it (variables substituted).
     let mut docs = Vec::new();
-    let files = [
-        root().join("examples/mcp-gateway.yml"),
-        root().join("examples/cluster/gateway.yml"),
-        root().join("examples/docker/mcp-gateway.yml"),
-        dir.path().join("mcp-gateway.yml"),
-    ];
-    for f in files.iter().filter(|f| f.exists()) {
-        let raw = std::fs::read_to_string(f).unwrap();
+    let mut files: Vec<(String, String)> = [
+        "examples/mcp-gateway.yml",
+        "examples/cluster/gateway.yml",
+        "examples/docker/gateway.yml",
+        "examples/docker/gateway.cluster.yml",
+        "deploy/image/mcp-gateway.yml",
+        "deploy/image/mcp-gateway.node.yml",
+    ]
+    .iter()
+    .map(|f| {
+        (
+            f.to_string(),
+            std::fs::read_to_string(root().join(f)).unwrap(),
+        )
+    })
+    .collect();
+    files.push((
+        "init".into(),
+        std::fs::read_to_string(dir.path().join("mcp-gateway.yml")).unwrap(),
+    ));
+    // The config inside the Kubernetes ConfigMap.
+    let cm: serde_json::Value = yaml_serde::from_str(
+        &std::fs::read_to_string(root().join("deploy/kubernetes/configmap.yaml")).unwrap(),
+    )
+    .unwrap();
+    for (key, text) in cm["data"].as_object().expect("a ConfigMap with data") {
+        files.push((
+            format!("configmap {key}"),
+            text.as_str().unwrap().to_string(),
+        ));
+    }
+    for (f, raw) in &files {
         let (text, _) = mcp_gateway::config::substitute(&raw, true, |k| {
             Some(
                 if k.ends_with("PORT") {
@@ -297,7 +321,7 @@ fn the_schema_accepts_every_example_config_and_refuses_unknown_keys() {
         })
         .unwrap();
         let v: serde_json::Value = yaml_serde::from_str(&text).unwrap();
-        docs.push((f.display().to_string(), v));
+        docs.push((f.clone(), v));
     }
     let mut bad: serde_json::Value = docs[0].1.clone();
     bad["servers"][0]["comand"] = json!("typo");
