@@ -309,7 +309,7 @@ fn the_schema_accepts_every_example_config_and_refuses_unknown_keys() {
         ));
     }
     for (f, raw) in &files {
-        let (text, _) = mcp_gateway::config::substitute(&raw, true, |k| {
+        let (text, _) = mcp_gateway::config::substitute(raw, true, |k| {
             Some(
                 if k.ends_with("PORT") {
                     "4001"
