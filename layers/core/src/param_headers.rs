@@ -255,9 +255,7 @@ pub fn validate(
                 let same = match v {
                     Value::String(s) => *s == text,
                     Value::Bool(b) => text == if *b { "true" } else { "false" },
-                    Value::Number(n) => text
-                        .parse::<f64>()
-                        .is_ok_and(|t| n.as_f64().is_some_and(|n| n == t)),
+                    Value::Number(n) => same_number(n, &text),
                     _ => false,
                 };
                 if !same {
@@ -269,6 +267,22 @@ pub fn validate(
         }
     }
     Ok(())
+}
+
+/// True when header text `text` names the number `n`: exactly for integers (beyond 2^53 a
+/// float comparison would let another value pass), numerically otherwise (`42.0` is `42`).
+fn same_number(n: &serde_json::Number, text: &str) -> bool {
+    if let (Some(a), Ok(b)) = (n.as_i64(), text.parse::<i64>()) {
+        return a == b;
+    }
+    if let (Some(a), Ok(b)) = (n.as_u64(), text.parse::<u64>()) {
+        return a == b;
+    }
+    let exact = |f: f64| f.fract() != 0.0 || f.abs() < 9.007_199_254_740_992e15;
+    match (n.as_f64(), text.parse::<f64>()) {
+        (Some(a), Ok(b)) => a == b && exact(a),
+        _ => false,
+    }
 }
 
 /// A header value as text, with the `=?base64?…?=` sentinel decoded; `None` when it is not
@@ -500,6 +514,21 @@ mod tests {
         assert_eq!(validate(&hm(&[]), Some(&absent), &annotated), Ok(()));
         assert!(validate(&hm(&[("mcp-param-n", "1")]), Some(&absent), &annotated).is_err());
         assert_eq!(decode(&header_safe("é")).as_deref(), Some("é"));
+        let n = |v: Value| match v {
+            Value::Number(n) => n,
+            _ => unreachable!(),
+        };
+        assert!(same_number(&n(json!(42)), "42.0"));
+        assert!(same_number(&n(json!(42)), "42"));
+        assert!(same_number(&n(json!(1.5)), "1.5"));
+        assert!(!same_number(
+            &n(json!(9007199254740993_u64)),
+            "9007199254740992"
+        ));
+        assert!(same_number(
+            &n(json!(9007199254740993_u64)),
+            "9007199254740993"
+        ));
         assert_eq!(decode(&HeaderValue::from_static("=?base64?Y===?=")), None);
     }
 }
