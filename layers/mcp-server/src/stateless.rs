@@ -240,6 +240,9 @@ pub(crate) fn with_cache_hints(result: Box<RawValue>) -> Box<RawValue> {
         .unwrap_or(result)
 }
 
+/// Most resources one `subscriptions/listen` stream follows.
+const MAX_LISTEN_URIS: usize = 256;
+
 /// `subscriptions/listen`: subscribes the stream to the resources it names (as its caller:
 /// access rules apply), acknowledges what the gateway can honour, then keeps the stream
 /// open with `notifications/tools/list_changed` and `notifications/resources/updated`,
