@@ -265,8 +265,11 @@ pub(crate) fn listen<S: McpService>(
         .get("resourceSubscriptions")
         .and_then(Value::as_array)
         .map(|a| {
+            // Bounded: each URI is a subscription upstream. The acknowledgement names the
+            // ones followed, so a client sees which were left out.
             a.iter()
                 .filter_map(|u| u.as_str().map(String::from))
+                .take(MAX_LISTEN_URIS)
                 .collect()
         })
         .unwrap_or_default();
