@@ -322,6 +322,11 @@ impl Gateway {
         };
         let guarded = |routes: axum::Router, front: Front| routes.layer(layers(front));
         let mut open = api::probes(state.clone());
+        // The dashboard's files are open (its login prompt must load); everything it shows
+        // comes from the API, behind the REST front end's layers.
+        if cfg.ui.enabled {
+            open = open.merge(mcp_gateway_ui::router(&cfg.ui.path));
+        }
         if let Some(m) = &self.inner.auth.metadata {
             for path in m.well_known_paths() {
                 open = open.route_service(&path, m.service());

@@ -114,6 +114,13 @@ pub struct Config {
     /// Running several replicas behind one load balancer (sealed session ids, Redis).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cluster: Option<ClusterConfig>,
+    /// The web dashboard.
+    #[serde(default, skip_serializing_if = "UiConfig::is_default")]
+    pub ui: UiConfig,
+    /// How a changed configuration is picked up while running: `manual` (on `SIGHUP` or
+    /// `POST /api/v1/admin/reload`) or `watch` (also when the file changes on disk).
+    #[serde(default, skip_serializing_if = "ReloadMode::is_manual")]
+    pub reload: ReloadMode,
     /// The upstream MCP servers.
     #[serde(default)]
     pub servers: Vec<ServerConfig>,
@@ -179,6 +186,8 @@ impl Default for Config {
             health_check: HealthCheckConfig::default(),
             readiness: Readiness::default(),
             cluster: None,
+            ui: UiConfig::default(),
+            reload: ReloadMode::default(),
             servers: Vec::new(),
         }
     }
@@ -710,6 +719,57 @@ impl Default for ConnectionsConfig {
 impl ConnectionsConfig {
     fn is_default(&self) -> bool {
         *self == Self::default()
+    }
+}
+
+/// The web dashboard (`/ui`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UiConfig {
+    /// Serve the dashboard (off removes its routes).
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Path prefix the dashboard is served under.
+    #[serde(default = "default_ui_path")]
+    pub path: String,
+}
+
+fn default_ui_path() -> String {
+    "/ui".into()
+}
+
+impl Default for UiConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            path: default_ui_path(),
+        }
+    }
+}
+
+impl UiConfig {
+    fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+/// How a changed configuration is picked up while running.
+#[derive(
+    Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum ReloadMode {
+    /// On `SIGHUP` or `POST /api/v1/admin/reload` only.
+    #[default]
+    Manual,
+    /// Also when the file changes on disk (debounced; editors' write-then-rename saves
+    /// included).
+    Watch,
+}
+
+impl ReloadMode {
+    fn is_manual(&self) -> bool {
+        *self == Self::Manual
     }
 }
 

@@ -64,6 +64,38 @@ impl Config {
         if self.max_body_bytes < 1024 {
             e("maxBodyBytes".into(), "must be at least 1024".into());
         }
+        if self.ui.enabled {
+            let p = &self.ui.path;
+            let ok = p.len() > 1
+                && p.starts_with('/')
+                && !p.ends_with('/')
+                && p[1..].split('/').all(|seg| {
+                    !seg.is_empty()
+                        && seg
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                });
+            let taken = [
+                "/api",
+                "/mcp",
+                "/metrics",
+                "/healthz",
+                "/readyz",
+                "/.well-known",
+                "/sse",
+                "/ws",
+            ]
+            .iter()
+            .any(|t| p == t || p.starts_with(&format!("{t}/")));
+            if !ok || taken {
+                e(
+                    "ui.path".into(),
+                    format!(
+                        "{p:?} must be a path such as /ui (letters, digits, - and _ between slashes, no trailing slash) that no other route uses"
+                    ),
+                );
+            }
+        }
         if self.connections.header_timeout < 100 {
             e(
                 "connections.headerTimeout".into(),
