@@ -51,7 +51,9 @@ impl<T> HotService for T where
 /// router's fallback, `Gateway::service` as it is: one path for every request, whoever
 /// serves it. Cheap to clone.
 pub(crate) struct GatewayService<R, M> {
-    inner: Arc<Hot<R, M>>,
+    /// The routes of the configuration in force; a reload swaps them whole, and a request
+    /// takes the one set it found.
+    inner: Arc<arc_swap::ArcSwap<Hot<R, M>>>,
 }
 
 impl<R, M> Clone for GatewayService<R, M> {
@@ -76,8 +78,14 @@ impl<R, M> GatewayService<R, M> {
     /// The service over `hot`.
     pub(crate) fn new(hot: Hot<R, M>) -> Self {
         Self {
-            inner: Arc::new(hot),
+            inner: Arc::new(arc_swap::ArcSwap::from_pointee(hot)),
         }
+    }
+
+    /// Serves `hot` from now on (a configuration reload); requests already running finish
+    /// on the routes they had.
+    pub(crate) fn swap(&self, hot: Hot<R, M>) {
+        self.inner.store(Arc::new(hot));
     }
 }
 
@@ -88,16 +96,18 @@ impl<R: HotService, M: HotService> GatewayService<R, M> {
         B: axum::body::HttpBody<Data = bytes::Bytes> + Send + 'static,
         B::Error: Into<axum::BoxError>,
     {
+        // A guard, not a clone of the `Arc`: no reference count is touched.
+        let hot = self.inner.load();
         match pick(&req) {
             Pick::Rest => Either::Left(Either::Left(Oneshot::new(
-                self.inner.rest.clone(),
+                hot.rest.clone(),
                 req.map(Body::new),
             ))),
             Pick::Mcp => Either::Left(Either::Right(Oneshot::new(
-                self.inner.mcp.clone(),
+                hot.mcp.clone(),
                 req.map(Body::new),
             ))),
-            Pick::Other => Either::Right(Oneshot::new(self.inner.router.clone(), req)),
+            Pick::Other => Either::Right(Oneshot::new(hot.router.clone(), req)),
         }
     }
 }

@@ -21,6 +21,7 @@
 pub mod api;
 mod hot;
 mod limits;
+mod reload;
 mod serve;
 mod state;
 pub mod telemetry;
@@ -34,6 +35,7 @@ pub use mcp_gateway_metrics as metrics;
 pub use mcp_gateway_rate_limit as rate_limit;
 pub use mcp_gateway_router as router;
 pub use mcp_gateway_upstream as upstream;
+pub use reload::{ReloadReport, ServerChanges};
 pub use serve::{raise_open_file_limit, serve};
 pub use state::{McpService, ServerReport, StartOutcome};
 
@@ -64,26 +66,36 @@ pub struct Gateway {
 }
 
 struct Inner {
-    config: Config,
-    state: OnceLock<Arc<AppState>>,
-    endpoint: OnceLock<Arc<mcp_gateway_mcp_server::Endpoint<McpService>>>,
+    /// The checked configuration, until the first generation is built from it.
+    plan: Mutex<Option<config::Plan>>,
+    /// Where the configuration was read from (what a reload reads again).
+    source: Option<std::path::PathBuf>,
+    /// The runtime (upstreams, metrics, sessions) once started; it holds the generation
+    /// in force.
+    runtime: OnceLock<Arc<state::Runtime>>,
     /// The HTTP service, once built (its type is the stack's, which has no name: kept as
     /// `Any` and given back as itself by [`once`]).
     http: OnceLock<Box<dyn std::any::Any + Send + Sync>>,
-    auth: config::AuthSetup,
-    /// The MCP plane's access policy, built once with the plan.
-    policy: Option<Arc<mcp_gateway_auth::AccessPolicy>>,
-    rate_limit: OnceLock<limits::Limiter>,
     http_stop: CancellationToken,
     http_task: Mutex<Option<JoinHandle<()>>>,
 }
 
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // The runtime holds the generation in force, which holds the runtime.
+        if let Some(rt) = self.runtime.get() {
+            rt.current.store(None);
+        }
+    }
+}
+
 impl std::fmt::Debug for Gateway {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let config = self.config();
         f.debug_struct("Gateway")
-            .field("host", &self.inner.config.host)
-            .field("port", &self.inner.config.port)
-            .field("servers", &self.inner.config.servers.len())
+            .field("host", &config.host)
+            .field("port", &config.port)
+            .field("servers", &config.servers.len())
             .finish()
     }
 }
@@ -130,32 +142,158 @@ impl Gateway {
     /// Validates `config` and prepares a gateway (nothing runs until [`Gateway::start`],
     /// [`Gateway::connect`] or [`Gateway::router`]).
     pub fn new(config: Config) -> Result<Self, ConfigErrors> {
+        Self::build(config, None)
+    }
+
+    /// Loads and validates the configuration file at `path` and prepares a gateway that
+    /// [`Gateway::reload`] reads again.
+    pub fn from_file(path: &std::path::Path) -> Result<Self, ConfigErrors> {
+        Self::build(Config::load(path)?, Some(path.to_path_buf()))
+    }
+
+    fn build(config: Config, source: Option<std::path::PathBuf>) -> Result<Self, ConfigErrors> {
         // Validated once, into the plan every layer takes its part from.
-        let plan = config.plan(std::path::Path::new("<config>"))?;
+        let file = source
+            .clone()
+            .unwrap_or_else(|| std::path::PathBuf::from("<config>"));
+        let plan = config.plan(&file)?;
         Ok(Self {
             inner: Arc::new(Inner {
-                config: plan.config,
-                state: OnceLock::new(),
-                endpoint: OnceLock::new(),
+                plan: Mutex::new(Some(plan)),
+                source,
+                runtime: OnceLock::new(),
                 http: OnceLock::new(),
-                auth: plan.auth,
-                policy: plan.policy,
-                rate_limit: OnceLock::new(),
                 http_stop: CancellationToken::new(),
                 http_task: Mutex::new(None),
             }),
         })
     }
 
-    /// The configuration in force.
-    pub fn config(&self) -> &Config {
-        &self.inner.config
+    /// The configuration in force (the latest applied by [`Gateway::reload`]).
+    pub fn config(&self) -> Config {
+        match self
+            .inner
+            .runtime
+            .get()
+            .and_then(|rt| rt.current.load_full())
+        {
+            Some(st) => st.config.clone(),
+            None => self
+                .inner
+                .plan
+                .lock()
+                .expect("lock")
+                .as_ref()
+                .map(|p| p.config.clone())
+                .unwrap_or_default(),
+        }
     }
 
-    fn state(&self) -> &Arc<AppState> {
-        self.inner
-            .state
-            .get_or_init(|| AppState::spawn(self.inner.config.clone(), self.inner.policy.clone()))
+    /// The configuration file a reload reads, when the gateway was made from one.
+    pub fn source(&self) -> Option<&std::path::Path> {
+        self.inner.source.as_deref()
+    }
+
+    /// The generation in force, started on first use (needs a Tokio runtime).
+    fn state(&self) -> Arc<AppState> {
+        let rt = self.inner.runtime.get_or_init(|| {
+            let plan = self
+                .inner
+                .plan
+                .lock()
+                .expect("lock")
+                .take()
+                .expect("the plan is taken once");
+            let st = AppState::spawn(plan);
+            let weak = Arc::downgrade(&self.inner);
+            let reloader: reload::Reloader = Box::new(move || {
+                let weak = weak.clone();
+                Box::pin(async move {
+                    match weak.upgrade() {
+                        Some(inner) => Gateway { inner }.reload().await,
+                        None => unreachable!("the gateway answers its own API"),
+                    }
+                })
+            });
+            let _ = st.rt.reloader.set(reloader);
+            st.rt.clone()
+        });
+        rt.current.load_full().expect("a generation is in force")
+    }
+
+    /// Reads the configuration file again and applies it (see [`Gateway::reload_with`]);
+    /// what `SIGHUP`, the file watch and `POST /api/v1/admin/reload` do. A gateway made
+    /// with [`Gateway::new`] has no file: the report says so.
+    pub async fn reload(&self) -> ReloadReport {
+        let st = self.state();
+        let t0 = std::time::Instant::now();
+        let Some(path) = self.inner.source.clone() else {
+            let errs = ConfigErrors(vec![ConfigError {
+                file: "<config>".into(),
+                path: None,
+                line: None,
+                message: "this gateway was not made from a file; use Gateway::reload_with".into(),
+            }]);
+            return ReloadReport::refused(&st, &errs, None, t0);
+        };
+        match Config::load(&path) {
+            Ok(config) => self.apply(st, config, Some(&path)).await,
+            Err(errs) => ReloadReport::refused(&st, &errs, Some(&path), t0),
+        }
+    }
+
+    /// Applies `config` while the gateway runs: checked whole first (an invalid one changes
+    /// nothing), then swapped in at once. Servers are matched by id: unchanged ones keep
+    /// their process, session and calls in flight; changed ones start anew; removed ones
+    /// are stopped once their calls in flight finish (within `shutdownTimeout`). Keys that
+    /// cannot change live (`port`, `host`, `cluster`, …) keep their value and are listed
+    /// in the report.
+    pub async fn reload_with(&self, config: Config) -> ReloadReport {
+        let st = self.state();
+        self.apply(st, config, None).await
+    }
+
+    async fn apply(
+        &self,
+        st: Arc<AppState>,
+        config: Config,
+        source: Option<&std::path::Path>,
+    ) -> ReloadReport {
+        reload::apply(st, config, source, |next| self.swap_http(next)).await
+    }
+
+    /// Puts the HTTP service of generation `st` in place (if the service was built yet;
+    /// otherwise it is built from the generation in force when first needed).
+    fn swap_http(&self, st: &Arc<AppState>) {
+        if self.inner.http.get().is_some() {
+            // Through `once` (never making anything here): the stored service is given
+            // back with the routes' own type, which `swap` takes.
+            once(&self.inner.http, || {
+                hot::GatewayService::new(self.routes(st))
+            })
+            .swap(self.routes(st));
+        }
+    }
+
+    /// The file watch of `reload: watch` or `start --watch`: reloads whenever the
+    /// configuration file changes (runs until the gateway stops).
+    pub fn watch(&self) {
+        let Some(path) = self.inner.source.clone() else {
+            return;
+        };
+        let weak = Arc::downgrade(&self.inner);
+        tokio::spawn(reload::watch(
+            path,
+            move || {
+                let weak = weak.clone();
+                async move {
+                    if let Some(inner) = weak.upgrade() {
+                        Gateway { inner }.reload().await;
+                    }
+                }
+            },
+            self.inner.http_stop.clone(),
+        ));
     }
 
     /// Starts the upstream servers (once) and waits for each to come up or fail.
@@ -204,34 +342,20 @@ impl Gateway {
     /// The one HTTP service: the hot routes' stacks and the router (see `hot.rs`), built on
     /// first use and shared by `start`, `router` and `service`.
     fn http_service(&self) -> hot::GatewayService<impl hot::HotService, impl hot::HotService> {
-        once(&self.inner.http, || hot::GatewayService::new(self.routes()))
+        once(&self.inner.http, || {
+            hot::GatewayService::new(self.routes(&self.state()))
+        })
     }
 
     /// The router, and the two routes every tool call takes as stacks of their own (see
-    /// `hot.rs`).
-    fn routes(&self) -> hot::Hot<impl hot::HotService, impl hot::HotService> {
-        let state = self.state().clone();
-        let cfg = &self.inner.config;
-        let endpoint = self
-            .inner
-            .endpoint
-            .get_or_init(|| {
-                let ep = mcp_gateway_mcp_server::Endpoint::new(
-                    state.mcp.clone(),
-                    state.catalog.clone(),
-                    mcp_gateway_mcp_server::EndpointOptions {
-                        max_body_bytes: cfg.max_body_bytes,
-                        max_json_depth: cfg.max_json_depth,
-                        session_idle: Duration::from_secs(cfg.session_idle_timeout),
-                        allowed_origins: cfg.cors_origins.clone(),
-                        policy: state.policy.clone(),
-                        cluster: Some(state.cluster.clone()),
-                    },
-                );
-                let _ = state.endpoint.set(Arc::downgrade(&ep));
-                ep
-            })
-            .clone();
+    /// `hot.rs`), of generation `state`.
+    fn routes(
+        &self,
+        state: &Arc<AppState>,
+    ) -> hot::Hot<impl hot::HotService + use<>, impl hot::HotService + use<>> {
+        let state = state.clone();
+        let cfg = &state.config;
+        let endpoint = state.endpoint.clone();
         let (api, mcp) = (
             api::routes(state.clone()),
             mcp_gateway_mcp_server::routes(endpoint.clone()),
@@ -279,7 +403,7 @@ impl Gateway {
             .layer(trace)
             .option_layer(replica)
             .option_layer(cors);
-        let auth = self.inner.auth.layer().map(|layer| {
+        let auth = state.auth.layer().map(|layer| {
             let recorder = state.recorder.clone();
             let layer = layer.on_failure(move |e| recorder.count_auth_failure(e.reason()));
             let f = &cfg.auth.failure_limit;
@@ -291,12 +415,7 @@ impl Gateway {
                 Duration::from_secs(f.window_seconds.max(1)),
             )))
         });
-        let limiter = cfg.rate_limit.as_ref().map(|rl| {
-            self.inner
-                .rate_limit
-                .get_or_init(|| limits::layer(rl, &cfg.auth.api_keys, state.recorder.clone()))
-                .clone()
-        });
+        let limiter = state.limiter.clone();
         // Each front end answers refusals in its own shape: REST JSON for the API, JSON-RPC
         // errors (status and headers unchanged) for the MCP endpoint. The layers share their
         // state (keys, budgets) across both. A foreign web page's request is refused first,
@@ -327,7 +446,7 @@ impl Gateway {
         if cfg.ui.enabled {
             open = open.merge(mcp_gateway_ui::router(&cfg.ui.path));
         }
-        if let Some(m) = &self.inner.auth.metadata {
+        if let Some(m) = &state.auth.metadata {
             for path in m.well_known_paths() {
                 open = open.route_service(&path, m.service());
             }
@@ -339,7 +458,8 @@ impl Gateway {
                 .map_response(axum::response::IntoResponse::into_response)
                 .layer(layers(front))
         };
-        let rest = hot_stack(rest_front.clone()).service(hot::handler(state, api::call_tool));
+        let rest =
+            hot_stack(rest_front.clone()).service(hot::handler(state.clone(), api::call_tool));
         let mcp_hot = hot_stack(mcp_front.clone()).service(hot::handler(
             endpoint,
             mcp_gateway_mcp_server::post_mcp::<McpService>,
@@ -362,7 +482,8 @@ impl Gateway {
 
     /// Starts upstreams, binds the listener and serves in the background.
     pub async fn start(&self) -> Result<Started, StartError> {
-        let cfg = &self.inner.config;
+        let cfg = self.state().config.clone();
+        let cfg = &cfg;
         let addr = format!("{}:{}", cfg.host, cfg.port);
         if self.inner.http_task.lock().expect("lock").is_some() {
             return Err(StartError::AlreadyStarted);
@@ -402,12 +523,21 @@ impl Gateway {
     /// `shutdownTimeout`), then terminate every upstream process.
     pub async fn stop(&self) {
         self.inner.http_stop.cancel();
-        if let Some(ep) = self.inner.endpoint.get() {
-            ep.close_streams();
+        let current = self
+            .inner
+            .runtime
+            .get()
+            .and_then(|rt| rt.current.load_full());
+        if let Some(st) = &current {
+            st.endpoint.close_streams();
         }
         let task = self.inner.http_task.lock().expect("lock").take();
         if let Some(mut task) = task {
-            let limit = Duration::from_millis(self.inner.config.shutdown_timeout);
+            let limit = Duration::from_millis(
+                current
+                    .as_ref()
+                    .map_or(10_000, |st| st.config.shutdown_timeout),
+            );
             if tokio::time::timeout(limit, &mut task).await.is_err() {
                 tracing::warn!(
                     "in-flight requests still running after {} ms; closing them",
@@ -416,8 +546,9 @@ impl Gateway {
                 task.abort();
             }
         }
-        if let Some(state) = self.inner.state.get() {
-            state.shutdown_upstreams().await;
+        drop(current);
+        if let Some(rt) = self.inner.runtime.get() {
+            rt.shutdown_upstreams().await;
         }
     }
 }

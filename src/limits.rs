@@ -35,8 +35,15 @@ impl KeyExtractor<Body> for GatewayKeys {
 }
 
 /// The layer for `cfg` (validated by `Config::validate`), with the `rateLimit` of named API
-/// keys as subject overrides; needs a Tokio runtime for Redis.
-pub(crate) fn layer(cfg: &RateLimitConfig, api_keys: &[ApiKey], recorder: Recorder) -> Limiter {
+/// keys as subject overrides; needs a Tokio runtime for Redis. `previous`, the limiter of
+/// the configuration being replaced: when its budget settings are the same, its counters
+/// carry over (callers keep what they used; new overrides and keys apply at once).
+pub(crate) fn layer(
+    cfg: &RateLimitConfig,
+    api_keys: &[ApiKey],
+    recorder: Recorder,
+    previous: Option<(&RateLimitConfig, &Limiter)>,
+) -> Limiter {
     let mut overrides = Overrides::new();
     for o in &cfg.overrides {
         if let Some(s) = &o.subject {
@@ -57,6 +64,11 @@ pub(crate) fn layer(cfg: &RateLimitConfig, api_keys: &[ApiKey], recorder: Record
         }
     }
     let keys = IdentityOrIp::new(cfg.per_key).overrides(overrides);
+    if let Some((was, limiter)) = previous
+        && same_budget(was, cfg)
+    {
+        return limiter.clone().key_extractor(GatewayKeys(keys));
+    }
     builder(
         cfg,
         cfg.limit,
@@ -81,6 +93,26 @@ pub(crate) fn tool_layer(cfg: &RateLimitConfig, recorder: &Recorder) -> McpRateL
         layer = layer.rule(&t.pattern, t.per_key.unwrap_or(cfg.per_key), &limiter);
     }
     layer
+}
+
+/// True when limiters of `a` and `b` count alike (the same window, limit and store), so
+/// one's counters are valid for the other.
+fn same_budget(a: &RateLimitConfig, b: &RateLimitConfig) -> bool {
+    (
+        a.limit,
+        a.window_seconds,
+        a.max_keys,
+        &a.backend,
+        &a.redis_url,
+        &a.fail_mode,
+    ) == (
+        b.limit,
+        b.window_seconds,
+        b.max_keys,
+        &b.backend,
+        &b.redis_url,
+        &b.fail_mode,
+    )
 }
 
 /// A limiter builder with `cfg`'s backend, sizing and fail mode.

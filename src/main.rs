@@ -40,6 +40,10 @@ enum Command {
             default_value = "mcp-gateway.yml"
         )]
         config: PathBuf,
+        /// Reload the configuration whenever its file changes (as `reload: watch` does).
+        /// `SIGHUP` and `POST /api/v1/admin/reload` reload it in any case.
+        #[arg(long)]
+        watch: bool,
     },
     /// Import the MCP servers of Claude Desktop, Cursor or VS Code into a gateway config
     /// (secrets become `${VAR}` references; an existing config gets the new servers added).
@@ -146,7 +150,7 @@ fn main() -> ExitCode {
                 ExitCode::from(1)
             }
         },
-        Command::Start { config } => {
+        Command::Start { config, watch } => {
             let cfg = match Config::load(&config) {
                 Ok(c) => c,
                 Err(errs) => {
@@ -168,7 +172,7 @@ fn main() -> ExitCode {
                     return ExitCode::from(1);
                 }
             };
-            let code = rt.block_on(start(cfg));
+            let code = rt.block_on(start(cfg, &config, watch));
             // Outside the runtime: the exporter blocks while it sends what is buffered.
             drop(rt);
             telemetry.shutdown();
@@ -229,7 +233,7 @@ fn init(path: &std::path::Path, force: bool) -> ExitCode {
     }
 }
 
-async fn start(cfg: Config) -> ExitCode {
+async fn start(cfg: Config, path: &std::path::Path, watch: bool) -> ExitCode {
     let files = mcp_gateway::raise_open_file_limit();
     tracing::debug!(open_file_limit = ?files, "open-file limit");
     if cfg.auth.strategy == AuthStrategy::None && !mcp_gateway::is_loopback(&cfg.host) {
@@ -240,7 +244,7 @@ async fn start(cfg: Config) -> ExitCode {
             cfg.host
         );
     }
-    let gateway = match Gateway::new(cfg) {
+    let gateway = match Gateway::from_file(path) {
         Ok(g) => g,
         Err(errs) => {
             eprintln!("{errs}");
@@ -273,29 +277,48 @@ async fn start(cfg: Config) -> ExitCode {
         "  REST API: http://{}/api/v1   Prometheus: http://{}/metrics",
         started.addr, started.addr
     );
-    wait_for_signal().await;
+    if watch || cfg.reload == mcp_gateway::config::ReloadMode::Watch {
+        gateway.watch();
+        println!("  Watching {} for changes", path.display());
+    }
+    wait_for_signal(&gateway).await;
     println!("shutting down: finishing in-flight calls, stopping servers");
     gateway.stop().await;
     ExitCode::SUCCESS
 }
 
-async fn wait_for_signal() {
+/// Waits for `SIGINT` or `SIGTERM`, reloading the configuration on each `SIGHUP`.
+async fn wait_for_signal(gateway: &Gateway) {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    return;
+        use tokio::signal::unix::{SignalKind, signal};
+        let (mut term, mut hup) = match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::hangup()),
+        ) {
+            (Ok(t), Ok(h)) => (t, h),
+            _ => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::pin!(ctrl_c);
+        loop {
+            tokio::select! {
+                _ = &mut ctrl_c => return,
+                _ = term.recv() => return,
+                _ = hup.recv() => {
+                    tracing::info!(target: "mcp_gateway::reload", "SIGHUP: reloading the configuration");
+                    // The outcome is logged by the reload itself.
+                    let _ = gateway.reload().await;
                 }
-            };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
+            }
         }
     }
     #[cfg(not(unix))]
-    let _ = ctrl_c.await;
+    {
+        let _ = gateway;
+        let _ = ctrl_c.await;
+    }
 }

@@ -76,28 +76,105 @@ impl std::fmt::Display for ServerReport {
     }
 }
 
-pub(crate) struct AppState {
-    pub(crate) config: Config,
-    pub(crate) servers: Vec<ServerSlot>,
-    /// The one catalog: tool names for REST and `/mcp` alike.
-    pub(crate) catalog: Catalog,
-    pub(crate) mcp: McpService,
+/// What lives as long as the gateway, across configuration reloads: the metrics, the
+/// cluster membership, the running upstreams, the MCP sessions (in the endpoint).
+pub(crate) struct Runtime {
     pub(crate) recorder: Recorder,
     pub(crate) started: Instant,
     pub(crate) started_at: SystemTime,
     pub(crate) stop: CancellationToken,
-    /// Who may see and call which item; the same layer the MCP plane runs.
-    pub(crate) access: AccessControlLayer,
-    /// Who may see and call which tool; `None` allows everything.
-    pub(crate) policy: Option<Arc<dyn ToolPolicy>>,
-    /// The MCP endpoint, once built (for its session count).
-    pub(crate) endpoint:
-        std::sync::OnceLock<std::sync::Weak<mcp_gateway_mcp_server::Endpoint<McpService>>>,
     /// This replica's place among several (sealed sessions, Redis).
     pub(crate) cluster: Arc<mcp_gateway_cluster::Cluster>,
     /// Every metric as OpenTelemetry instruments, for `GET /metrics` (`None` when
     /// `monitor.prometheus` is off: then no call records into it).
     pub(crate) exporter: Option<PrometheusExporter>,
+    /// The generation in force. A cycle (the state points back here) broken when the
+    /// gateway is dropped or stopped.
+    pub(crate) current: arc_swap::ArcSwapOption<AppState>,
+    /// The catalog in force, where every upstream's discovery lands.
+    catalog: arc_swap::ArcSwap<Catalog>,
+    /// Bumped at each swap: the upstreams' catalog tasks hand their tools to the new
+    /// catalog.
+    generation: tokio::sync::watch::Sender<u64>,
+    /// The upstreams running now, by server id.
+    pub(crate) upstreams: std::sync::Mutex<std::collections::BTreeMap<String, Running>>,
+    /// One reload at a time.
+    pub(crate) reload_lock: tokio::sync::Mutex<()>,
+    /// Reloads applied and refused.
+    pub(crate) reloads: [std::sync::atomic::AtomicU64; 2],
+    /// The gateway's reload, for `POST /api/v1/admin/reload` (set by the gateway).
+    pub(crate) reloader: std::sync::OnceLock<crate::reload::Reloader>,
+}
+
+/// One running upstream and what was built around it.
+pub(crate) struct Running {
+    /// The server's configuration when it was started (what a restart is decided on).
+    pub(crate) config: ServerConfig,
+    /// The message bound it was started with.
+    max_message: usize,
+    pub(crate) upstream: Upstream,
+    /// Its timeout and concurrency bound, built once: every generation shares one budget
+    /// until these settings change.
+    stack: (Duration, usize, UpstreamStack),
+    /// Its health and the token of its prober.
+    health: Option<(HealthPolicy, Arc<Health>, CancellationToken)>,
+    /// Ends the tasks that follow it (catalog, resource updates, health).
+    tasks: CancellationToken,
+}
+
+impl Running {
+    /// Stops the upstream for good and the tasks around it.
+    pub(crate) async fn stop(self) {
+        self.tasks.cancel();
+        self.upstream.shutdown().await;
+    }
+}
+
+/// One generation of the running gateway: a configuration and everything built from it.
+/// A request takes one generation and is served by it whole.
+pub(crate) struct AppState {
+    pub(crate) rt: Arc<Runtime>,
+    pub(crate) config: Config,
+    /// 1 for the configuration the gateway started with, one more per applied reload.
+    pub(crate) generation: u64,
+    pub(crate) loaded_at: SystemTime,
+    pub(crate) servers: Vec<ServerSlot>,
+    /// The one catalog: tool names for REST and `/mcp` alike.
+    pub(crate) catalog: Catalog,
+    pub(crate) mcp: McpService,
+    /// Who may see and call which item; the same layer the MCP plane runs.
+    pub(crate) access: AccessControlLayer,
+    /// Authentication, ready to layer.
+    pub(crate) auth: crate::config::AuthSetup,
+    /// The request budget (its counters carry over reloads that keep its settings).
+    pub(crate) limiter: Option<crate::limits::Limiter>,
+    /// The per-tool budgets.
+    tool_limits: mcp_gateway_rate_limit::McpRateLimitLayer,
+    /// The MCP endpoint of this generation (sessions are shared by all).
+    pub(crate) endpoint: Arc<mcp_gateway_mcp_server::Endpoint<McpService>>,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Runtime;
+
+    fn deref(&self) -> &Runtime {
+        &self.rt
+    }
+}
+
+/// What a reload did to the servers, by id.
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct ServerChanges {
+    /// Started: new in the configuration (or newly enabled).
+    pub added: Vec<String>,
+    /// Drained and stopped: gone from the configuration (or disabled).
+    pub removed: Vec<String>,
+    /// Started anew with their new settings; the old process drained and stopped.
+    pub restarted: Vec<String>,
+    /// Kept running, with settings that need no restart changed.
+    pub updated: Vec<String>,
+    /// Kept running as they were.
+    pub unchanged: Vec<String>,
 }
 
 impl AppState {
@@ -114,77 +191,18 @@ impl AppState {
 
     /// Live downstream MCP sessions.
     pub(crate) fn mcp_sessions(&self) -> usize {
-        self.endpoint
-            .get()
-            .and_then(std::sync::Weak::upgrade)
-            .map_or(0, |e| e.session_count())
+        self.endpoint.session_count()
     }
 
-    /// Spawns every enabled upstream and wires the MCP plane (needs a Tokio runtime).
-    pub(crate) fn spawn(config: Config, policy: Option<Arc<AccessPolicy>>) -> Arc<AppState> {
+    /// Spawns every enabled upstream and wires the MCP plane: the first generation (needs
+    /// a Tokio runtime).
+    pub(crate) fn spawn(plan: crate::config::Plan) -> Arc<AppState> {
+        let config = &plan.config;
         let recorder = Recorder::new(if config.monitor.request_log {
             config.monitor.request_log_size
         } else {
             0
         });
-        let tool_limits = config
-            .rate_limit
-            .as_ref()
-            .map(|rl| crate::limits::tool_layer(rl, &recorder))
-            .unwrap_or_default();
-        let mut builder = ToolRouter::builder().naming(match config.tool_naming {
-            crate::config::ToolNaming::Prefixed => mcp_gateway_router::ToolNaming::Prefixed,
-            crate::config::ToolNaming::Bare => mcp_gateway_router::ToolNaming::Bare,
-        });
-        let mut servers = Vec::with_capacity(config.servers.len());
-        for s in &config.servers {
-            let (upstream, inactive) = if !s.enabled {
-                (None, Some("disabled in config"))
-            } else {
-                match upstream_config(s, config.max_message_bytes) {
-                    Some(cfg) => (Some(Upstream::spawn(cfg)), None),
-                    None => (
-                        None,
-                        Some("this transport is not supported by this version of mcp-gateway"),
-                    ),
-                }
-            };
-            let health = upstream
-                .as_ref()
-                .and_then(|_| health_policy(&config, s))
-                .map(|p| Health::new(s.id.as_str(), p));
-            let breaker = health
-                .clone()
-                .map_or_else(HealthLayer::disabled, HealthLayer::new);
-            builder = match (&upstream, inactive, &s.tool_prefix) {
-                (Some(u), _, Some(prefix)) => builder.server_with_prefix(
-                    s.id.as_str(),
-                    prefix.as_str(),
-                    tool_limits.layer(breaker.layer(u.stack())),
-                ),
-                (Some(u), _, None) => {
-                    builder.server(s.id.as_str(), tool_limits.layer(breaker.layer(u.stack())))
-                }
-                (None, reason, _) => builder.unavailable(s.id.as_str(), reason.unwrap_or("down")),
-            };
-            servers.push(ServerSlot {
-                config: s.clone(),
-                upstream,
-                inactive,
-                health,
-            });
-        }
-        let router = builder.build();
-        let policy = policy.map(|p| p as Arc<dyn ToolPolicy>);
-        let access = AccessControlLayer::new(
-            policy
-                .clone()
-                .unwrap_or_else(|| Arc::new(AccessPolicy::allow_by_default())),
-        );
-        let catalog = router.catalog().clone();
-        let mcp = ResolveLayer::new(catalog.clone())
-            .layer(McpMetricsLayer::new(recorder.clone()).layer(access.layer(router)));
-        let cluster = Arc::new(mcp_gateway_cluster::Cluster::new(config.cluster.as_ref()));
         let exporter = if config.monitor.prometheus {
             match PrometheusExporter::new(&recorder, config.monitor.max_series) {
                 Ok(e) => Some(e),
@@ -196,38 +214,240 @@ impl AppState {
         } else {
             None
         };
-        let state = Arc::new(AppState {
-            config,
-            servers,
-            catalog,
-            mcp,
+        let rt = Arc::new(Runtime {
             recorder,
             started: Instant::now(),
             started_at: SystemTime::now(),
             stop: CancellationToken::new(),
-            access,
-            policy,
-            endpoint: std::sync::OnceLock::new(),
-            cluster,
+            cluster: Arc::new(mcp_gateway_cluster::Cluster::new(config.cluster.as_ref())),
             exporter,
+            current: arc_swap::ArcSwapOption::empty(),
+            catalog: arc_swap::ArcSwap::from_pointee(Catalog::builder().build()),
+            generation: tokio::sync::watch::channel(1).0,
+            upstreams: std::sync::Mutex::new(std::collections::BTreeMap::new()),
+            reload_lock: tokio::sync::Mutex::new(()),
+            reloads: Default::default(),
+            reloader: std::sync::OnceLock::new(),
         });
-        for slot in &state.servers {
-            if let Some(u) = &slot.upstream {
-                tokio::spawn(sync_catalog(u.clone(), Arc::downgrade(&state)));
-                tokio::spawn(forward_resource_updates(u.clone(), Arc::downgrade(&state)));
-                if let Some(h) = &slot.health {
-                    mcp_gateway_health::watch_upstream(u.clone(), h.clone(), state.stop.clone());
-                }
-            }
-        }
+        let (state, _, _) = Self::build(&rt, plan, None);
+        rt.catalog.store(Arc::new(state.catalog.clone()));
+        rt.current.store(Some(state.clone()));
         configure_recorder(&state);
-        if let Some(e) = &state.exporter {
+        if let Some(e) = &rt.exporter {
             let gauges: std::sync::Weak<dyn mcp_gateway_metrics::GatewayGauges> =
-                Arc::downgrade(&state) as _;
+                Arc::downgrade(&rt) as _;
             e.register_gateway(gauges);
         }
-        tokio::spawn(expire_log(state.clone()));
+        tokio::spawn(expire_log(Arc::downgrade(&rt)));
         state
+    }
+
+    /// The next generation, from `plan`: kept servers keep their process, changed ones
+    /// start anew, removed ones are handed back to be drained and stopped. Nothing is
+    /// visible to requests until the caller swaps it in.
+    pub(crate) fn next(
+        prev: &Arc<AppState>,
+        plan: crate::config::Plan,
+    ) -> (Arc<AppState>, ServerChanges, Vec<Running>) {
+        Self::build(&prev.rt, plan, Some(prev))
+    }
+
+    fn build(
+        rt: &Arc<Runtime>,
+        plan: crate::config::Plan,
+        prev: Option<&Arc<AppState>>,
+    ) -> (Arc<AppState>, ServerChanges, Vec<Running>) {
+        let config = plan.config;
+        let rl_same = |p: &AppState| p.config.rate_limit == config.rate_limit;
+        let tool_limits = match (prev, &config.rate_limit) {
+            (Some(p), _) if rl_same(p) => p.tool_limits.clone(),
+            (_, Some(rl)) => crate::limits::tool_layer(rl, &rt.recorder),
+            (_, None) => Default::default(),
+        };
+        let limiter = config.rate_limit.as_ref().map(|rl| {
+            crate::limits::layer(
+                rl,
+                &config.auth.api_keys,
+                rt.recorder.clone(),
+                prev.and_then(|p| Some((p.config.rate_limit.as_ref()?, p.limiter.as_ref()?))),
+            )
+        });
+        let mut builder = ToolRouter::builder().naming(match config.tool_naming {
+            crate::config::ToolNaming::Prefixed => mcp_gateway_router::ToolNaming::Prefixed,
+            crate::config::ToolNaming::Bare => mcp_gateway_router::ToolNaming::Bare,
+        });
+        if let Some(p) = prev {
+            builder = builder.after(&p.catalog);
+        }
+        let mut changes = ServerChanges::default();
+        let mut drained = Vec::new();
+        let mut running = std::mem::take(&mut *rt.upstreams.lock().expect("upstreams lock"));
+        let mut servers = Vec::with_capacity(config.servers.len());
+        let mut wanted = std::collections::BTreeSet::new();
+        for s in &config.servers {
+            let ucfg = s
+                .enabled
+                .then(|| upstream_config(s, config.max_message_bytes))
+                .flatten();
+            let inactive = match (&ucfg, s.enabled) {
+                (_, false) => Some("disabled in config"),
+                (None, true) => {
+                    Some("this transport is not supported by this version of mcp-gateway")
+                }
+                (Some(_), true) => None,
+            };
+            let entry = ucfg.map(|ucfg| {
+                wanted.insert(s.id.clone());
+                let kept = running
+                    .remove(&s.id)
+                    .filter(|r| !needs_restart(r, s, &config));
+                let mut r = match kept {
+                    Some(r) => {
+                        if prev.is_some() {
+                            let same = r.config == *s;
+                            (if same {
+                                &mut changes.unchanged
+                            } else {
+                                &mut changes.updated
+                            })
+                            .push(s.id.clone());
+                        }
+                        r
+                    }
+                    None => {
+                        if let Some(old) = running.remove(&s.id) {
+                            drained.push(old);
+                        }
+                        if prev.is_some() {
+                            let was = prev.is_some_and(|p| {
+                                p.servers
+                                    .iter()
+                                    .any(|o| o.config.id == s.id && o.upstream.is_some())
+                            });
+                            (if was {
+                                &mut changes.restarted
+                            } else {
+                                &mut changes.added
+                            })
+                            .push(s.id.clone());
+                        }
+                        start(rt, s, ucfg, config.max_message_bytes)
+                    }
+                };
+                r.refresh(rt, &config, s);
+                r
+            });
+            // A server that is now disabled or removed is drained below.
+            if entry.is_none()
+                && let Some(old) = running.remove(&s.id)
+            {
+                drained.push(old);
+                changes.removed.push(s.id.clone());
+            }
+            let upstream = entry.as_ref().map(|r| r.upstream.clone());
+            let health = entry
+                .as_ref()
+                .and_then(|r| r.health.as_ref().map(|h| h.1.clone()));
+            builder = match &entry {
+                Some(r) => {
+                    if prev.is_some() {
+                        let st = r.upstream.status();
+                        let tools = (st.tools_version > 0).then(|| tool_entries(&r.upstream));
+                        builder = builder.seed(
+                            s.id.as_str(),
+                            tools,
+                            st.state == mcp_gateway_upstream::State::Ready,
+                            st.capabilities.clone(),
+                        );
+                    }
+                    let breaker = health
+                        .clone()
+                        .map_or_else(HealthLayer::disabled, HealthLayer::new);
+                    let stack = tool_limits.layer(breaker.layer(r.stack.2.clone()));
+                    match &s.tool_prefix {
+                        Some(prefix) => {
+                            builder.server_with_prefix(s.id.as_str(), prefix.as_str(), stack)
+                        }
+                        None => builder.server(s.id.as_str(), stack),
+                    }
+                }
+                None => builder.unavailable(s.id.as_str(), inactive.unwrap_or("down")),
+            };
+            if let Some(r) = entry {
+                running.insert(s.id.clone(), r);
+            }
+            servers.push(ServerSlot {
+                config: s.clone(),
+                upstream,
+                inactive,
+                health,
+            });
+        }
+        // Servers no longer in the configuration.
+        let gone: Vec<String> = running
+            .keys()
+            .filter(|id| !wanted.contains(*id))
+            .cloned()
+            .collect();
+        for id in gone {
+            if let Some(old) = running.remove(&id) {
+                drained.push(old);
+                changes.removed.push(id);
+            }
+        }
+        *rt.upstreams.lock().expect("upstreams lock") = running;
+        let router = builder.build();
+        let policy = plan.policy.map(|p| p as Arc<dyn ToolPolicy>);
+        let access = AccessControlLayer::new(
+            policy
+                .clone()
+                .unwrap_or_else(|| Arc::new(AccessPolicy::allow_by_default())),
+        );
+        let catalog = router.catalog().clone();
+        let mcp = ResolveLayer::new(catalog.clone())
+            .layer(McpMetricsLayer::new(rt.recorder.clone()).layer(access.layer(router)));
+        let options = mcp_gateway_mcp_server::EndpointOptions {
+            max_body_bytes: config.max_body_bytes,
+            max_json_depth: config.max_json_depth,
+            session_idle: Duration::from_secs(config.session_idle_timeout),
+            allowed_origins: config.cors_origins.clone(),
+            policy: policy.clone(),
+            cluster: Some(rt.cluster.clone()),
+        };
+        let endpoint = match prev {
+            None => mcp_gateway_mcp_server::Endpoint::new(mcp.clone(), catalog.clone(), options),
+            Some(p) => {
+                let access_changed = p.config.access != config.access
+                    || p.config.default_access != config.default_access;
+                p.endpoint
+                    .reconfigure(mcp.clone(), catalog.clone(), options, access_changed)
+            }
+        };
+        let generation = prev.map_or(1, |p| p.generation + 1);
+        let state = Arc::new(AppState {
+            rt: rt.clone(),
+            config,
+            generation,
+            loaded_at: SystemTime::now(),
+            servers,
+            catalog,
+            mcp,
+            access,
+            auth: plan.auth,
+            limiter,
+            tool_limits,
+            endpoint,
+        });
+        (state, changes, drained)
+    }
+
+    /// Makes `self` the generation in force for the gateway's own tasks (the HTTP service
+    /// is swapped by the gateway).
+    pub(crate) fn install(self: &Arc<Self>) {
+        self.rt.catalog.store(Arc::new(self.catalog.clone()));
+        self.rt.current.store(Some(self.clone()));
+        self.rt.generation.send_replace(self.generation);
+        configure_recorder(self);
     }
 
     pub(crate) fn slot(&self, id: &str) -> Option<&ServerSlot> {
@@ -257,17 +477,104 @@ impl AppState {
         });
         futures::future::join_all(waits).await
     }
+}
 
-    /// Stops every upstream (terminating child processes).
+impl Runtime {
+    /// Stops every upstream (terminating child processes) and lets the generation in force
+    /// go.
     pub(crate) async fn shutdown_upstreams(&self) {
         self.stop.cancel();
-        let stops = self
-            .servers
-            .iter()
-            .filter_map(|s| s.upstream.as_ref())
-            .map(|u| u.shutdown());
-        futures::future::join_all(stops).await;
+        let all: Vec<Running> =
+            std::mem::take(&mut *self.upstreams.lock().expect("upstreams lock"))
+                .into_values()
+                .collect();
+        futures::future::join_all(all.into_iter().map(Running::stop)).await;
     }
+}
+
+/// Starts the upstream of `s` and the tasks that follow it.
+fn start(rt: &Arc<Runtime>, s: &ServerConfig, ucfg: UpstreamConfig, max_message: usize) -> Running {
+    let upstream = Upstream::spawn(ucfg);
+    let tasks = rt.stop.child_token();
+    tokio::spawn(sync_catalog(
+        upstream.clone(),
+        Arc::downgrade(rt),
+        tasks.clone(),
+    ));
+    tokio::spawn(forward_resource_updates(
+        upstream.clone(),
+        Arc::downgrade(rt),
+        tasks.clone(),
+    ));
+    let stack = (s.timeout(), s.max_concurrency, upstream.stack());
+    Running {
+        config: s.clone(),
+        max_message: s.max_message_bytes.unwrap_or(max_message),
+        upstream,
+        stack,
+        health: None,
+        tasks,
+    }
+}
+
+impl Running {
+    /// Applies the settings of `s` that need no restart: the timeout and concurrency
+    /// bound (a new budget), the health checks (a new prober).
+    fn refresh(&mut self, rt: &Runtime, config: &Config, s: &ServerConfig) {
+        let _ = rt;
+        if (self.stack.0, self.stack.1) != (s.timeout(), s.max_concurrency) {
+            self.stack = (
+                s.timeout(),
+                s.max_concurrency,
+                self.upstream.stack_with(s.timeout(), s.max_concurrency),
+            );
+        }
+        let policy = health_policy(config, s);
+        if self.health.as_ref().map(|h| &h.0) != policy.as_ref() {
+            if let Some((_, _, token)) = self.health.take() {
+                token.cancel();
+            }
+            self.health = policy.map(|p| {
+                let h = Health::new(s.id.as_str(), p.clone());
+                let token = self.tasks.child_token();
+                mcp_gateway_health::watch_upstream(self.upstream.clone(), h.clone(), token.clone());
+                (p, h, token)
+            });
+        }
+        self.config = s.clone();
+    }
+}
+
+/// True when `new` (under `config`) cannot be applied to the upstream `r` without starting
+/// it anew: anything but its name, tags, tool prefix, timeout, concurrency bound and health
+/// checks (which apply live) changed.
+fn needs_restart(r: &Running, new: &ServerConfig, config: &Config) -> bool {
+    let norm = |s: &ServerConfig, max_message: usize| ServerConfig {
+        name: None,
+        tags: Vec::new(),
+        tool_prefix: None,
+        timeout: 0,
+        max_concurrency: 0,
+        health_check: None,
+        max_message_bytes: Some(max_message),
+        ..s.clone()
+    };
+    norm(&r.config, r.max_message)
+        != norm(
+            new,
+            new.max_message_bytes.unwrap_or(config.max_message_bytes),
+        )
+}
+
+/// The tools `u` last listed, as catalog entries.
+fn tool_entries(u: &Upstream) -> Arc<[ToolEntry]> {
+    u.tools()
+        .iter()
+        .map(|t| ToolEntry {
+            name: Arc::from(t.name.as_str()),
+            raw: Arc::from(t.raw.clone()),
+        })
+        .collect()
 }
 
 fn upstream_config(s: &ServerConfig, max_message: usize) -> Option<UpstreamConfig> {
@@ -325,13 +632,19 @@ fn configure_recorder(st: &AppState) {
         });
 }
 
-impl mcp_gateway_metrics::GatewayGauges for AppState {
+impl mcp_gateway_metrics::GatewayGauges for Runtime {
     fn mcp_sessions(&self) -> u64 {
-        AppState::mcp_sessions(self) as u64
+        self.current
+            .load()
+            .as_ref()
+            .map_or(0, |st| st.mcp_sessions() as u64)
     }
 
     fn servers(&self) -> Vec<mcp_gateway_metrics::ServerGauges> {
-        self.servers
+        let Some(st) = self.current.load_full() else {
+            return Vec::new();
+        };
+        st.servers
             .iter()
             .map(|slot| mcp_gateway_metrics::ServerGauges {
                 server: slot.config.id.clone(),
@@ -347,6 +660,15 @@ impl mcp_gateway_metrics::GatewayGauges for AppState {
                 }),
             })
             .collect()
+    }
+
+    fn config_reloads(&self) -> mcp_gateway_metrics::ConfigReloads {
+        use std::sync::atomic::Ordering::Relaxed;
+        mcp_gateway_metrics::ConfigReloads {
+            ok: self.reloads[0].load(Relaxed),
+            error: self.reloads[1].load(Relaxed),
+            generation: *self.generation.borrow(),
+        }
     }
 }
 
@@ -372,20 +694,20 @@ fn health_policy(config: &Config, s: &ServerConfig) -> Option<HealthPolicy> {
     })
 }
 
-/// Keeps the catalog in step with an upstream: its tool list (the catalog announces
-/// changes) and whether it is ready with which capabilities.
-async fn sync_catalog(u: Upstream, state: std::sync::Weak<AppState>) {
+/// Keeps the catalog in force in step with an upstream: its tool list and whether it is
+/// ready with which capabilities. After a reload it hands them to the new catalog (which
+/// announces nothing when they are the ones it was seeded with).
+async fn sync_catalog(u: Upstream, rt: std::sync::Weak<Runtime>, stop: CancellationToken) {
     let mut rx = u.subscribe();
-    let mut seen = None;
-    let (stop, catalog) = match state.upgrade() {
-        Some(s) => (s.stop.clone(), s.catalog.clone()),
-        None => return,
+    let Some(mut generations) = rt.upgrade().map(|r| r.generation.subscribe()) else {
+        return;
     };
+    let mut seen = None;
     loop {
-        // The gateway was dropped without being stopped.
-        if state.strong_count() == 0 {
+        let Some(catalog) = rt.upgrade().map(|r| r.catalog.load_full()) else {
             return;
-        }
+        };
+        let generation = *generations.borrow_and_update();
         let (version, ready, caps) = {
             let st = rx.borrow_and_update();
             (
@@ -395,37 +717,36 @@ async fn sync_catalog(u: Upstream, state: std::sync::Weak<AppState>) {
             )
         };
         catalog.set_server_state(u.id(), ready, caps);
-        if seen != Some(version) {
-            seen = Some(version);
+        if seen != Some((generation, version)) {
+            seen = Some((generation, version));
             if version > 0 {
-                let tools = u.tools();
-                catalog.set_tools(
-                    u.id(),
-                    tools.iter().map(|t| ToolEntry {
-                        name: Arc::from(t.name.as_str()),
-                        raw: Arc::from(t.raw.clone()),
-                    }),
-                );
+                catalog.set_tools(u.id(), tool_entries(&u).iter().cloned());
             }
         }
+        drop(catalog);
         tokio::select! {
             r = rx.changed() => if r.is_err() { return },
+            r = generations.changed() => if r.is_err() { return },
             _ = stop.cancelled() => return,
         }
     }
 }
 
-/// Hands an upstream's resource updates to the catalog, where the MCP endpoint finds them.
-async fn forward_resource_updates(u: Upstream, state: std::sync::Weak<AppState>) {
+/// Hands an upstream's resource updates to the catalog in force, where the MCP endpoint
+/// finds them.
+async fn forward_resource_updates(
+    u: Upstream,
+    rt: std::sync::Weak<Runtime>,
+    stop: CancellationToken,
+) {
     let mut rx = u.resource_updates();
-    let (stop, catalog) = match state.upgrade() {
-        Some(s) => (s.stop.clone(), s.catalog.clone()),
-        None => return,
-    };
     loop {
         tokio::select! {
             r = rx.recv() => match r {
-                Ok(uri) => catalog.publish_resource_update(u.id().clone(), uri),
+                Ok(uri) => match rt.upgrade() {
+                    Some(rt) => rt.catalog.load().publish_resource_update(u.id().clone(), uri),
+                    None => return,
+                },
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
                     tracing::warn!(server = %u.id(), missed = n, "resource updates dropped");
                 }
@@ -436,14 +757,21 @@ async fn forward_resource_updates(u: Upstream, state: std::sync::Weak<AppState>)
     }
 }
 
-/// Drops request-log entries older than the retention window.
-async fn expire_log(state: Arc<AppState>) {
-    let retention = Duration::from_secs(state.config.monitor.retention_hours.max(1) * 3600);
+/// Drops request-log entries older than the retention window (the generation in force's).
+async fn expire_log(rt: std::sync::Weak<Runtime>) {
     let mut tick = tokio::time::interval(Duration::from_secs(60));
+    let Some(stop) = rt.upgrade().map(|r| r.stop.clone()) else {
+        return;
+    };
     loop {
         tokio::select! {
-            _ = tick.tick() => state.recorder.log().expire(retention),
-            _ = state.stop.cancelled() => return,
+            _ = tick.tick() => {
+                let Some(rt) = rt.upgrade() else { return };
+                let Some(st) = rt.current.load_full() else { continue };
+                let retention = Duration::from_secs(st.config.monitor.retention_hours.max(1) * 3600);
+                rt.recorder.log().expire(retention);
+            }
+            _ = stop.cancelled() => return,
         }
     }
 }

@@ -31,6 +31,7 @@ pub(crate) fn routes(state: AppRef) -> Router {
         .route("/api/v1/tools/call", post(call_tool))
         .route("/api/v1/metrics", get(metrics))
         .route("/api/v1/requests", get(requests))
+        .route("/api/v1/admin/reload", post(admin_reload))
         .route("/metrics", get(prometheus))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -144,6 +145,10 @@ async fn health(State(st): State<AppRef>) -> Json<Value> {
         "mcpSessions": st.mcp_sessions(),
         "replica": st.cluster.replica,
         "cluster": cluster_summary(&st),
+        "config": {
+            "generation": st.generation,
+            "loadedAt": mcp_gateway_metrics::rfc3339(st.loaded_at),
+        },
         "servers": {
             "healthy": healthy,
             "enabled": enabled.len(),
@@ -328,6 +333,37 @@ fn admin_only(what: &str) -> ApiError {
         "admin_only",
         format!("{what}: this needs one of the roles in auth.adminRoles"),
     )
+}
+
+/// `POST /api/v1/admin/reload`: reads the configuration file again and applies it (the
+/// same reload as `SIGHUP`); 200 with what changed, 400 with the problems of an invalid
+/// file (nothing changed). Needs an admin role when authentication is on.
+async fn admin_reload(State(st): State<AppRef>, caller: Caller) -> Response {
+    if non_admin(&st, &caller).is_some() {
+        return admin_only("reloading the configuration").into_response();
+    }
+    let Some(reload) = st.rt.reloader.get() else {
+        return ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "this gateway cannot reload its configuration",
+        )
+        .into_response();
+    };
+    let report = reload().await;
+    if report.applied() {
+        return Json(report).into_response();
+    }
+    let mut err = ApiError::new(
+        StatusCode::BAD_REQUEST,
+        "invalid_config",
+        format!(
+            "the configuration was not reloaded: {} problem(s); the configuration in force is unchanged",
+            report.errors.len()
+        ),
+    );
+    err.extra = Some(("reload", json!(report)));
+    err.into_response()
 }
 
 /// Tools of one server as JSON objects: the server's own tool object plus `server` and

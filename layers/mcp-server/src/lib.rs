@@ -174,12 +174,34 @@ impl Default for EndpointOptions {
 
 /// The MCP endpoint over MCP-plane service `S`; serve it with [`routes`] (or its
 /// [`post_mcp`] handler alone).
+///
+/// One value is one configuration of the endpoint: the plane it calls, the catalog it
+/// shows, the policy and limits it applies. [`Endpoint::reconfigure`] makes the next one,
+/// which shares everything clients hold on to (sessions, streams, subscriptions): a request
+/// is served by the endpoint it reached, whole, while later requests reach the new one.
 pub struct Endpoint<S> {
     mcp: S,
     catalog: Catalog,
     policy: Option<Arc<dyn ToolPolicy>>,
-    cluster: Arc<Cluster>,
     options: EndpointOptions,
+    shared: Arc<Shared<S>>,
+}
+
+impl<S> std::ops::Deref for Endpoint<S> {
+    type Target = Shared<S>;
+
+    fn deref(&self) -> &Shared<S> {
+        &self.shared
+    }
+}
+
+/// What every configuration of an endpoint shares: the clients' state.
+#[doc(hidden)]
+pub struct Shared<S> {
+    /// The endpoint in force, for the housekeeping tasks (a weak pointer: the endpoints
+    /// own this, not the other way round).
+    current: arc_swap::ArcSwap<std::sync::Weak<Endpoint<S>>>,
+    cluster: Arc<Cluster>,
     sessions: Sessions,
     origins: aggregate::Origins,
     /// Fired at shutdown: long-lived streams end so the server can drain.
@@ -193,9 +215,24 @@ pub struct Endpoint<S> {
     upstream_log_level: std::sync::atomic::AtomicU8,
 }
 
+impl<S> Shared<S> {
+    /// The endpoint in force, while one is.
+    fn current(&self) -> Option<Arc<Endpoint<S>>> {
+        self.current.load().upgrade()
+    }
+}
+
 impl<S> std::fmt::Debug for Endpoint<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Endpoint<S>")
+            .field("sessions", &self.sessions.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S> std::fmt::Debug for Shared<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
             .field("sessions", &self.sessions.len())
             .finish_non_exhaustive()
     }
@@ -211,25 +248,83 @@ impl<S: McpService> Endpoint<S> {
             .unwrap_or_else(|| Arc::new(Cluster::new(None)));
         let shutdown = tokio_util::sync::CancellationToken::new();
         let bus = cluster.subscribe(shutdown.clone());
-        let ep = Arc::new(Self {
-            mcp,
+        let shared = Arc::new(Shared {
+            current: arc_swap::ArcSwap::from_pointee(std::sync::Weak::new()),
             sessions: Sessions::new(options.session_idle, &cluster.replica),
-            policy: options.policy.take(),
-            catalog,
             cluster,
-            options,
             origins: aggregate::Origins::default(),
             parked: std::sync::Mutex::new(std::collections::HashMap::new()),
             subscriptions: subscriptions::Subscriptions::default(),
             upstream_log_level: std::sync::atomic::AtomicU8::new(0),
             shutdown,
         });
-        tokio::spawn(housekeeping(Arc::downgrade(&ep)));
-        tokio::spawn(subscriptions::deliver_updates(Arc::downgrade(&ep)));
+        let ep = Arc::new(Self {
+            mcp,
+            policy: options.policy.take(),
+            catalog,
+            options,
+            shared: shared.clone(),
+        });
+        shared.current.store(Arc::new(Arc::downgrade(&ep)));
+        tokio::spawn(housekeeping(Arc::downgrade(&shared)));
+        tokio::spawn(subscriptions::deliver_updates(Arc::downgrade(&shared)));
         if let Some(rx) = bus {
-            tokio::spawn(from_other_replicas(Arc::downgrade(&ep), rx));
+            tokio::spawn(from_other_replicas(Arc::downgrade(&shared), rx));
         }
         ep
+    }
+
+    /// The endpoint's next configuration: it calls `mcp`, shows `catalog` (build it
+    /// [`after`](mcp_gateway_router::CatalogBuilder::after) this endpoint's catalog so
+    /// clients keep hearing of changes), and applies `options` (its `cluster` and
+    /// `session_idle` stay this endpoint's). Sessions, streams and subscriptions carry
+    /// over; requests already running finish on this endpoint. From now on the
+    /// housekeeping serves the new one.
+    ///
+    /// Clients are told what changed for them: `notifications/tools/list_changed` (session
+    /// streams and `subscriptions/listen`) when the tools offered or who may see them
+    /// changed, `notifications/prompts/list_changed` and
+    /// `notifications/resources/list_changed` (session streams) when servers offering
+    /// them came or went or `access_changed`.
+    pub fn reconfigure(
+        &self,
+        mcp: S,
+        catalog: Catalog,
+        mut options: EndpointOptions,
+        access_changed: bool,
+    ) -> Arc<Self> {
+        options.cluster = None;
+        options.session_idle = self.options.session_idle;
+        let next = Arc::new(Self {
+            mcp,
+            policy: options.policy.take(),
+            catalog,
+            options,
+            shared: self.shared.clone(),
+        });
+        self.shared.current.store(Arc::new(Arc::downgrade(&next)));
+        let tools = |c: &Catalog| {
+            let snap = c.snapshot();
+            snap.tools()
+                .iter()
+                .map(|t| (t.name.clone(), t.server.clone(), t.raw.get().to_string()))
+                .collect::<Vec<_>>()
+        };
+        if access_changed || tools(&self.catalog) != tools(&next.catalog) {
+            next.catalog.announce_change();
+        }
+        for (cap, method) in [
+            ("prompts", "notifications/prompts/list_changed"),
+            ("resources", "notifications/resources/list_changed"),
+        ] {
+            if access_changed || self.catalog.servers_with(cap) != next.catalog.servers_with(cap) {
+                let frame = sse_event(&jsonrpc::notification_frame(method, None));
+                for s in self.sessions.all() {
+                    s.push(frame.clone());
+                }
+            }
+        }
+        next
     }
 
     /// Ends every long-lived stream (session GET streams, legacy SSE streams,
@@ -274,15 +369,19 @@ impl<S> Endpoint<S> {
 }
 
 /// Expires idle sessions and tells open session streams when the tool list changed.
-async fn housekeeping<S: McpService>(ep: std::sync::Weak<Endpoint<S>>) {
-    let Some(mut changes) = ep.upgrade().map(|e| e.catalog.subscribe()) else {
+async fn housekeeping<S: McpService>(shared: std::sync::Weak<Shared<S>>) {
+    let Some(mut changes) = shared
+        .upgrade()
+        .and_then(|s| s.current())
+        .map(|e| e.catalog.subscribe())
+    else {
         return;
     };
     let mut tick = tokio::time::interval(Duration::from_secs(30));
     loop {
         tokio::select! {
             _ = tick.tick() => {
-                let Some(ep) = ep.upgrade() else { return };
+                let Some(ep) = shared.upgrade().and_then(|s| s.current()) else { return };
                 mrtr::expire(&ep.parked);
                 let n = ep.sessions.expire();
                 if n > 0 {
@@ -294,7 +393,7 @@ async fn housekeeping<S: McpService>(ep: std::sync::Weak<Endpoint<S>>) {
                 if matches!(r, Err(tokio::sync::broadcast::error::RecvError::Closed)) {
                     return;
                 }
-                let Some(ep) = ep.upgrade() else { return };
+                let Some(ep) = shared.upgrade() else { return };
                 let frame = sse_event(&jsonrpc::notification_frame("notifications/tools/list_changed", None));
                 for s in ep.sessions.all() {
                     s.push(frame.clone());
@@ -307,12 +406,14 @@ async fn housekeeping<S: McpService>(ep: std::sync::Weak<Endpoint<S>>) {
 /// Acts on what other replicas publish: revocations, cancellations and answers for calls
 /// running here, legacy messages for SSE streams held here.
 async fn from_other_replicas<S: McpService>(
-    ep: std::sync::Weak<Endpoint<S>>,
+    shared: std::sync::Weak<Shared<S>>,
     mut rx: mpsc::Receiver<mcp_gateway_cluster::BusMessage>,
 ) {
     use mcp_gateway_cluster::BusMessage;
     while let Some(m) = rx.recv().await {
-        let Some(ep) = ep.upgrade() else { return };
+        let Some(ep) = shared.upgrade().and_then(|s| s.current()) else {
+            return;
+        };
         match m {
             BusMessage::Revoke { session } => {
                 ep.cluster.remember_revoked(&session);

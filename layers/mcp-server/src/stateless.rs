@@ -287,6 +287,10 @@ pub(crate) fn listen<S: McpService>(
             let followed = subscriptions::listen(&ep, &tx, &id, &uris, who.as_ref()).await;
             honored.insert("resourceSubscriptions".into(), json!(followed));
         }
+        // A long-lived stream holds on to what every configuration shares, not to this
+        // one: a reload's new endpoint takes over, and this one can be let go.
+        let shared = ep.shared.clone();
+        drop(ep);
         let ack = jsonrpc::notification_frame(
             "notifications/subscriptions/acknowledged",
             Some(&json!({"notifications": honored, "_meta": meta}).to_string()),
@@ -313,7 +317,9 @@ pub(crate) fn listen<S: McpService>(
         }
         // The stream is gone: its subscriptions are released upstream.
         drop(tx);
-        if !uris.is_empty() {
+        if !uris.is_empty()
+            && let Some(ep) = shared.current()
+        {
             subscriptions::sweep(&ep).await;
         }
     });

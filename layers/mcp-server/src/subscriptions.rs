@@ -207,13 +207,17 @@ pub(crate) async fn sweep<S: McpService>(ep: &Endpoint<S>) {
 }
 
 /// Hands the catalog's resource updates to subscribers for as long as the endpoint lives.
-pub(crate) async fn deliver_updates<S: McpService>(ep: Weak<Endpoint<S>>) {
-    let Some(mut rx) = ep.upgrade().map(|e| e.catalog.resource_updates()) else {
+pub(crate) async fn deliver_updates<S: McpService>(shared: Weak<crate::Shared<S>>) {
+    let Some(mut rx) = shared
+        .upgrade()
+        .and_then(|s| s.current())
+        .map(|e| e.catalog.resource_updates())
+    else {
         return;
     };
     loop {
         match rx.recv().await {
-            Ok(u) => match ep.upgrade() {
+            Ok(u) => match shared.upgrade() {
                 Some(ep) => ep.subscriptions.deliver(&u.uri),
                 None => return,
             },

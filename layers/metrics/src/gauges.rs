@@ -17,6 +17,22 @@ pub trait GatewayGauges: Send + Sync + 'static {
     fn mcp_sessions(&self) -> u64;
     /// One entry per configured server, in config order.
     fn servers(&self) -> Vec<ServerGauges>;
+    /// Configuration reloads so far: applied and refused (invalid), and the generation in
+    /// force (1 for the configuration the gateway started with).
+    fn config_reloads(&self) -> ConfigReloads {
+        ConfigReloads::default()
+    }
+}
+
+/// Configuration reloads.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ConfigReloads {
+    /// Reloads applied.
+    pub ok: u64,
+    /// Reloads refused: the new configuration was invalid and nothing changed.
+    pub error: u64,
+    /// The configuration generation in force.
+    pub generation: u64,
 }
 
 /// One server's gauges.
@@ -96,6 +112,31 @@ impl PrometheusExporter {
                             &[label(&s), KeyValue::new("state", state)],
                         );
                     }
+                }
+            })
+            .build();
+        let w = source.clone();
+        meter
+            .u64_observable_counter("mcp_gateway_config_reloads")
+            .with_description(
+                "Configuration reloads, by result (ok: applied, error: invalid, nothing changed).",
+            )
+            .with_callback(move |o| {
+                let Some(g) = w.upgrade() else { return };
+                let r = g.config_reloads();
+                o.observe(r.ok, &[KeyValue::new("result", "ok")]);
+                o.observe(r.error, &[KeyValue::new("result", "error")]);
+            })
+            .build();
+        let w = source.clone();
+        meter
+            .u64_observable_gauge("mcp_gateway_config_generation")
+            .with_description(
+                "The configuration generation in force (1 at start, one more per applied reload).",
+            )
+            .with_callback(move |o| {
+                if let Some(g) = w.upgrade() {
+                    o.observe(g.config_reloads().generation, &[]);
                 }
             })
             .build();

@@ -35,7 +35,7 @@ mod otel;
 mod recorder;
 mod window;
 
-pub use gauges::{GatewayGauges, HEALTH_STATES, ServerGauges, ServerHealth};
+pub use gauges::{ConfigReloads, GatewayGauges, HEALTH_STATES, ServerGauges, ServerHealth};
 pub use histogram::Histogram;
 pub use layer::{McpMetrics, McpMetricsLayer, ResponseFuture};
 pub use log::{LogEntry, LogQuery, REDACTED, RequestLog, log_body, redact};

@@ -189,6 +189,18 @@ impl std::fmt::Debug for Catalog {
 pub struct CatalogBuilder {
     servers: Vec<(Arc<str>, Option<String>)>,
     naming: ToolNaming,
+    /// The catalog this one replaces: its channels and epochs carry on.
+    after: Option<Catalog>,
+    /// Tool lists and states known before the catalog starts.
+    seeds: Vec<Seed>,
+}
+
+/// A server's tools and state, known when a catalog is built.
+struct Seed {
+    id: Arc<str>,
+    tools: Option<Arc<[ToolEntry]>>,
+    ready: bool,
+    capabilities: Option<Arc<RawValue>>,
 }
 
 impl CatalogBuilder {
@@ -203,6 +215,34 @@ impl CatalogBuilder {
     /// bare names.
     pub fn server(mut self, id: impl Into<Arc<str>>, prefix: Option<String>) -> Self {
         self.servers.push((id.into(), prefix));
+        self
+    }
+
+    /// Makes the catalog the successor of `previous` (a configuration reload): subscribers
+    /// of `previous`'s tool-list changes and resource updates hear this one's, and its
+    /// epochs continue `previous`'s, so a list fetched under the old catalog is never
+    /// taken for a fresh one.
+    pub fn after(mut self, previous: &Catalog) -> Self {
+        self.after = Some(previous.clone());
+        self
+    }
+
+    /// Starts server `id` with the tools and state already known for it (a server kept
+    /// across a reload): its tools are there from the first snapshot, without a change
+    /// announced.
+    pub fn seed(
+        mut self,
+        id: impl Into<Arc<str>>,
+        tools: Option<Arc<[ToolEntry]>>,
+        ready: bool,
+        capabilities: Option<Arc<RawValue>>,
+    ) -> Self {
+        self.seeds.push(Seed {
+            id: id.into(),
+            tools,
+            ready,
+            capabilities,
+        });
         self
     }
 
@@ -229,7 +269,15 @@ impl CatalogBuilder {
             of_server: vec![Vec::new(); n],
             ..Snapshot::default()
         };
-        Catalog {
+        let (epoch, changes, updates) = match &self.after {
+            Some(p) => (
+                p.epoch() + 1,
+                p.shared.changes.clone(),
+                p.shared.updates.clone(),
+            ),
+            None => (0, broadcast::channel(16).0, broadcast::channel(256).0),
+        };
+        let catalog = Catalog {
             shared: Arc::new(Shared {
                 servers,
                 by_id,
@@ -237,11 +285,24 @@ impl CatalogBuilder {
                 snapshot: RwLock::new(Arc::new(snapshot)),
                 writer: std::sync::Mutex::new(()),
                 states: RwLock::new(vec![ServerState::default(); n]),
-                epoch: AtomicU64::new(0),
-                changes: broadcast::channel(16).0,
-                updates: broadcast::channel(256).0,
+                epoch: AtomicU64::new(epoch),
+                changes,
+                updates,
             }),
+        };
+        if !self.seeds.is_empty() {
+            let mut per_server = vec![None; n];
+            for seed in self.seeds {
+                let Some(slot) = catalog.slot(&seed.id) else {
+                    continue;
+                };
+                per_server[slot] = seed.tools;
+                catalog.set_server_state(&seed.id, seed.ready, seed.capabilities);
+            }
+            let fresh = catalog.build_snapshot(per_server, epoch);
+            *catalog.shared.snapshot.write().expect("catalog lock") = Arc::new(fresh);
         }
+        catalog
     }
 }
 
@@ -276,6 +337,14 @@ impl Catalog {
         self.shared.changes.subscribe()
     }
 
+    /// Tells subscribers the tool lists changed (who may see which tool did, for
+    /// instance), with a new epoch.
+    pub fn announce_change(&self) {
+        let _writer = self.shared.writer.lock().expect("catalog writer");
+        let epoch = self.shared.epoch.fetch_add(1, Ordering::AcqRel) + 1;
+        let _ = self.shared.changes.send(epoch);
+    }
+
     /// Announces that server `server` updated resource `uri`.
     pub fn publish_resource_update(&self, server: Arc<str>, uri: Arc<str>) {
         let _ = self.shared.updates.send(ResourceUpdate { server, uri });
@@ -292,6 +361,17 @@ impl Catalog {
         let tools: Arc<[ToolEntry]> = tools.into_iter().collect();
         let _writer = self.shared.writer.lock().expect("catalog writer");
         let mut per_server = self.snapshot().per_server.clone();
+        // An unchanged list (a server re-announcing the same tools, or a reload handing
+        // the list on) changes nothing and announces nothing.
+        if per_server[slot].as_ref().is_some_and(|old| {
+            old.len() == tools.len()
+                && old
+                    .iter()
+                    .zip(tools.iter())
+                    .all(|(a, b)| a.name == b.name && a.raw.get() == b.raw.get())
+        }) {
+            return;
+        }
         per_server[slot] = Some(tools);
         let epoch = self.shared.epoch.load(Ordering::Acquire) + 1;
         // Built without holding the readers' lock: resolving calls never wait for it.

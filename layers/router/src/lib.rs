@@ -100,6 +100,7 @@ impl<S> std::fmt::Debug for ToolRouter<S> {
 pub struct ToolRouterBuilder<S> {
     servers: Vec<(Server<S>, Option<String>)>,
     naming: ToolNaming,
+    catalog: CatalogBuilder,
 }
 
 impl<S> ToolRouterBuilder<S> {
@@ -139,6 +140,28 @@ impl<S> ToolRouterBuilder<S> {
         self
     }
 
+    /// Makes the router's catalog the successor of `previous` (see
+    /// [`CatalogBuilder::after`]).
+    #[must_use]
+    pub fn after(mut self, previous: &Catalog) -> Self {
+        self.catalog = self.catalog.after(previous);
+        self
+    }
+
+    /// Starts server `id` with the tools and state already known for it (see
+    /// [`CatalogBuilder::seed`]).
+    #[must_use]
+    pub fn seed(
+        mut self,
+        id: impl Into<Arc<str>>,
+        tools: Option<Arc<[ToolEntry]>>,
+        ready: bool,
+        capabilities: Option<Arc<serde_json::value::RawValue>>,
+    ) -> Self {
+        self.catalog = self.catalog.seed(id, tools, ready, capabilities);
+        self
+    }
+
     fn push(
         mut self,
         id: Arc<str>,
@@ -159,7 +182,7 @@ impl<S> ToolRouterBuilder<S> {
 
     /// Builds the router (server ids must be unique; later duplicates are ignored).
     pub fn build(self) -> ToolRouter<S> {
-        let mut catalog = Catalog::builder().naming(self.naming);
+        let mut catalog = self.catalog.naming(self.naming);
         let mut servers: Vec<Server<S>> = Vec::new();
         for (s, prefix) in self.servers {
             if !servers.iter().any(|have| have.id == s.id) {
@@ -182,6 +205,7 @@ impl<S> ToolRouter<S> {
         ToolRouterBuilder {
             servers: Vec::new(),
             naming: ToolNaming::default(),
+            catalog: Catalog::builder(),
         }
     }
 

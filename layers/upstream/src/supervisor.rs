@@ -273,8 +273,16 @@ impl Upstream {
     /// Build it once and clone it: clones share one concurrency budget.
     pub fn stack(&self) -> UpstreamStack {
         let cfg = &self.shared.config;
-        let limited = ConcurrencyLimit::new(self.service(), cfg.max_concurrency.max(1));
-        TimeoutLayer::new(cfg.id.clone(), cfg.timeout).layer(limited)
+        self.stack_with(cfg.timeout, cfg.max_concurrency)
+    }
+
+    /// The service wrapped in `timeout` and a budget of `max_concurrency` calls at once,
+    /// instead of the configured ones (a configuration reload that changes only these
+    /// keeps the server running). A new budget: calls already holding a slot of another
+    /// keep it.
+    pub fn stack_with(&self, timeout: Duration, max_concurrency: usize) -> UpstreamStack {
+        let limited = ConcurrencyLimit::new(self.service(), max_concurrency.max(1));
+        TimeoutLayer::new(self.shared.config.id.clone(), timeout).layer(limited)
     }
 
     /// Current status.
