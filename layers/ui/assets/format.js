@@ -103,7 +103,21 @@ export function json(v) {
   }
 }
 
-/** The outcome labels that count as errors (everything but `ok`). */
+/** Every outcome label of the request log and the metrics, in the gateway's order. */
+export const OUTCOMES = [
+  'ok', 'tool_error', 'upstream_error', 'unavailable', 'timeout', 'client_error',
+  'rate_limited', 'unauthorized', 'forbidden', 'internal_error', 'cancelled',
+];
+
+/** True for outcomes the gateway counts as errors (all but `ok`, and `cancelled`: the caller left). */
 export function isError(outcome) {
-  return typeof outcome === 'string' && outcome !== 'ok';
+  return typeof outcome === 'string' && outcome !== 'ok' && outcome !== 'cancelled';
+}
+
+/** A span of minutes: `30 min`, `24 h`, `7 d`. */
+export function span(minutes) {
+  if (typeof minutes !== 'number' || !Number.isFinite(minutes)) return '–';
+  if (minutes < 120) return `${minutes} min`;
+  if (minutes < 2880 || minutes % 1440) return `${trim((minutes / 60).toFixed(1))} h`;
+  return `${minutes / 1440} d`;
 }

@@ -1,6 +1,8 @@
 // Filtering of tools and request-log entries, and the in-memory request log the Requests
 // page follows. No DOM.
 
+import { isError } from './format.js';
+
 /** The search words of `q` (lowercase, split on spaces). */
 function words(q) {
   return String(q || '').toLowerCase().split(/\s+/).filter(Boolean);
@@ -32,7 +34,7 @@ export function filterTools(tools, { q = '', server = '', tag = '' } = {}, tagsO
 
 /**
  * A predicate over request-log entries: `server`, `tool` exact; `status` `ok`, `error`
- * (any outcome but ok), an outcome label or an HTTP status; `caller` a substring of the
+ * (any outcome counted as an error), an outcome label or an HTTP status; `caller` a substring of the
  * identity; `since` seconds back from `now`.
  */
 export function requestFilter({ server = '', tool = '', status = '', caller = '', since = '' } = {}, now = Date.now()) {
@@ -43,7 +45,7 @@ export function requestFilter({ server = '', tool = '', status = '', caller = ''
     if (tool && e.tool !== tool) return false;
     if (status) {
       if (status === 'error') {
-        if (e.outcome === 'ok') return false;
+        if (!isError(e.outcome)) return false;
       } else if (e.outcome !== status && String(e.status) !== status) return false;
     }
     if (who && !String(e.identity ?? '').toLowerCase().includes(who)) return false;

@@ -1,4 +1,6 @@
 // Chart data from the metrics API, without the DOM.
+
+import { isError } from './format.js';
 //
 // `GET /api/v1/metrics?bucket=1m` lists only buckets that had calls; the charts want one
 // point per bucket width, zeros included, and the bucket still filling (the current minute)
@@ -60,7 +62,7 @@ export function bucketsFromLog(entries, bucketSeconds) {
     let g = groups.get(start);
     if (!g) groups.set(start, (g = { calls: 0, errors: 0, lat: [] }));
     g.calls++;
-    if (e.outcome !== 'ok') g.errors++;
+    if (isError(e.outcome)) g.errors++;
     if (typeof e.durationMs === 'number') g.lat.push(e.durationMs);
   }
   return [...groups.entries()]

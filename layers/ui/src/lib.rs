@@ -45,7 +45,28 @@ macro_rules! assets {
 }
 
 /// Every file of the app, flat (no directories: a name never contains `/`).
-static ASSETS: &[Asset] = assets!["index.html"];
+static ASSETS: &[Asset] = assets![
+    "index.html",
+    "style.css",
+    "icon.svg",
+    "app.js",
+    "api.js",
+    "dom.js",
+    "route.js",
+    "format.js",
+    "series.js",
+    "search.js",
+    "schema-form.js",
+    "form-view.js",
+    "result-view.js",
+    "charts.js",
+    "virtual-list.js",
+    "page-overview.js",
+    "page-servers.js",
+    "page-tools.js",
+    "page-requests.js",
+    "page-metrics.js",
+];
 
 /// The embedded files' total size in bytes (the binary's cost of the dashboard).
 pub fn embedded_bytes() -> usize {
@@ -198,6 +219,19 @@ mod tests {
             "/ui/x.rs",
         ] {
             assert_eq!(get(bad).await.status(), 404, "{bad}");
+        }
+    }
+
+    #[test]
+    fn every_file_of_the_app_is_embedded() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/assets");
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let name = entry.unwrap().file_name().into_string().unwrap();
+            assert!(valid_name(&name), "assets/{name}: not a name the dashboard serves");
+            assert!(
+                ASSETS.iter().any(|a| a.name == name),
+                "assets/{name} is missing from ASSETS in layers/ui/src/lib.rs"
+            );
         }
     }
 

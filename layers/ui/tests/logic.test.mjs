@@ -54,6 +54,9 @@ test('formatting', () => {
   assert.equal(fmt.percent(0.125), '13%');
   assert.equal(fmt.percent(0.05), '5%');
   assert.equal(fmt.bytes(2048), '2.0 KiB');
+  assert.equal(fmt.span(30), '30 min');
+  assert.equal(fmt.span(1440), '24 h');
+  assert.equal(fmt.span(10080), '7 d');
   const now = Date.parse('2026-01-01T00:10:00Z');
   assert.equal(fmt.ago('2026-01-01T00:09:59.5Z', now), 'just now');
   assert.equal(fmt.ago('2026-01-01T00:09:30Z', now), '30s ago');
@@ -61,6 +64,7 @@ test('formatting', () => {
   assert.equal(fmt.ago('garbage', now), '–');
   assert.equal(fmt.isError('ok'), false);
   assert.equal(fmt.isError('tool_error'), true);
+  assert.equal(fmt.isError('cancelled'), false);
 });
 
 test('window series: zero-filled, the filling bucket measured over its elapsed time', () => {
@@ -133,15 +137,16 @@ test('request filters, and the part the API applies itself', () => {
     { id: 1, server: 'a', tool: 'x', outcome: 'ok', status: 200, identity: 'alice', time: '2026-01-01T00:59:30Z' },
     { id: 2, server: 'a', tool: 'y', outcome: 'timeout', status: 504, time: '2026-01-01T00:50:00Z' },
     { id: 3, server: 'b', tool: 'x', outcome: 'tool_error', status: 200, identity: 'bob', time: '2026-01-01T00:59:59Z' },
+    { id: 4, server: 'b', tool: 'x', outcome: 'cancelled', status: 499, time: '2026-01-01T00:59:59Z' },
   ];
   const ids = (f) => entries.filter(requestFilter(f, now)).map((e) => e.id);
-  assert.deepEqual(ids({}), [1, 2, 3]);
+  assert.deepEqual(ids({}), [1, 2, 3, 4]);
   assert.deepEqual(ids({ server: 'a' }), [1, 2]);
   assert.deepEqual(ids({ status: 'error' }), [2, 3]);
   assert.deepEqual(ids({ status: '504' }), [2]);
   assert.deepEqual(ids({ status: 'ok' }), [1]);
   assert.deepEqual(ids({ caller: 'AL' }), [1]);
-  assert.deepEqual(ids({ since: '60' }), [1, 3]);
+  assert.deepEqual(ids({ since: '60' }), [1, 3, 4]);
   assert.deepEqual(serverSideParams({ server: 'a', status: 'error', caller: 'x', since: '60' }), { server: 'a', since: '60' });
   assert.deepEqual(serverSideParams({ status: 'timeout' }), { status: 'timeout' });
 });

@@ -1,0 +1,188 @@
+// Overview: the gateway's state, live charts of the last 30 minutes, the busiest tools, the
+// servers and the latest errors. Refreshed every 2 s while shown.
+
+import { h, replace, pill, empty, errorBox, card, facts } from './dom.js';
+import { api, metricsTotals, ApiError } from './api.js';
+import { href } from './route.js';
+import * as fmt from './format.js';
+import { windowSeries, bucketsFromLog, busiest } from './series.js';
+import { timeChart, bars } from './charts.js';
+
+const MINUTES = 30;
+
+export function mount(ctx) {
+  const { el } = ctx;
+  const head = h('div', { class: 'page-head' }, h('h1', null, 'Overview'), h('span', { class: 'muted small', id: 'overview-updated' }));
+  const alert = h('div', { class: 'alerts' });
+  const kpis = h('div', { class: 'kpis', id: 'kpis' });
+  const about = h('div', { class: 'about muted small' });
+  const chartsRow = h('div', { class: 'grid grid-3' });
+  const chartNote = h('p', { class: 'muted small chart-note', hidden: true });
+  const mk = (title, opts) => {
+    const body = h('div');
+    chartsRow.append(card(title, body, { cls: 'chart-card' }));
+    return timeChart(body, opts);
+  };
+  const cRate = mk('Calls per second', { series: [{ key: 'perSec', label: 'calls/s', cls: 's-calls', area: true }], yFormat: (v) => fmt.count(v) });
+  const cErr = mk('Error rate', { series: [{ key: 'errorRate', label: 'errors', cls: 's-errors', area: true }], yFormat: fmt.percent, yMax: 0.05 });
+  const cLat = mk('Latency', {
+    series: [
+      { key: 'p50', label: 'p50', cls: 's-p50' },
+      { key: 'p99', label: 'p99', cls: 's-p99' },
+    ],
+    yFormat: (v) => fmt.duration(v),
+  });
+  const serversBox = h('div');
+  const busyBox = h('div');
+  const errorsBox = h('div');
+  el.append(
+    head,
+    alert,
+    kpis,
+    about,
+    h('p', { class: 'section-label' }, `Last ${MINUTES} minutes`),
+    chartNote,
+    chartsRow,
+    h(
+      'div',
+      { class: 'grid grid-3' },
+      card('Servers', serversBox, { actions: h('a', { href: '#/servers', class: 'small' }, 'All servers →') }),
+      card('Busiest tools', busyBox, { actions: h('span', { class: 'muted small' }, 'since start') }),
+      card('Recent errors', errorsBox, { actions: h('a', { href: href('requests', {}, { status: 'error' }), class: 'small' }, 'All errors →') }),
+    ),
+  );
+
+  let metricsForbidden = false;
+
+  ctx.poll(async () => {
+    const want = [
+      api('/api/v1/health'),
+      api('/api/v1/servers'),
+      metricsForbidden ? Promise.resolve(null) : metricsTotals('1m'),
+      api(`/api/v1/requests?limit=${metricsForbidden ? 2000 : 200}${metricsForbidden ? `&since=${MINUTES * 60}` : ''}`),
+    ];
+    const [health, servers, metrics, log] = await Promise.allSettled(want);
+    if (!ctx.alive) return;
+    const now = Date.now();
+    replace(alert);
+    if (health.status === 'rejected') {
+      alert.append(errorBox(health.reason, 'read the gateway health'));
+      throw health.reason;
+    }
+    const hv = health.value;
+    ctx.setHealth(hv);
+    const svList = servers.status === 'fulfilled' ? servers.value.servers || [] : [];
+    if (servers.status === 'rejected') alert.append(errorBox(servers.reason, 'list the servers'));
+    if (metrics.status === 'rejected') {
+      if (metrics.reason instanceof ApiError && metrics.reason.status === 403) {
+        metricsForbidden = true;
+      } else alert.append(errorBox(metrics.reason, 'read the metrics'));
+    }
+    const entries = log.status === 'fulfilled' ? log.value.requests || [] : [];
+    const mv = metrics.status === 'fulfilled' ? metrics.value : null;
+
+    // KPIs.
+    const sv = hv.servers || {};
+    const from = now - MINUTES * 60_000;
+    const buckets = mv ? mv.window?.buckets : bucketsFromLog(entries, 60);
+    const points = windowSeries(buckets, { bucketSeconds: 60, from, now });
+    const lastTwo = points.slice(-2);
+    const secs = lastTwo.length === 2 ? 60 + Math.max(1, (now - lastTwo[1].t) / 1000) : 60;
+    const callsNow = lastTwo.reduce((a, p) => a + p.calls, 0) / secs;
+    const win = mv?.window;
+    const kpi = (label, value, sub, cls = '') => h('div', { class: ['kpi', cls] }, h('div', { class: 'kpi-label' }, label), h('div', { class: 'kpi-value' }, value), sub ? h('div', { class: 'kpi-sub muted small' }, sub) : null);
+    replace(
+      kpis,
+      kpi('Gateway', pill(hv.status), `up ${fmt.uptime(hv.uptime)}`, 'kpi-status'),
+      kpi('Servers healthy', `${sv.healthy ?? 0} / ${sv.enabled ?? 0}`, sv.total !== sv.enabled ? `${sv.total} configured` : 'enabled servers', sv.healthy === sv.enabled ? '' : 'kpi-warn'),
+      kpi('Calls / s', fmt.rate(callsNow), 'last minute'),
+      kpi('Error rate', win ? fmt.percent(win.errorRate) : fmt.percent(points.reduce((a, p) => a + p.errors, 0) / Math.max(1, points.reduce((a, p) => a + p.calls, 0))), win ? `${fmt.count(win.calls)} calls, last ${fmt.span(win.retentionMinutes)}` : `your calls, last ${MINUTES}m`),
+      kpi('Latency p50', win && win.calls ? fmt.duration(win.latencyMs.p50) : '–', win && win.calls ? `p99 ${fmt.duration(win.latencyMs.p99)} · last ${fmt.span(win.retentionMinutes)}` : win ? 'no calls yet' : ''),
+      kpi('MCP sessions', fmt.count(hv.mcpSessions ?? 0), 'open now'),
+    );
+    replace(
+      about,
+      `mcp-gateway ${hv.version ?? ''}`,
+      hv.replica ? ` · replica ${hv.replica}` : '',
+      hv.startedAt ? ` · started ${fmt.datetime(hv.startedAt)}` : '',
+      hv.config?.generation !== undefined ? ` · config generation ${hv.config.generation}${hv.config.loadedAt ? `, loaded ${fmt.ago(hv.config.loadedAt, now)}` : ''}` : '',
+      hv.cluster ? ` · cluster${hv.cluster.redis ? ' with Redis' : ''}` : '',
+    );
+    chartNote.hidden = !metricsForbidden;
+    chartNote.textContent = metricsForbidden
+      ? 'The metrics API covers every caller and needs an admin role (auth.adminRoles); these charts show your own calls from the request log.'
+      : '';
+    const range = { from: points.length ? points[0].t : from, to: now };
+    cRate.update(points, range);
+    cErr.update(points, range);
+    cLat.update(points, range);
+
+    // Servers.
+    if (servers.status === 'fulfilled') {
+      if (!svList.length) {
+        replace(serversBox, empty('No servers configured', 'Add one under servers: in mcp-gateway.yml (see docs/configuration.md), then restart the gateway.'));
+      } else {
+        replace(
+          serversBox,
+          h(
+            'ul',
+            { class: 'mini-list' },
+            svList.map((sv1) =>
+              h(
+                'li',
+                { dataset: { server: sv1.id, status: sv1.status } },
+                h('span', { class: ['dot', `dot-${sv1.status}`] }),
+                h('a', { href: href('server', { id: sv1.id }) }, sv1.name || sv1.id),
+                h('span', { class: 'muted small' }, ` ${sv1.transport} · ${sv1.toolCount} tools`),
+                h('span', { class: 'grow' }),
+                pill(sv1.status),
+              ),
+            ),
+          ),
+        );
+      }
+    }
+
+    // Busiest tools (cumulative since start).
+    if (mv) {
+      const top = busiest((mv.tools || []).filter((t) => t.server !== '-'), 8);
+      replace(
+        busyBox,
+        top.length
+          ? bars(top.map((t) => ({ label: t.tool, sub: t.server, value: t.calls, text: `${fmt.count(t.calls)}${t.errors ? ` · ${fmt.percent(t.errorRate)} err` : ''}`, href: href('tool', { server: t.server, tool: t.tool }) })))
+          : empty('No tool calls yet', 'Call one from the ', h('a', { href: '#/tools' }, 'Tools'), ' page, or through /mcp.'),
+      );
+    } else if (metricsForbidden) {
+      replace(busyBox, empty('Needs an admin role', 'The busiest tools come from the metrics API (auth.adminRoles).'));
+    }
+
+    // Recent errors.
+    if (log.status === 'rejected') replace(errorsBox, errorBox(log.reason, 'read the request log'));
+    else if (log.value.enabled === false) replace(errorsBox, empty('The request log is off', 'Set monitor.requestLog: true to keep recent calls.'));
+    else {
+      const errs = entries.filter((e) => fmt.isError(e.outcome)).slice(0, 6);
+      replace(
+        errorsBox,
+        errs.length
+          ? h(
+              'ul',
+              { class: 'mini-list errors-list' },
+              errs.map((e) =>
+                h(
+                  'li',
+                  null,
+                  h('a', { href: href('request', { id: String(e.id) }) }, `${e.server === '-' ? '' : `${e.server} · `}${e.tool ?? e.method}`),
+                  h('span', { class: 'grow' }),
+                  pill(e.outcome),
+                  h('span', { class: 'muted small nowrap' }, ` ${fmt.ago(e.time, now)}`),
+                  e.error ? h('div', { class: 'muted small err-text' }, e.error) : null,
+                ),
+              ),
+            )
+          : empty('No errors', `None in the last ${entries.length} calls.`),
+      );
+    }
+    const upd = el.querySelector('#overview-updated');
+    if (upd) upd.textContent = `updated ${fmt.clock(now)}`;
+  }, 2000);
+}
