@@ -284,7 +284,7 @@ function sentNote(tool, args) {
     'details',
     { class: 'raw' },
     h('summary', null, 'Arguments sent'),
-    pre(json(args)),
+    h('pre', { class: 'pre', id: 'args-sent' }, json(args)),
     h('p', { class: 'small' }, h('a', { href: href('requests', {}, { server: tool.server }) }, 'See this call in the request log →')),
   );
 }
