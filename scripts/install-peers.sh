@@ -4,6 +4,8 @@
 #   - PyPI packages from tests/peers/requirements.txt   -> tests/peers/.venv         (pip)
 #   - redis-server from Debian, when missing                                          (apt-get)
 #   - podman, mmdebstrap and haproxy from Debian, when missing (scripts/image-test.sh)  (apt-get)
+#   - chromium and chromium-driver from Debian, Selenium into tests/peers/.venv
+#     (scripts/ui-test.sh, the dashboard's browser test), when missing            (apt-get, pip)
 # Idempotent and quick when everything is already there: each step is skipped when a stamp
 # holding the checksum of its input file (and the tool version) still matches.
 # Works from any cwd. Set PEERS_FORCE=1 to reinstall everything.
@@ -77,6 +79,26 @@ else
     $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq
     $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq podman mmdebstrap haproxy >/dev/null
     say "image tools installed"
+fi
+
+# --- browser test tools ------------------------------------------------------------------------
+# scripts/ui-test.sh drives Debian's chromium through chromium-driver with Selenium.
+if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then
+    say "chromium and chromedriver present"
+else
+    say "installing chromium and chromium-driver (apt-get) ..."
+    SUDO=""
+    if [[ "$(id -u)" != 0 ]]; then SUDO="sudo"; fi
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null
+    say "chromium installed ($(chromium --version 2>/dev/null | head -1))"
+fi
+SELENIUM_VERSION="4.51.0"
+if [[ "$("$VENV/bin/python" -c 'import selenium; print(selenium.__version__)' 2>/dev/null)" == "$SELENIUM_VERSION" ]]; then
+    say "selenium $SELENIUM_VERSION present"
+else
+    say "installing selenium $SELENIUM_VERSION into tests/peers/.venv ..."
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "selenium==$SELENIUM_VERSION"
 fi
 
 say "done"
