@@ -345,13 +345,13 @@ function detailView(ctx, r, full) {
   const timing = card('Timings', timingBars(t) ?? h('p', { class: 'muted' }, 'No timings recorded.'));
   const err = r.error ? h('div', { class: 'error-box', role: 'alert' }, h('p', { class: 'error-title' }, `Error (${r.outcome})`), h('p', null, r.error)) : null;
   const cap = r.capture || {};
-  const resultCard =
-    r.result !== undefined && r.result !== null && typeof r.result === 'object' && Array.isArray(r.result.content)
-      ? card('Result as shown', renderResult({ server: r.server, result: r.result }))
-      : null;
-  const bodies = h('div', { class: 'grid grid-2' }, bodyBlock('Arguments', r.arguments, cap.arguments), bodyBlock('Result', r.result, cap.result));
+  const shown = r.result !== null && typeof r.result === 'object' && Array.isArray(r.result.content);
+  const resultBlock = shown
+    ? card(h('span', null, 'Result ', cap.result && cap.result !== 'full' ? h('span', { class: 'tag' }, cap.result) : null), renderResult({ server: r.server, result: r.result }))
+    : bodyBlock('Result', r.result, cap.result);
+  const bodies = h('div', { class: 'grid grid-2' }, bodyBlock('Arguments', r.arguments, cap.arguments), resultBlock);
   const note = full ? null : h('p', { class: 'muted small notice' }, 'This gateway\'s API has no per-call endpoint (GET /api/v1/requests/{id}): shown is the log entry; replay is not available.');
-  return h('div', null, head, note, err, h('div', { class: 'grid grid-2' }, info, timing), bodies, resultCard, full ? replayCard(ctx, r) : null);
+  return h('div', null, head, note, err, h('div', { class: 'grid grid-2' }, info, timing), bodies, full ? replayCard(ctx, r) : null);
 }
 
 function diffView(diff) {
@@ -383,10 +383,13 @@ function replayCard(ctx, r) {
   const usable = r.arguments !== undefined && cap.arguments !== 'redacted' && cap.arguments !== 'none' && cap.arguments !== 'truncated';
   const mode = { value: 'arguments' };
   const area = h('textarea', { class: 'mono json-editor', id: 'replay-args', rows: 8, spellcheck: 'false', 'aria-label': 'Replay arguments (JSON)' });
-  area.value = usable ? fmt.json(r.arguments) : '{}';
+  const prefill = () => (r.arguments !== null && typeof r.arguments === 'object' ? fmt.json(r.arguments) : '{}');
+  area.value = prefill();
   const why = usable
     ? 'Sent again through the whole gateway as you (your identity, access rules and rate limit apply).'
-    : `The original arguments were ${cap.arguments === 'truncated' ? 'cut' : cap.arguments === 'redacted' ? 'redacted' : 'not captured'}: enter the arguments to send.`;
+    : cap.arguments === 'redacted'
+      ? 'Some values were redacted: replace each "[REDACTED]" before replaying (sent as you, under your access rules).'
+      : `The original arguments were ${cap.arguments === 'truncated' ? 'cut' : 'not captured'}: enter the arguments to send.`;
   const seg = (m, label) =>
     h('button', {
       type: 'button',
@@ -397,7 +400,7 @@ function replayCard(ctx, r) {
       onclick: () => {
         mode.value = m;
         for (const b of modes.children) b.setAttribute('aria-checked', String(b.dataset.mode === m));
-        area.value = m === 'patch' ? '{}' : usable ? fmt.json(r.arguments) : '{}';
+        area.value = m === 'patch' ? '{}' : prefill();
         help.textContent = m === 'patch' ? 'A JSON merge patch applied to the captured arguments ({"key": null} removes a key).' : why;
       },
     }, label);
