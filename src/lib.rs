@@ -209,10 +209,14 @@ impl Gateway {
             let reloader: reload::Reloader = Box::new(move || {
                 let weak = weak.clone();
                 Box::pin(async move {
-                    match weak.upgrade() {
-                        Some(inner) => Gateway { inner }.reload().await,
-                        None => unreachable!("the gateway answers its own API"),
-                    }
+                    // `None`: the gateway was dropped while its routes are still served.
+                    Some(
+                        Gateway {
+                            inner: weak.upgrade()?,
+                        }
+                        .reload()
+                        .await,
+                    )
                 })
             });
             let _ = st.rt.reloader.set(reloader);

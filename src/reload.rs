@@ -19,8 +19,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 pub use crate::state::ServerChanges;
 
-/// How a reload is started from the REST API: the gateway's own reload, from its file.
-pub(crate) type Reloader = Box<dyn Fn() -> BoxFuture<'static, ReloadReport> + Send + Sync>;
+/// How a reload is started from the REST API: the gateway's own reload, from its file
+/// (`None` once the gateway is gone).
+pub(crate) type Reloader = Box<dyn Fn() -> BoxFuture<'static, Option<ReloadReport>> + Send + Sync>;
 
 /// What a reload did.
 #[derive(Debug, Clone, Serialize)]

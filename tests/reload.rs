@@ -327,7 +327,7 @@ async fn twenty_reloads_under_load_fail_no_call() {
             let mut i = 0u64;
             while !stop.load(Ordering::Relaxed) {
                 i += 1;
-                let (tool, args, want) = if i % 2 == 0 {
+                let (tool, args, want) = if i.is_multiple_of(2) {
                     (
                         "keep1__echo",
                         json!({"text": format!("c{c}-{i}")}),
@@ -362,10 +362,10 @@ async fn twenty_reloads_under_load_fail_no_call() {
     let mut reload_ms = Vec::new();
     for round in 1..=20u32 {
         // Odd rounds drop `extra`, even rounds bring it back.
-        let with_extra = round % 2 == 0;
+        let with_extra = round.is_multiple_of(2);
         save(&path, &gw_yaml(port, &names, with_extra));
         let t0 = Instant::now();
-        if round % 2 == 1 {
+        if !round.is_multiple_of(2) {
             let ok = std::process::Command::new("kill")
                 .args(["-HUP", &gw.pid().to_string()])
                 .status()

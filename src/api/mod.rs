@@ -342,7 +342,11 @@ async fn admin_reload(State(st): State<AppRef>, caller: Caller) -> Response {
     if non_admin(&st, &caller).is_some() {
         return admin_only("reloading the configuration").into_response();
     }
-    let Some(reload) = st.rt.reloader.get() else {
+    let report = match st.rt.reloader.get() {
+        Some(reload) => reload().await,
+        None => None,
+    };
+    let Some(report) = report else {
         return ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "unavailable",
@@ -350,7 +354,6 @@ async fn admin_reload(State(st): State<AppRef>, caller: Caller) -> Response {
         )
         .into_response();
     };
-    let report = reload().await;
     if report.applied() {
         return Json(report).into_response();
     }
