@@ -14,6 +14,11 @@ tests/conformance/run.sh
 # The container image, Compose files and Kubernetes manifests (docs/deploy.md); the image
 # part is skipped with a message where podman or mmdebstrap is missing.
 MCP_GATEWAY_BIN=target/debug/mcp-gateway scripts/image-test.sh
+# The dashboard (/ui): unit tests of its logic (form generation from JSON Schema, routes,
+# chart data, filters) with Node's test runner, and its end-to-end test in headless Chromium
+# against the binary built above (skipped with a message where chromium is missing).
+node --test layers/ui/tests/
+MCP_GATEWAY_BIN=target/debug/mcp-gateway scripts/ui-test.sh
 # The fuzz targets keep building and run for a few seconds each from their seed corpus
 # (skipped with a message when the nightly toolchain is missing; MCP_GATEWAY_SKIP_FUZZ=1
 # skips it too).
