@@ -30,7 +30,7 @@ export function mount(ctx) {
   const layout = h(
     'div',
     null,
-    h('div', { class: 'grid grid-2' }, card('Calls and errors per minute', totalBody, { cls: 'chart-card' }), card('Latency', latBody, { cls: 'chart-card' })),
+    h('div', { class: 'grid grid-2' }, card('Calls and errors per bucket', totalBody, { cls: 'chart-card' }), card('Latency', latBody, { cls: 'chart-card' })),
     h('div', { class: 'grid grid-2 metrics-mid' }, card('Outcomes', outcomesBox), card('Summary', summaryBox)),
     h('h2', { class: 'section-title' }, 'Servers'),
     serversBox,
@@ -94,7 +94,9 @@ export function mount(ctx) {
     const w = m.window || {};
     const retention = w.retentionMinutes ?? minutes;
     const span = Math.min(minutes, retention);
-    const from = now - span * 60_000;
+    // Not before the gateway started, and over 5 buckets at least.
+    const up = typeof m.uptimeSeconds === 'number' ? now - m.uptimeSeconds * 1000 : 0;
+    const from = Math.min(now - 5 * b.minutes * 60_000, Math.max(now - span * 60_000, up));
     const bs = w.bucketSeconds ?? b.minutes * 60;
     const mk = (buckets) => windowSeries(buckets, { bucketSeconds: bs, from, now });
     updated.textContent = `${fmt.span(span)} in ${fmt.span(bs / 60)} buckets · updated ${fmt.clock(now)}`;
@@ -132,7 +134,7 @@ export function mount(ctx) {
         ['Errors', tw ? `${fmt.count(tw.errors)} (${fmt.percent(tw.errorRate)})` : '0'],
         ['Latency', tw?.calls ? `p50 ${fmt.duration(lat.p50)} · p95 ${fmt.duration(lat.p95)} · p99 ${fmt.duration(lat.p99)} · max ${fmt.duration(lat.max)}` : '–'],
         ['In flight now', String(inFlight)],
-        ['Over the window', `${fmt.span(retention)} kept (monitor.retentionHours)`],
+        ['Kept', `${fmt.span(retention)} (monitor.retentionHours)`],
         sel ? null : ['Rate limiter', m.rateLimit ? `${fmt.count(m.rateLimit.allowed)} allowed · ${fmt.count(m.rateLimit.limited)} limited` : null],
         sel ? null : ['Auth failures', String(authFails)],
         sel ? null : ['Request log', m.requestLog ? (m.requestLog.enabled ? `${fmt.count(m.requestLog.entries)} entries` : 'off') : null],
@@ -193,11 +195,26 @@ export function mount(ctx) {
       );
       rows.push(tr);
       if (open) {
-        const host = h('div', { class: 'tool-chart' });
-        rows.push(h('tr', { class: 'tool-chart-row' }, h('td', { colspan: '6' }, h('p', { class: 'small' }, h('a', { href: href('tool', { server: t.server, tool: t.tool }) }, `Open ${t.tool} →`)), host)));
+        const callsHost = h('div');
+        const latHost = h('div');
+        rows.push(
+          h(
+            'tr',
+            { class: 'tool-chart-row' },
+            h(
+              'td',
+              { colspan: '6' },
+              h('p', { class: 'small' }, h('a', { href: href('tool', { server: t.server, tool: t.tool }) }, `Open ${t.tool} →`)),
+              h('div', { class: 'grid grid-2 tool-charts' }, callsHost, latHost),
+            ),
+          ),
+        );
         queueMicrotask(() => {
-          toolChart = timeChart(host, { series: [...callsSeries, { key: 'p99', label: 'p99 (ms)', cls: 's-p99' }], height: 160, yFormat: (v) => fmt.count(v) });
-          toolChart.update(series, { from: series[0]?.t ?? from, to: now });
+          const c1 = timeChart(callsHost, { series: callsSeries, height: 140, yFormat: (v) => fmt.count(v) });
+          const c2 = timeChart(latHost, { series: latSeries, height: 140, yFormat: (v) => fmt.duration(v) });
+          c1.update(series, { from: series[0]?.t ?? from, to: now });
+          c2.update(series, { from: series[0]?.t ?? from, to: now });
+          toolChart = { destroy: () => (c1.destroy(), c2.destroy()) };
         });
       }
     }
@@ -213,7 +230,7 @@ export function mount(ctx) {
       h(
         'div',
         { class: 'card table-card' },
-        h('table', { class: 'table responsive', id: 'tool-metrics' }, h('thead', null, h('tr', null, ['Tool', 'Calls', 'Errors', 'p50', 'p99', 'Trend'].map((x) => h('th', null, x)))), h('tbody', null, rows)),
+        h('table', { class: 'table responsive', id: 'tool-metrics' }, h('thead', null, h('tr', null, ['Tool', 'Calls', 'Errors', 'p50', 'p99', 'Trend'].map((x) => h('th', { class: ['Calls', 'Errors', 'p50', 'p99'].includes(x) ? 'num' : null }, x)))), h('tbody', null, rows)),
       ),
       more,
     );

@@ -17,6 +17,7 @@ export function mount(ctx) {
   const kpis = h('div', { class: 'kpis', id: 'kpis' });
   const about = h('div', { class: 'about muted small' });
   const chartsRow = h('div', { class: 'grid grid-3' });
+  const rangeLabel = h('p', { class: 'section-label' }, `Last ${MINUTES} minutes`);
   const chartNote = h('p', { class: 'muted small chart-note', hidden: true });
   const mk = (title, opts) => {
     const body = h('div');
@@ -40,7 +41,7 @@ export function mount(ctx) {
     alert,
     kpis,
     about,
-    h('p', { class: 'section-label' }, `Last ${MINUTES} minutes`),
+    rangeLabel,
     chartNote,
     chartsRow,
     h(
@@ -83,7 +84,10 @@ export function mount(ctx) {
 
     // KPIs.
     const sv = hv.servers || {};
-    const from = now - MINUTES * 60_000;
+    // Not before the gateway started (a young gateway's charts would be mostly empty), and
+    // over 5 minutes at least.
+    const started = Date.parse(hv.startedAt);
+    const from = Math.min(now - 5 * 60_000, Math.max(now - MINUTES * 60_000, Number.isFinite(started) ? started : 0));
     const buckets = mv ? mv.window?.buckets : bucketsFromLog(entries, 60);
     const points = windowSeries(buckets, { bucketSeconds: 60, from, now });
     const lastTwo = points.slice(-2);
@@ -96,8 +100,8 @@ export function mount(ctx) {
       kpi('Gateway', pill(hv.status), `up ${fmt.uptime(hv.uptime)}`, 'kpi-status'),
       kpi('Servers healthy', `${sv.healthy ?? 0} / ${sv.enabled ?? 0}`, sv.total !== sv.enabled ? `${sv.total} configured` : 'enabled servers', sv.healthy === sv.enabled ? '' : 'kpi-warn'),
       kpi('Calls / s', fmt.rate(callsNow), 'last minute'),
-      kpi('Error rate', win ? fmt.percent(win.errorRate) : fmt.percent(points.reduce((a, p) => a + p.errors, 0) / Math.max(1, points.reduce((a, p) => a + p.calls, 0))), win ? `${fmt.count(win.calls)} calls, last ${fmt.span(win.retentionMinutes)}` : `your calls, last ${MINUTES}m`),
-      kpi('Latency p50', win && win.calls ? fmt.duration(win.latencyMs.p50) : '–', win && win.calls ? `p99 ${fmt.duration(win.latencyMs.p99)} · last ${fmt.span(win.retentionMinutes)}` : win ? 'no calls yet' : ''),
+      kpi(win ? `Error rate (${fmt.span(win.retentionMinutes)})` : 'Error rate', win ? fmt.percent(win.errorRate) : fmt.percent(points.reduce((a, p) => a + p.errors, 0) / Math.max(1, points.reduce((a, p) => a + p.calls, 0))), win ? `${fmt.count(win.calls)} calls` : 'your calls'),
+      kpi(win ? `Latency p50 (${fmt.span(win.retentionMinutes)})` : 'Latency p50', win && win.calls ? fmt.duration(win.latencyMs.p50) : '–', win && win.calls ? `p99 ${fmt.duration(win.latencyMs.p99)}` : win ? 'no calls yet' : ''),
       kpi('MCP sessions', fmt.count(hv.mcpSessions ?? 0), 'open now'),
     );
     replace(
@@ -113,6 +117,7 @@ export function mount(ctx) {
       ? 'The metrics API covers every caller and needs an admin role (auth.adminRoles); these charts show your own calls from the request log.'
       : '';
     const range = { from: points.length ? points[0].t : from, to: now };
+    rangeLabel.textContent = `Last ${Math.max(1, Math.round((now - range.from) / 60_000))} minutes`;
     cRate.update(points, range);
     cErr.update(points, range);
     cLat.update(points, range);
