@@ -70,6 +70,8 @@ struct Inner {
     plan: Mutex<Option<config::Plan>>,
     /// Where the configuration was read from (what a reload reads again).
     source: Option<std::path::PathBuf>,
+    /// The file's content when it was loaded, for the file watch.
+    loaded: Mutex<Option<Vec<u8>>>,
     /// The runtime (upstreams, metrics, sessions) once started; it holds the generation
     /// in force.
     runtime: OnceLock<Arc<state::Runtime>>,
@@ -148,7 +150,12 @@ impl Gateway {
     /// Loads and validates the configuration file at `path` and prepares a gateway that
     /// [`Gateway::reload`] reads again.
     pub fn from_file(path: &std::path::Path) -> Result<Self, ConfigErrors> {
-        Self::build(Config::load(path)?, Some(path.to_path_buf()))
+        // Read before it is loaded: the file watch compares with this, so a change made
+        // while the gateway starts is still seen.
+        let seen = std::fs::read(path).ok();
+        let gateway = Self::build(Config::load(path)?, Some(path.to_path_buf()))?;
+        *gateway.inner.loaded.lock().expect("lock") = seen;
+        Ok(gateway)
     }
 
     fn build(config: Config, source: Option<std::path::PathBuf>) -> Result<Self, ConfigErrors> {
@@ -161,6 +168,7 @@ impl Gateway {
             inner: Arc::new(Inner {
                 plan: Mutex::new(Some(plan)),
                 source,
+                loaded: Mutex::new(None),
                 runtime: OnceLock::new(),
                 http: OnceLock::new(),
                 http_stop: CancellationToken::new(),
@@ -286,8 +294,10 @@ impl Gateway {
             return;
         };
         let weak = Arc::downgrade(&self.inner);
+        let loaded = self.inner.loaded.lock().expect("lock").clone();
         tokio::spawn(reload::watch(
             path,
+            loaded,
             move || {
                 let weak = weak.clone();
                 async move {

@@ -135,7 +135,7 @@ pub(crate) async fn apply(
         Ok(p) => p,
         Err(errs) => return ReloadReport::refused(&old, &errs, source, t0),
     };
-    let (next, servers, drained) = AppState::next(&old, plan);
+    let (next, servers, drained) = AppState::next(&old, plan).await;
     next.install();
     swap(&next);
     rt.reloads[0].fetch_add(1, Ordering::Relaxed);
@@ -203,6 +203,7 @@ async fn drain(old: Weak<AppState>, servers: Vec<Running>, limit: Duration) {
 /// Kubernetes ConfigMap's symlink swap) at the cost of one `stat` per poll.
 pub(crate) async fn watch<F, Fut>(
     path: PathBuf,
+    loaded: Option<Vec<u8>>,
     reload: F,
     stop: tokio_util::sync::CancellationToken,
 ) where
@@ -219,9 +220,11 @@ pub(crate) async fn watch<F, Fut>(
         })
     };
     let content = |p: &Path| std::fs::read(p).ok();
-    let mut applied = content(&path);
+    // Compared with what the gateway loaded, so a save made before this task first runs
+    // is not taken for the starting point.
+    let mut applied = loaded.or_else(|| content(&path));
     let mut seen = stamp(&path);
-    let mut pending = false;
+    let mut pending = applied != content(&path);
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     loop {
         tokio::select! {

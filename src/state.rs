@@ -16,6 +16,10 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio_util::sync::CancellationToken;
 use tower::Layer;
 
+/// How long a reload waits for the servers it starts before it swaps (a server still
+/// starting then is swapped in starting, as at the gateway's start).
+const RELOAD_START_WAIT: Duration = Duration::from_secs(30);
+
 /// The MCP-plane stack every front end calls: the route of a tool call is resolved once
 /// against the catalog, then metrics around access control around the router around the
 /// per-server upstream stacks. Access control sits inside the metrics so refused calls are
@@ -229,7 +233,7 @@ impl AppState {
             reloads: Default::default(),
             reloader: std::sync::OnceLock::new(),
         });
-        let (state, _, _) = Self::build(&rt, plan, None);
+        let (state, _, _) = Self::build(&rt, plan, None, Default::default());
         rt.catalog.store(Arc::new(state.catalog.clone()));
         rt.current.store(Some(state.clone()));
         configure_recorder(&state);
@@ -245,17 +249,49 @@ impl AppState {
     /// The next generation, from `plan`: kept servers keep their process, changed ones
     /// start anew, removed ones are handed back to be drained and stopped. Nothing is
     /// visible to requests until the caller swaps it in.
-    pub(crate) fn next(
+    ///
+    /// Servers that start anew (added, or changed in a way that needs a restart) are
+    /// started first and waited for (up to `RELOAD_START_WAIT`), so the swap finds them
+    /// ready with their tools: calls to a replaced server go to the old process until the
+    /// new one can take them.
+    pub(crate) async fn next(
         prev: &Arc<AppState>,
         plan: crate::config::Plan,
     ) -> (Arc<AppState>, ServerChanges, Vec<Running>) {
-        Self::build(&prev.rt, plan, Some(prev))
+        let rt = &prev.rt;
+        let config = &plan.config;
+        let fresh: std::collections::BTreeMap<String, Running> = {
+            let running = rt.upstreams.lock().expect("upstreams lock");
+            config
+                .servers
+                .iter()
+                .filter(|s| s.enabled)
+                .filter(|s| {
+                    running
+                        .get(&s.id)
+                        .is_none_or(|r| needs_restart(r, s, config))
+                })
+                .filter_map(|s| {
+                    let ucfg = upstream_config(s, config.max_message_bytes)?;
+                    let r = start(rt, s, ucfg, config.max_message_bytes, prev.generation + 1);
+                    Some((s.id.clone(), r))
+                })
+                .collect()
+        };
+        futures::future::join_all(
+            fresh
+                .values()
+                .map(|r| r.upstream.wait_started(RELOAD_START_WAIT)),
+        )
+        .await;
+        Self::build(rt, plan, Some(prev), fresh)
     }
 
     fn build(
         rt: &Arc<Runtime>,
         plan: crate::config::Plan,
         prev: Option<&Arc<AppState>>,
+        mut fresh: std::collections::BTreeMap<String, Running>,
     ) -> (Arc<AppState>, ServerChanges, Vec<Running>) {
         let config = plan.config;
         let rl_same = |p: &AppState| p.config.rate_limit == config.rate_limit;
@@ -331,7 +367,9 @@ impl AppState {
                             })
                             .push(s.id.clone());
                         }
-                        start(rt, s, ucfg, config.max_message_bytes)
+                        fresh
+                            .remove(&s.id)
+                            .unwrap_or_else(|| start(rt, s, ucfg, config.max_message_bytes, 1))
                     }
                 };
                 r.refresh(rt, &config, s);
@@ -383,6 +421,9 @@ impl AppState {
                 health,
             });
         }
+        // Started ahead for this generation but not taken (cannot happen: the same rules
+        // chose them); stopped rather than leaked.
+        drained.extend(std::mem::take(&mut fresh).into_values());
         // Servers no longer in the configuration.
         let gone: Vec<String> = running
             .keys()
@@ -492,14 +533,22 @@ impl Runtime {
     }
 }
 
-/// Starts the upstream of `s` and the tasks that follow it.
-fn start(rt: &Arc<Runtime>, s: &ServerConfig, ucfg: UpstreamConfig, max_message: usize) -> Running {
+/// Starts the upstream of `s` and the tasks that follow it, for the generation `generation`
+/// (its discoveries land in the catalog once that generation is in force).
+fn start(
+    rt: &Arc<Runtime>,
+    s: &ServerConfig,
+    ucfg: UpstreamConfig,
+    max_message: usize,
+    generation: u64,
+) -> Running {
     let upstream = Upstream::spawn(ucfg);
     let tasks = rt.stop.child_token();
     tokio::spawn(sync_catalog(
         upstream.clone(),
         Arc::downgrade(rt),
         tasks.clone(),
+        generation,
     ));
     tokio::spawn(forward_resource_updates(
         upstream.clone(),
@@ -697,7 +746,12 @@ fn health_policy(config: &Config, s: &ServerConfig) -> Option<HealthPolicy> {
 /// Keeps the catalog in force in step with an upstream: its tool list and whether it is
 /// ready with which capabilities. After a reload it hands them to the new catalog (which
 /// announces nothing when they are the ones it was seeded with).
-async fn sync_catalog(u: Upstream, rt: std::sync::Weak<Runtime>, stop: CancellationToken) {
+async fn sync_catalog(
+    u: Upstream,
+    rt: std::sync::Weak<Runtime>,
+    stop: CancellationToken,
+    from_generation: u64,
+) {
     let mut rx = u.subscribe();
     let Some(mut generations) = rt.upgrade().map(|r| r.generation.subscribe()) else {
         return;
@@ -708,6 +762,16 @@ async fn sync_catalog(u: Upstream, rt: std::sync::Weak<Runtime>, stop: Cancellat
             return;
         };
         let generation = *generations.borrow_and_update();
+        // Started for a generation not in force yet: the catalog in force names another
+        // process by this id (or none), so nothing is written until the swap.
+        if generation < from_generation {
+            drop(catalog);
+            tokio::select! {
+                r = generations.changed() => if r.is_err() { return },
+                _ = stop.cancelled() => return,
+            }
+            continue;
+        }
         let (version, ready, caps) = {
             let st = rx.borrow_and_update();
             (
