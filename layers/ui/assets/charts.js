@@ -56,7 +56,11 @@ export function timeChart(host, { series, height = 160, yFormat = String, yMax =
       grid.append(s('text', { x: x(t), y: H - 6, 'text-anchor': i === 0 ? 'start' : i === nx ? 'end' : 'middle', text: clock(t).slice(0, 5) }));
     }
     svg.append(grid);
-    const any = points.some((p) => series.some((sr) => typeof p[sr.key] === 'number' && p[sr.key] > 0));
+    // Points that carry a call count are "data" when they had calls, whatever their value
+    // (an error rate of 0 is a value); others when any value is above zero.
+    const any = points.some((p) =>
+      typeof p.calls === 'number' ? p.calls > 0 : series.some((sr) => typeof p[sr.key] === 'number' && p[sr.key] > 0),
+    );
     for (const sr of series) {
       // Runs of defined values; null breaks the line.
       const runs = [];

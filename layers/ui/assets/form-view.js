@@ -89,13 +89,16 @@ function field(model, container, key, path, slots, onChange) {
     container[key] = v;
     onChange();
   };
-  const head = h(
+  const item = typeof key === 'number';
+  const scalarItem = item && model.kind !== 'object' && model.kind !== 'array';
+  const head = scalarItem ? null : h(
     'div',
     { class: 'field-head' },
+    item ? h('span', { class: 'field-name muted' }, `#${key + 1}`) : null,
     model.name === null
       ? null
       : h('label', { for: id, class: 'field-name' }, model.label, model.required ? h('span', { class: 'req', title: 'required' }, ' *') : null),
-    h('span', { class: 'field-type' }, KIND_LABEL[model.kind] + (model.kind === 'array' ? ` of ${KIND_LABEL[model.item.kind]}` : '')),
+    item ? null : h('span', { class: 'field-type' }, KIND_LABEL[model.kind] + (model.kind === 'array' ? ` of ${KIND_LABEL[model.item.kind]}` : '')),
     model.title && model.title !== model.label ? h('span', { class: 'field-title muted' }, model.title) : null,
   );
   const desc = model.description ? h('p', { class: 'field-desc' }, model.description) : null;
@@ -200,7 +203,7 @@ function field(model, container, key, path, slots, onChange) {
       draw();
       const add = h('button', {
         type: 'button',
-        class: 'btn btn-small',
+        class: 'btn btn-small add-item',
         id,
         onclick: () => {
           container[key].push(emptyValue(model.item));

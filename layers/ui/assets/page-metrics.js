@@ -78,10 +78,12 @@ export function mount(ctx) {
     const b = bucketFor(minutes);
     let m;
     try {
+      if (ctx.cache.get('metrics403')) throw new ApiError(403, 'admin_only', 'metrics need an admin role');
       m = await api(`/api/v1/metrics${qs({ bucket: b.param, server: serverSel.value })}`);
     } catch (e) {
       if (!ctx.alive) return;
       if (e instanceof ApiError && e.status === 403) {
+        ctx.cache.set('metrics403', true);
         replace(body, empty('Metrics need an admin role', 'They cover every caller\'s calls, so the gateway shows them only to credentials with one of auth.adminRoles. The ', h('a', { href: '#/requests' }, 'request log'), ' shows your own calls.'));
         return 60_000;
       }

@@ -5,7 +5,7 @@ import { h, replace, pill, empty, errorBox, card, facts } from './dom.js';
 import { api, metricsTotals, ApiError } from './api.js';
 import { href } from './route.js';
 import * as fmt from './format.js';
-import { windowSeries, bucketsFromLog, busiest } from './series.js';
+import { windowSeries, bucketsFromLog, busiest, quantile } from './series.js';
 import { timeChart, bars } from './charts.js';
 
 const MINUTES = 30;
@@ -35,6 +35,7 @@ export function mount(ctx) {
   });
   const serversBox = h('div');
   const busyBox = h('div');
+  const busyNote = h('span', { class: 'muted small' }, 'since start');
   const errorsBox = h('div');
   el.append(
     head,
@@ -48,14 +49,15 @@ export function mount(ctx) {
       'div',
       { class: 'grid grid-3' },
       card('Servers', serversBox, { actions: h('a', { href: '#/servers', class: 'small' }, 'All servers →') }),
-      card('Busiest tools', busyBox, { actions: h('span', { class: 'muted small' }, 'since start') }),
+      card('Busiest tools', busyBox, { actions: busyNote }),
       card('Recent errors', errorsBox, { actions: h('a', { href: href('requests', {}, { status: 'error' }), class: 'small' }, 'All errors →') }),
     ),
   );
 
-  let metricsForbidden = false;
 
   ctx.poll(async () => {
+    // Learnt once per sign-in: a caller without an admin role gets 403 from the metrics.
+    let metricsForbidden = ctx.cache.get('metrics403') === true;
     const want = [
       api('/api/v1/health'),
       api('/api/v1/servers'),
@@ -77,6 +79,7 @@ export function mount(ctx) {
     if (metrics.status === 'rejected') {
       if (metrics.reason instanceof ApiError && metrics.reason.status === 403) {
         metricsForbidden = true;
+        ctx.cache.set('metrics403', true);
       } else alert.append(errorBox(metrics.reason, 'read the metrics'));
     }
     const entries = log.status === 'fulfilled' ? log.value.requests || [] : [];
@@ -94,6 +97,7 @@ export function mount(ctx) {
     const secs = lastTwo.length === 2 ? 60 + Math.max(1, (now - lastTwo[1].t) / 1000) : 60;
     const callsNow = lastTwo.reduce((a, p) => a + p.calls, 0) / secs;
     const win = mv?.window;
+    const ownLat = win ? [] : entries.map((e) => e.durationMs).filter((x) => typeof x === 'number').sort((a, b) => a - b);
     const kpi = (label, value, sub, cls = '') => h('div', { class: ['kpi', cls] }, h('div', { class: 'kpi-label' }, label), h('div', { class: 'kpi-value' }, value), sub ? h('div', { class: 'kpi-sub muted small' }, sub) : null);
     replace(
       kpis,
@@ -101,7 +105,9 @@ export function mount(ctx) {
       kpi('Servers healthy', `${sv.healthy ?? 0} / ${sv.enabled ?? 0}`, sv.total !== sv.enabled ? `${sv.total} configured` : 'enabled servers', sv.healthy === sv.enabled ? '' : 'kpi-warn'),
       kpi('Calls / s', fmt.rate(callsNow), 'last minute'),
       kpi(win ? `Error rate (${fmt.span(win.retentionMinutes)})` : 'Error rate', win ? fmt.percent(win.errorRate) : fmt.percent(points.reduce((a, p) => a + p.errors, 0) / Math.max(1, points.reduce((a, p) => a + p.calls, 0))), win ? `${fmt.count(win.calls)} calls` : 'your calls'),
-      kpi(win ? `Latency p50 (${fmt.span(win.retentionMinutes)})` : 'Latency p50', win && win.calls ? fmt.duration(win.latencyMs.p50) : '–', win && win.calls ? `p99 ${fmt.duration(win.latencyMs.p99)}` : win ? 'no calls yet' : ''),
+      win
+        ? kpi(`Latency p50 (${fmt.span(win.retentionMinutes)})`, win.calls ? fmt.duration(win.latencyMs.p50) : '–', win.calls ? `p99 ${fmt.duration(win.latencyMs.p99)}` : 'no calls yet')
+        : kpi('Latency p50', ownLat.length ? fmt.duration(quantile(ownLat, 0.5)) : '–', ownLat.length ? `p99 ${fmt.duration(quantile(ownLat, 0.99))}, yours` : 'your calls'),
       kpi('MCP sessions', fmt.count(hv.mcpSessions ?? 0), 'open now'),
     );
     replace(
@@ -158,7 +164,23 @@ export function mount(ctx) {
           : empty('No tool calls yet', 'Call one from the ', h('a', { href: '#/tools' }, 'Tools'), ' page, or through /mcp.'),
       );
     } else if (metricsForbidden) {
-      replace(busyBox, empty('Needs an admin role', 'The busiest tools come from the metrics API (auth.adminRoles).'));
+      // From the caller's own recent calls.
+      const counts = new Map();
+      for (const e of entries) {
+        if (!e.tool || e.server === '-') continue;
+        const k = `${e.server}\u0000${e.tool}`;
+        const c = counts.get(k) || { server: e.server, tool: e.tool, calls: 0 };
+        c.calls++;
+        counts.set(k, c);
+      }
+      const top = busiest([...counts.values()], 8);
+      replace(
+        busyBox,
+        top.length
+          ? bars(top.map((t) => ({ label: t.tool, sub: t.server, value: t.calls, text: fmt.count(t.calls), href: href('tool', { server: t.server, tool: t.tool }) })))
+          : empty('No calls of yours yet', 'Call a tool from the ', h('a', { href: '#/tools' }, 'Tools'), ' page.'),
+      );
+      busyNote.textContent = 'your recent calls';
     }
 
     // Recent errors.

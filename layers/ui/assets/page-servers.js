@@ -115,7 +115,6 @@ export function mountDetail(ctx) {
     h('div', { class: 'grid grid-2' }, card('Tools', toolsBox), h('div', null, chartCard, card('Recent calls', callsBox, { actions: h('a', { href: href('requests', {}, { server: id }), class: 'small' }, 'All calls →') }))),
     promptsBox,
   );
-  let metricsOff = false;
   let toolsDrawn = '';
 
   ctx.poll(async () => {
@@ -221,7 +220,7 @@ export function mountDetail(ctx) {
 
     const [calls, m] = await Promise.allSettled([
       api(`/api/v1/requests${qs({ server: v.id, limit: 8 })}`),
-      metricsOff ? Promise.resolve(null) : api(`/api/v1/metrics${qs({ bucket: '1m', server: v.id })}`),
+      ctx.cache.get('metrics403') ? Promise.resolve(null) : api(`/api/v1/metrics${qs({ bucket: '1m', server: v.id })}`),
     ]);
     if (!ctx.alive) return;
     if (calls.status === 'fulfilled') {
@@ -235,8 +234,8 @@ export function mountDetail(ctx) {
         ),
       );
     } else replace(callsBox, errorBox(calls.reason, 'read the request log'));
-    if (m.status === 'rejected' && m.reason instanceof ApiError && m.reason.status === 403) {
-      metricsOff = true;
+    if (ctx.cache.get('metrics403') || (m.status === 'rejected' && m.reason instanceof ApiError && m.reason.status === 403)) {
+      ctx.cache.set('metrics403', true);
       replace(chartBody, h('p', { class: 'muted small' }, 'Traffic charts need an admin role (auth.adminRoles).'));
     } else if (m.status === 'fulfilled' && m.value) {
       const from = now - 60 * 60_000;
