@@ -644,3 +644,38 @@ async fn the_file_watch_picks_up_a_rename_save() {
     );
     assert_eq!(gw.extra_tools().await, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limit_counts_survive_a_key_rotation() {
+    let yaml = |other: &str| {
+        format!(
+            "auth:\n  strategy: api-key\n  apiKeys:\n    - {{name: kept, key: kept-key-123}}\n    - {{name: other, key: {other}}}\nrateLimit: {{limit: 5, windowSeconds: 3600}}\nservers:\n{}",
+            test_server_yaml("t", &[], "")
+        )
+    };
+    let gw = TestGateway::start(config(&yaml("old-key-456"))).await;
+    let remaining = |key: &'static str| {
+        let (http, url) = (gw.http.clone(), gw.url("/api/v1/tools"));
+        async move {
+            let r = http.get(url).bearer_auth(key).send().await.unwrap();
+            let left = r
+                .headers()
+                .get("x-ratelimit-remaining")
+                .map(|v| v.to_str().unwrap().to_string());
+            (r.status().as_u16(), left)
+        }
+    };
+    for _ in 0..3 {
+        assert_eq!(remaining("kept-key-123").await.0, 200);
+    }
+    let report = gw.gateway.reload_with(config(&yaml("new-key-789"))).await;
+    assert!(report.applied(), "{report:?}");
+    assert_eq!(report.generation, 2);
+    // The rotated-out key is refused; the kept key's budget goes on where it was.
+    assert_eq!(remaining("old-key-456").await.0, 401);
+    assert_eq!(remaining("new-key-789").await, (200, Some("4".into())));
+    assert_eq!(remaining("kept-key-123").await, (200, Some("1".into())));
+    // The server was kept: nothing restarted.
+    assert_eq!(report.servers.unchanged, vec!["t".to_string()]);
+    gw.stop().await;
+}
