@@ -75,12 +75,12 @@ export function mount(ctx) {
     const hv = health.value;
     ctx.setHealth(hv);
     const svList = servers.status === 'fulfilled' ? servers.value.servers || [] : [];
-    if (servers.status === 'rejected') alert.append(errorBox(servers.reason, 'list the servers'));
+    if (servers.status === 'rejected' && servers.reason?.status !== 429) alert.append(errorBox(servers.reason, 'list the servers'));
     if (metrics.status === 'rejected') {
       if (metrics.reason instanceof ApiError && metrics.reason.status === 403) {
         metricsForbidden = true;
         ctx.cache.set('metrics403', true);
-      } else alert.append(errorBox(metrics.reason, 'read the metrics'));
+      } else if (metrics.reason?.status !== 429) alert.append(errorBox(metrics.reason, 'read the metrics'));
     }
     const entries = log.status === 'fulfilled' ? log.value.requests || [] : [];
     const mv = metrics.status === 'fulfilled' ? metrics.value : null;
@@ -211,5 +211,11 @@ export function mount(ctx) {
     }
     const upd = el.querySelector('#overview-updated');
     if (upd) upd.textContent = `updated ${fmt.clock(now)}`;
+    // Rate limited (rateLimit applies to the dashboard's calls too): wait as told.
+    const limited = [health, servers, metrics, log].filter((r) => r.status === 'rejected' && r.reason?.status === 429);
+    if (limited.length) {
+      if (upd) upd.textContent = `rate limited · refreshing less often`;
+      return Math.max(...limited.map((r) => (r.reason.retryAfter ?? 10) * 1000));
+    }
   }, 2000);
 }
