@@ -396,8 +396,10 @@ async fn twenty_reloads_under_load_fail_no_call() {
                 );
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
-            // Bob's key and rule are those of `a`.
+            // Bob's key and rule are those of `a`; he holds no admin role.
             assert_eq!(gw.get("/api/v1/tools", BOB_B).await.0, 401);
+            let (s, v) = gw.post("/api/v1/admin/reload", BOB_A, json!({})).await;
+            assert_eq!((s, &v["error"]["code"]), (403, &json!("admin_only")), "{v}");
             let (s, v) = gw
                 .post(
                     "/api/v1/tools/call",
