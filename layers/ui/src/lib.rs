@@ -227,7 +227,10 @@ mod tests {
         let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/assets");
         for entry in std::fs::read_dir(dir).unwrap() {
             let name = entry.unwrap().file_name().into_string().unwrap();
-            assert!(valid_name(&name), "assets/{name}: not a name the dashboard serves");
+            assert!(
+                valid_name(&name),
+                "assets/{name}: not a name the dashboard serves"
+            );
             assert!(
                 ASSETS.iter().any(|a| a.name == name),
                 "assets/{name} is missing from ASSETS in layers/ui/src/lib.rs"
