@@ -39,10 +39,6 @@ fn stderr(o: &Output) -> String {
 }
 
 /// A port that was free a moment ago.
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
-}
 
 /// Runs `validate -c <file>` on `text` and returns stderr, asserting exit code 1.
 fn validate_fails(dir: &Path, file: &str, text: &str) -> String {

@@ -21,11 +21,6 @@ const BOB: &str = "bob-key-0123456789abcdef";
 /// Bob's budget across the whole cluster.
 const BOB_LIMIT: usize = 12;
 
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
-}
-
 fn cluster_yaml(redis: &str) -> String {
     let ev = everything_js().display().to_string();
     format!(

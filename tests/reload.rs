@@ -19,11 +19,6 @@ const BOB_B: &str = "reload-bob-key-b";
 /// Drain bound of the removed server.
 const SHUTDOWN_MS: u64 = 3000;
 
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
-}
-
 fn unique(tag: &str) -> String {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -51,6 +51,12 @@ pub fn test_server() -> PathBuf {
         .clone()
 }
 
+/// A free loopback port (for a gateway process told its port in its config).
+pub fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
 /// Path of the gateway binary.
 pub fn gateway_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_mcp-gateway"))
