@@ -38,8 +38,6 @@ fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
-/// A port that was free a moment ago.
-
 /// Runs `validate -c <file>` on `text` and returns stderr, asserting exit code 1.
 fn validate_fails(dir: &Path, file: &str, text: &str) -> String {
     std::fs::write(dir.join(file), text).unwrap();
