@@ -67,7 +67,7 @@ export function timeChart(host, { series, height = 160, yFormat = String, yMax =
       let run = [];
       for (const p of points) {
         const v = p[sr.key];
-        if (typeof v === 'number' && Number.isFinite(v)) run.push([x(p.t), y(v)]);
+        if (typeof v === 'number' && Number.isFinite(v)) run.push([x(p.at ?? p.t), y(v)]);
         else if (run.length) {
           runs.push(run);
           run = [];
@@ -91,18 +91,19 @@ export function timeChart(host, { series, height = 160, yFormat = String, yMax =
       const rect = svg.getBoundingClientRect();
       const px = ev.clientX - rect.left;
       const t = from + ((px - PAD.left) / iw) * (to - from);
+      const when = (p) => p.at ?? p.t;
       let best = points[0];
-      for (const p of points) if (Math.abs(p.t - t) < Math.abs(best.t - t)) best = p;
-      cursor.setAttribute('x1', x(best.t));
-      cursor.setAttribute('x2', x(best.t));
+      for (const p of points) if (Math.abs(when(p) - t) < Math.abs(when(best) - t)) best = p;
+      cursor.setAttribute('x1', x(when(best)));
+      cursor.setAttribute('x2', x(when(best)));
       cursor.setAttribute('visibility', 'visible');
       replace(
         tip,
-        h('b', null, clock(best.t)),
+        h('b', null, best.at !== undefined && best.at !== best.t ? `${clock(best.t).slice(0, 5)}–${clock(best.at).slice(0, 5)}` : clock(best.t)),
         series.map((sr) => h('div', null, h('i', { class: ['swatch', sr.cls] }), `${sr.label}: `, typeof best[sr.key] === 'number' ? yFormat(best[sr.key]) : '–')),
       );
       tip.hidden = false;
-      const left = Math.min(Math.max(0, x(best.t) + 10), W - 150);
+      const left = Math.min(Math.max(0, x(when(best)) + 10), W - 150);
       tip.style.left = `${left}px`;
     });
     svg.addEventListener('mouseleave', () => {

@@ -120,7 +120,7 @@ export function mount(ctx) {
     const sel = serverSel.value;
     const totalBuckets = sel ? w.servers?.[sel]?.buckets : w.buckets;
     const pts = mk(totalBuckets);
-    const range = { from: pts[0]?.t ?? from, to: now };
+    const range = { from: pts[0]?.at ?? from, to: now };
     cTotal.update(pts, range);
     cLat.update(pts, range);
     const outcomes = sel ? w.servers?.[sel]?.outcomes : w.outcomes;
@@ -164,7 +164,7 @@ export function mount(ctx) {
         }
         c.stats.textContent = `${fmt.count(sw.calls)} calls · ${fmt.percent(sw.errorRate)} errors · p50 ${fmt.duration(sw.latencyMs?.p50)} · p99 ${fmt.duration(sw.latencyMs?.p99)}`;
         const sp = mk(sw.buckets);
-        c.update(sp, { from: sp[0]?.t ?? from, to: now });
+        c.update(sp, { from: sp[0]?.at ?? from, to: now });
       }
     }
 
@@ -214,8 +214,8 @@ export function mount(ctx) {
         queueMicrotask(() => {
           const c1 = timeChart(callsHost, { series: callsSeries, height: 140, yFormat: (v) => fmt.count(v) });
           const c2 = timeChart(latHost, { series: latSeries, height: 140, yFormat: (v) => fmt.duration(v) });
-          c1.update(series, { from: series[0]?.t ?? from, to: now });
-          c2.update(series, { from: series[0]?.t ?? from, to: now });
+          c1.update(series, { from: series[0]?.at ?? from, to: now });
+          c2.update(series, { from: series[0]?.at ?? from, to: now });
           toolChart = { destroy: () => (c1.destroy(), c2.destroy()) };
         });
       }

@@ -55,6 +55,10 @@ export function mount(ctx) {
   );
 
 
+  // Errors seen so far, by id: a busy gateway's latest page may hold none of them.
+  const errorsSeen = new Map();
+  let maxId = 0;
+  let counted = 0;
   ctx.poll(async () => {
     // Learnt once per sign-in: a caller without an admin role gets 403 from the metrics.
     let metricsForbidden = ctx.cache.get('metrics403') === true;
@@ -62,7 +66,8 @@ export function mount(ctx) {
       api('/api/v1/health'),
       api('/api/v1/servers'),
       metricsForbidden ? Promise.resolve(null) : metricsTotals('1m'),
-      api(`/api/v1/requests?limit=${metricsForbidden ? 2000 : 200}${metricsForbidden ? `&since=${MINUTES * 60}` : ''}`),
+      // The first look goes further back; later ones only need what came since.
+      api(`/api/v1/requests?limit=${metricsForbidden ? 2000 : maxId ? 200 : 1000}${metricsForbidden ? `&since=${MINUTES * 60}` : ''}`),
     ];
     const [health, servers, metrics, log] = await Promise.allSettled(want);
     if (!ctx.alive) return;
@@ -122,8 +127,8 @@ export function mount(ctx) {
     chartNote.textContent = metricsForbidden
       ? 'The metrics API covers every caller and needs an admin role (auth.adminRoles); these charts show your own calls from the request log.'
       : '';
-    const range = { from: points.length ? points[0].t : from, to: now };
-    rangeLabel.textContent = `Last ${Math.max(1, Math.round((now - range.from) / 60_000))} minutes`;
+    const range = { from: points.length ? points[0].at : from, to: now };
+    rangeLabel.textContent = `Last ${Math.max(1, Math.round((now - from) / 60_000))} minutes`;
     cRate.update(points, range);
     cErr.update(points, range);
     cLat.update(points, range);
@@ -187,7 +192,15 @@ export function mount(ctx) {
     if (log.status === 'rejected') replace(errorsBox, errorBox(log.reason, 'read the request log'));
     else if (log.value.enabled === false) replace(errorsBox, empty('The request log is off', 'Set monitor.requestLog: true to keep recent calls.'));
     else {
-      const errs = entries.filter((e) => fmt.isError(e.outcome)).slice(0, 6);
+      let top = maxId;
+      for (const e of entries) {
+        if (e.id > maxId) counted++;
+        top = Math.max(top, e.id);
+        if (fmt.isError(e.outcome)) errorsSeen.set(e.id, e);
+      }
+      maxId = top;
+      const errs = [...errorsSeen.values()].sort((a, b) => b.id - a.id).slice(0, 6);
+      for (const k of [...errorsSeen.keys()]) if (!errs.some((e) => e.id === k)) errorsSeen.delete(k);
       replace(
         errorsBox,
         errs.length
@@ -206,7 +219,7 @@ export function mount(ctx) {
                 ),
               ),
             )
-          : empty('No errors', `None in the last ${entries.length} calls.`),
+          : empty('No errors', `None in the last ${fmt.count(counted)} calls.`),
       );
     }
     const upd = el.querySelector('#overview-updated');

@@ -240,7 +240,7 @@ export function mountDetail(ctx) {
     } else if (m.status === 'fulfilled' && m.value) {
       const from = now - 60 * 60_000;
       const pts = windowSeries(m.value.window?.servers?.[v.id]?.buckets, { bucketSeconds: 60, from, now });
-      chart.update(pts, { from: pts[0]?.t ?? from, to: now });
+      chart.update(pts, { from: pts[0]?.at ?? from, to: now });
     }
   }, 3000);
   return () => chart.destroy();

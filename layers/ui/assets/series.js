@@ -7,8 +7,8 @@ import { isError } from './format.js';
 // measured over the seconds it has lasted so far rather than over the whole width.
 
 /**
- * One point per bucket from `from` to `now` (epoch ms): `{ t, calls, errors, errorRate,
- * perSec, p50, p99 }`, `t` the bucket's start. Latencies are `null` where there were no calls
+ * One point per bucket from `from` to `now` (epoch ms): `{ t, at, calls, errors, errorRate,
+ * perSec, p50, p99 }`, `t` the bucket's start, `at` its end (or `now`). Latencies are `null` where there were no calls
  * (a gap in the line, not a zero).
  */
 export function windowSeries(buckets, { bucketSeconds, from, now }) {
@@ -29,6 +29,9 @@ export function windowSeries(buckets, { bucketSeconds, from, now }) {
     const secs = t === last ? Math.max(1, (now - t) / 1000) : bucketSeconds;
     out.push({
       t,
+      // Where the chart draws it: at the bucket's end (a rate over the bucket is known
+      // then), or now for the bucket still filling.
+      at: Math.min(t + w, now),
       calls,
       errors,
       errorRate: calls ? errors / calls : 0,

@@ -76,6 +76,7 @@ test('window series: zero-filled, the filling bucket measured over its elapsed t
   const s = windowSeries(buckets, { bucketSeconds: 60, from: m(0), now: m(3) + 20_000 });
   assert.deepEqual(s.map((p) => p.calls), [0, 60, 0, 10]);
   assert.deepEqual(s.map((p) => p.t), [m(0), m(1), m(2), m(3)]);
+  assert.deepEqual(s.map((p) => p.at), [m(1), m(2), m(3), m(3) + 20_000]);
   assert.equal(s[1].perSec, 1);
   assert.equal(s[1].errorRate, 0.1);
   assert.equal(s[3].perSec, 0.5); // 10 calls in the 20 s the current minute has lasted
