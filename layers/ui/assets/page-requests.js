@@ -277,7 +277,8 @@ export function mountDetail(ctx) {
     let full = false;
     if (features.detail !== false) {
       try {
-        r = (await api(`/api/v1/requests/${encodeURIComponent(id)}`)).request;
+        const v = await api(`/api/v1/requests/${encodeURIComponent(id)}`);
+        r = v?.request ?? v;
         features.detail = true;
         full = true;
       } catch (e) {
