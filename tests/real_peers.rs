@@ -330,3 +330,40 @@ async fn stop_terminates_real_child_processes() {
         "children still running after stop(): {after:?} (were {before:?})"
     );
 }
+
+/// `GET /api/v1/servers/{id}?items=1` lists the prompts, resources and resource templates of
+/// a real server, cut by the access rules like the lists on `/mcp`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_servers_prompts_and_resources_over_rest() {
+    require_peers();
+    let yaml = format!(
+        "access:\n  - roles: [\"*\"]\n    allow: [\"*\"]\n    deny: [\"prompt:everything__simple-prompt\"]\nservers:\n{}{}",
+        everything_yaml("everything"),
+        test_server_yaml("t", &[], "")
+    );
+    let gw = TestGateway::start(config(&yaml)).await;
+    wait_healthy(&gw, "everything").await;
+    let (status, v) = gw.get("/api/v1/servers/everything?items=1").await;
+    assert_eq!(status, 200, "{v}");
+    let names = |key: &str, field: &str| -> Vec<String> {
+        v[key]
+            .as_array()
+            .unwrap_or_else(|| panic!("no {key}: {v}"))
+            .iter()
+            .map(|p| p[field].as_str().unwrap().to_string())
+            .collect()
+    };
+    let prompts = names("prompts", "name");
+    assert!(prompts.iter().any(|p| p == "args-prompt"), "{prompts:?}");
+    assert!(!prompts.iter().any(|p| p == "simple-prompt"), "{prompts:?}");
+    assert!(!names("resources", "uri").is_empty(), "{v}");
+    assert!(v["resourceTemplates"].is_array(), "{v}");
+    assert!(v.get("itemErrors").is_none(), "{v}");
+    // Without `items` nothing is asked of the server; a server without prompts lists none.
+    let (_, plain) = gw.get("/api/v1/servers/everything").await;
+    assert!(plain.get("prompts").is_none(), "{plain}");
+    let (_, t) = gw.get("/api/v1/servers/t?items=1").await;
+    assert_eq!(t["prompts"], serde_json::json!([]), "{t}");
+    assert_eq!(gw.get("/api/v1/servers/t?items=2").await.0, 400);
+    gw.stop().await;
+}

@@ -263,7 +263,22 @@ async fn get_server(
     State(st): State<AppRef>,
     caller: Caller,
     id: Result<Path<String>, axum::extract::rejection::PathRejection>,
+    q: QueryResult,
 ) -> Result<Json<Value>, ApiError> {
+    let items = match query_params(q, &["items"])?
+        .get("items")
+        .map(String::as_str)
+    {
+        None | Some("0" | "false") => false,
+        Some("1" | "true") => true,
+        Some(other) => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                format!("items={other:?}: use 1 or 0"),
+            ));
+        }
+    };
     // A segment that is not UTF-8 (`%ff`) names no server: the JSON error, not axum's text.
     let Path(id) = id.map_err(|e| {
         ApiError::new(
@@ -282,7 +297,118 @@ async fn get_server(
         v["toolCount"] = json!(tools.len());
     }
     v["tools"] = Value::Array(tools);
+    if items {
+        let who = caller.map(|axum::Extension(i)| i);
+        for (key, list) in server_items(&st, slot, who).await {
+            v[key] = list;
+        }
+    }
     Ok(Json(v))
+}
+
+/// How long `?items=1` waits for each list of a server.
+const ITEMS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+/// Pages of each list read at most.
+const ITEMS_PAGES: usize = 10;
+
+/// The prompts, resources and resource templates of `slot` that `who` may see, each as the
+/// server lists it (asked of the server as `who`, so per-caller credentials apply; lists
+/// the server does not offer are empty). A list that fails is left out and its error
+/// given under `itemErrors`.
+async fn server_items(
+    st: &AppState,
+    slot: &crate::state::ServerSlot,
+    who: Option<Arc<mcp_gateway_core::Identity>>,
+) -> Vec<(&'static str, Value)> {
+    use mcp_gateway_core::ItemKind;
+    let lists = [
+        (
+            "prompts",
+            "prompts/list",
+            "prompts",
+            "name",
+            ItemKind::Prompt,
+        ),
+        (
+            "resources",
+            "resources/list",
+            "resources",
+            "uri",
+            ItemKind::Resource,
+        ),
+        (
+            "resources",
+            "resources/templates/list",
+            "resourceTemplates",
+            "uriTemplate",
+            ItemKind::Resource,
+        ),
+    ];
+    let mut out = Vec::new();
+    let mut errors = serde_json::Map::new();
+    let (upstream, caps) = match &slot.upstream {
+        Some(u) => {
+            let caps = u
+                .status()
+                .capabilities
+                .and_then(|c| serde_json::from_str::<Value>(c.get()).ok())
+                .unwrap_or(Value::Null);
+            (Some(u), caps)
+        }
+        None => (None, Value::Null),
+    };
+    let server = slot.config.id.as_str();
+    for (cap, method, key, field, kind) in lists {
+        let mut items = Vec::new();
+        let mut cursor: Option<String> = None;
+        if let Some(u) = upstream.filter(|_| caps.get(cap).is_some()) {
+            for _ in 0..ITEMS_PAGES {
+                let params = cursor
+                    .take()
+                    .and_then(|c| RawValue::from_string(json!({ "cursor": c }).to_string()).ok());
+                let mut req = McpRequest::new(method, params).with_server(server);
+                req.identity = who.clone();
+                let page = match tokio::time::timeout(ITEMS_TIMEOUT, u.service().oneshot(req)).await
+                {
+                    Ok(Ok(res)) => serde_json::from_str::<Value>(res.result.get())
+                        .map_err(|e| format!("the server's {method} answer is not JSON: {e}")),
+                    Ok(Err(e)) => Err(e.to_string()),
+                    Err(_) => Err(format!(
+                        "{method} took longer than {} s",
+                        ITEMS_TIMEOUT.as_secs()
+                    )),
+                };
+                let mut page = match page {
+                    Ok(p) => p,
+                    Err(e) => {
+                        errors.insert(key.into(), Value::String(e));
+                        break;
+                    }
+                };
+                if let Some(Value::Array(list)) = page.get_mut(key).map(Value::take) {
+                    items.extend(list.into_iter().filter(|item| {
+                        item.get(field).and_then(Value::as_str).is_some_and(|name| {
+                            st.access.visible(who.as_deref(), kind, server, name)
+                        })
+                    }));
+                }
+                cursor = page
+                    .get("nextCursor")
+                    .and_then(Value::as_str)
+                    .map(String::from);
+                if cursor.is_none() {
+                    break;
+                }
+            }
+        }
+        if !errors.contains_key(key) {
+            out.push((key, Value::Array(items)));
+        }
+    }
+    if !errors.is_empty() {
+        out.push(("itemErrors", Value::Object(errors)));
+    }
+    out
 }
 
 /// The tools of `slot` that `who` may use (all with no access rules).

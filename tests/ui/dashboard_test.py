@@ -242,6 +242,9 @@ def check_servers(d, base):
     js(d, "document.querySelector('#servers-table tr[data-server=rust] a').click()")
     until(d, "the rust server's page listing its tools", lambda drv: "add" in js(drv, "return [...document.querySelectorAll('.tool-li a')].map((a) => a.textContent)"))
     shot(d, "server-detail")
+    go(d, f"{base}/ui/#/servers/everything")
+    until(d, "server-everything's page listing its prompts and resources", lambda drv: js(drv, "return [...document.querySelectorAll('h2, h3, .card-title')].map((e) => e.textContent).join('|')").count("Prompts (") == 1 and "simple-prompt" in js(drv, "return document.body.textContent"))
+    shot(d, "server-detail-items")
 
 
 def tool_rows(d) -> list[str]:

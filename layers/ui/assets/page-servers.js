@@ -116,11 +116,15 @@ export function mountDetail(ctx) {
     promptsBox,
   );
   let toolsDrawn = '';
+  // Prompts and resources are asked of the server itself: on the first poll and every
+  // 30th after it, not every second.
+  let polls = 0;
 
   ctx.poll(async () => {
     let v;
+    const withItems = polls++ % 30 === 0;
     try {
-      v = await api(`/api/v1/servers/${encodeURIComponent(id)}`);
+      v = await api(`/api/v1/servers/${encodeURIComponent(id)}${withItems ? '?items=1' : ''}`);
     } catch (e) {
       if (!ctx.alive) return;
       if (e instanceof ApiError && e.status === 404) {
@@ -214,8 +218,9 @@ export function mountDetail(ctx) {
             : null,
         ),
       );
-    } else {
-      replace(promptsBox, h('p', { class: 'muted small' }, 'Prompts and resources of this server are not listed by this gateway version\'s API.'));
+    } else if (withItems) {
+      const why = v.itemErrors ? Object.values(v.itemErrors).join('; ') : 'the server is not running.';
+      replace(promptsBox, h('p', { class: 'muted small' }, `Prompts and resources could not be listed: ${why}`));
     }
 
     const [calls, m] = await Promise.allSettled([
