@@ -1189,3 +1189,26 @@ async fn rejected_query_string_answers_json_400() {
     }
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn metrics_totals_leave_out_the_breakdown() {
+    let yaml = format!("servers:\n{}", test_server_yaml("t", &[], ""));
+    let gw = TestGateway::start(config(&yaml)).await;
+    let (s, v) = gw
+        .call(json!({"tool": "t__echo", "arguments": {"text": "x"}}))
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let (s, full) = gw.get("/api/v1/metrics?bucket=1m").await;
+    assert_eq!(s, 200, "{full}");
+    assert_eq!(full["window"]["tools"].as_array().map(Vec::len), Some(1), "{full}");
+    let (s, v) = gw.get("/api/v1/metrics?bucket=1m&totals=1").await;
+    assert_eq!(s, 200, "{v}");
+    for key in ["servers", "tools", "methods"] {
+        assert!(v.get(key).is_none(), "{key}: {v}");
+        assert!(v["window"].get(key).is_none(), "{key}: {v}");
+    }
+    assert_eq!(v["window"]["calls"], full["window"]["calls"], "{v}");
+    assert!(v["window"]["buckets"].is_array(), "{v}");
+    assert_eq!(gw.get("/api/v1/metrics?totals=yes").await.0, 400);
+    gw.stop().await;
+}

@@ -763,16 +763,29 @@ async fn metrics(
     if non_admin(&st, &caller).is_some() {
         return admin_only("the metrics cover every caller's calls").into_response();
     }
-    let (format, bucket, server, tool) =
-        match query_params(q, &["format", "bucket", "server", "tool"]) {
+    let (format, bucket, server, tool, totals) =
+        match query_params(q, &["format", "bucket", "server", "tool", "totals"]) {
             Ok(mut m) => (
                 m.remove("format"),
                 m.remove("bucket"),
                 m.remove("server"),
                 m.remove("tool"),
+                m.remove("totals"),
             ),
             Err(e) => return e.into_response(),
         };
+    let totals = match totals.as_deref() {
+        None | Some("0" | "false") => false,
+        Some("1" | "true") => true,
+        Some(t) => {
+            return ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                format!("totals={t:?}: use 1 or 0"),
+            )
+            .into_response();
+        }
+    };
     if let Some(f) = format
         .as_deref()
         .filter(|f| !matches!(*f, "prometheus" | "json"))
@@ -810,6 +823,19 @@ async fn metrics(
     }
     let snap = st.recorder.snapshot();
     let mut v = serde_json::to_value(&snap).unwrap_or(Value::Null);
+    // `totals=1`: the gateway's own numbers only, without a series per server and tool
+    // (a dashboard's overview polls this; with a thousand tools the breakdown is most of
+    // the answer). No server has the empty id, so no breakdown is even computed.
+    let (server, tool) = if totals {
+        if let Some(o) = v.as_object_mut() {
+            o.remove("servers");
+            o.remove("tools");
+            o.remove("methods");
+        }
+        (Some(String::new()), Some(String::new()))
+    } else {
+        (server, tool)
+    };
     v["window"] = serde_json::to_value(st.recorder.window(
         bucket,
         server.as_deref(),

@@ -113,10 +113,9 @@ export function endpointMissing(err) {
 }
 
 /**
- * `GET /api/v1/metrics` with the window in buckets of `bucket` for all calls only. The API
- * adds every server's and tool's buckets unless a `tool` filter is given; a tool name no
- * server can offer (a NUL character) keeps the answer small however many tools there are.
+ * `GET /api/v1/metrics` with the window in buckets of `bucket` for all calls only
+ * (`totals=1`: no series per server and tool, however many tools there are).
  */
 export function metricsTotals(bucket) {
-  return api(`/api/v1/metrics${qs({ bucket, tool: '\u0000' })}`);
+  return api(`/api/v1/metrics${qs({ bucket, totals: 1 })}`);
 }
