@@ -3,6 +3,8 @@
 //! Every error is JSON `{"error": {"code", "message"}}` with a fitting HTTP status; the
 //! mapping from [`McpError`] happens once, in the `IntoResponse` of the API error type.
 
+mod replay;
+
 use crate::state::{AppState, status_word};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -31,6 +33,8 @@ pub(crate) fn routes(state: AppRef) -> Router {
         .route("/api/v1/tools/call", post(call_tool))
         .route("/api/v1/metrics", get(metrics))
         .route("/api/v1/requests", get(requests))
+        .route("/api/v1/requests/{id}", get(replay::detail))
+        .route("/api/v1/requests/{id}/replay", post(replay::replay))
         .route("/metrics", get(prometheus))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -51,7 +55,7 @@ pub(crate) struct ApiError {
     status: StatusCode,
     code: &'static str,
     message: String,
-    extra: Option<(&'static str, Value)>,
+    extra: Vec<(&'static str, Value)>,
     retry_after: Option<u64>,
 }
 
@@ -61,9 +65,15 @@ impl ApiError {
             status,
             code,
             message: message.into(),
-            extra: None,
+            extra: Vec::new(),
             retry_after: None,
         }
+    }
+
+    /// Adds a member to the error object.
+    pub(crate) fn with(mut self, key: &'static str, value: Value) -> Self {
+        self.extra.push((key, value));
+        self
     }
 }
 
@@ -72,9 +82,9 @@ impl From<McpError> for ApiError {
         let status =
             StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let extra = match &e {
-            McpError::AmbiguousTool { servers, .. } => Some(("servers", json!(servers))),
-            McpError::Rpc { error, .. } => Some(("upstream", json!(error))),
-            _ => None,
+            McpError::AmbiguousTool { servers, .. } => vec![("servers", json!(servers))],
+            McpError::Rpc { error, .. } => vec![("upstream", json!(error))],
+            _ => Vec::new(),
         };
         let retry_after = match &e {
             McpError::RateLimited {
@@ -95,7 +105,7 @@ impl From<McpError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut err = json!({"code": self.code, "message": self.message});
-        if let Some((k, v)) = self.extra {
+        for (k, v) in self.extra {
             err[k] = v;
         }
         let mut res = (self.status, Json(json!({ "error": err }))).into_response();
@@ -691,7 +701,7 @@ async fn requests(
     caller: Caller,
     q: QueryResult,
 ) -> Result<Json<Value>, ApiError> {
-    let q = query_params(q, &["server", "tool", "status", "since", "limit"])?;
+    let q = query_params(q, &["server", "tool", "status", "since", "limit", "after"])?;
     let bad = |k: &str, v: &str| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -707,12 +717,13 @@ async fn requests(
             "status" => query.status = Some(v.clone()),
             "since" => query.since = Some(v.parse().map_err(|_| bad(k, v))?),
             "limit" => query.limit = Some(v.parse().map_err(|_| bad(k, v))?),
+            "after" => query.after = Some(v.parse().map_err(|_| bad(k, v))?),
             other => {
                 return Err(ApiError::new(
                     StatusCode::BAD_REQUEST,
                     "invalid_request",
                     format!(
-                        "unknown query parameter {other:?}; use server, tool, status, since (seconds) or limit"
+                        "unknown query parameter {other:?}; use server, tool, status, since (seconds), after (an id) or limit"
                     ),
                 ));
             }

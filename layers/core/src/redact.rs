@@ -99,6 +99,21 @@ impl SecretKeys {
     }
 }
 
+/// True when `p` is a pointer that `monitor.redactPointers` takes: a JSON pointer
+/// (RFC 6901) whose first segment is `arguments`, `result` or `*` (both).
+///
+/// ```
+/// use mcp_gateway_core::redact::is_body_pointer;
+/// assert!(is_body_pointer("/arguments/query") && is_body_pointer("/*/token"));
+/// assert!(!is_body_pointer("arguments/query") && !is_body_pointer("/params/x"));
+/// ```
+pub fn is_body_pointer(p: &str) -> bool {
+    let Some(rest) = p.strip_prefix('/') else {
+        return false;
+    };
+    matches!(rest.split('/').next(), Some("arguments" | "result" | "*"))
+}
+
 /// Lower case without `_`, `-`, `.` and spaces.
 fn fold(s: &str) -> String {
     s.chars()

@@ -208,14 +208,6 @@ pub(crate) fn parse_pointer(p: &str) -> Option<Vec<String>> {
     )
 }
 
-/// True when `p` is a pointer [`Redactor`] applies: `/arguments...`, `/result...` or
-/// `/*...`.
-pub fn is_redact_pointer(p: &str) -> bool {
-    parse_pointer(p)
-        .and_then(|s| s.into_iter().next())
-        .is_some_and(|root| matches!(root.as_str(), "arguments" | "result" | "*"))
-}
-
 fn redact_at(v: &mut Value, segs: &[String], path: &mut String, paths: &mut Vec<String>) -> bool {
     let Some((seg, rest)) = segs.split_first() else {
         if v.as_str() != Some(REDACTED) {
@@ -400,8 +392,6 @@ mod tests {
             v,
             json!({"content":[{"type":"text","text":REDACTED},{"type":"text","text":REDACTED}],"query":"q"})
         );
-        assert!(is_redact_pointer("/result/x") && is_redact_pointer("/*"));
-        assert!(!is_redact_pointer("arguments/x") && !is_redact_pointer("/params/x"));
         // A pointer to the whole body.
         let whole = Redactor::new(&[] as &[&str], &["/arguments"]);
         let (v, _) = redact(&whole, "arguments", json!({"a": 1}));
@@ -419,13 +409,19 @@ mod tests {
         let cut: String = serde_json::from_str(b.get()).unwrap();
         assert_eq!(s, BodyState::Truncated);
         assert!(
-            cut.ends_with('…') && cut.len() <= 53 && cut.contains(REDACTED) && !cut.contains("\"p\""),
+            cut.ends_with('…')
+                && cut.len() <= 53
+                && cut.contains(REDACTED)
+                && !cut.contains("\"p\""),
             "{cut}"
         );
         let (b, s) = capture_body(&"x".repeat(10_000), "result", &r, 16, &mut paths);
         assert_eq!(s, BodyState::Truncated);
         assert!(b.get().contains("not captured"), "{}", b.get());
         let (b, s) = capture_body("not json", "result", &r, 4096, &mut paths);
-        assert_eq!((b.get(), s), (r#""[8 bytes, not JSON]""#, BodyState::Truncated));
+        assert_eq!(
+            (b.get(), s),
+            (r#""[8 bytes, not JSON]""#, BodyState::Truncated)
+        );
     }
 }

@@ -534,13 +534,22 @@ mod tests {
         let e = &recorder.log().query(&Default::default())[0];
         let t = e.timings;
         let (q, u) = (t.queued.unwrap(), t.upstream.unwrap());
-        assert!(q >= Duration::from_millis(150) && u >= Duration::from_millis(50), "{t:?}");
+        assert!(
+            q >= Duration::from_millis(150) && u >= Duration::from_millis(50),
+            "{t:?}"
+        );
         assert!(q + u <= t.total, "{t:?}");
         assert_eq!(e.retries, 0);
         let v = serde_json::to_value(e).unwrap();
         assert!(v["timings"]["queuedMs"].as_f64().unwrap() >= 150.0, "{v}");
-        assert_eq!(v["capture"], serde_json::json!({"arguments":"none","result":"none"}));
-        assert!(v.get("arguments").is_none() && v.get("replayOf").is_none(), "{v}");
+        assert_eq!(
+            v["capture"],
+            serde_json::json!({"arguments":"none","result":"none"})
+        );
+        assert!(
+            v.get("arguments").is_none() && v.get("replayOf").is_none(),
+            "{v}"
+        );
     }
 
     #[tokio::test]
@@ -552,7 +561,8 @@ mod tests {
             capture: CaptureMode::Errors,
             ..Default::default()
         });
-        let svc = McpMetricsLayer::new(recorder.clone()).layer(slow(Duration::ZERO, Duration::ZERO));
+        let svc =
+            McpMetricsLayer::new(recorder.clone()).layer(slow(Duration::ZERO, Duration::ZERO));
         let args = serde_json::value::RawValue::from_string(r#"{"a":1}"#.into()).unwrap();
         for name in ["read", "fail"] {
             let _ = svc

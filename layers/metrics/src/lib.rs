@@ -38,12 +38,10 @@ mod otel;
 mod recorder;
 mod window;
 
+pub use capture::{BodyState, Capture, CaptureMode, REDACTED, Redactor, capture_body};
 pub use gauges::{GatewayGauges, HEALTH_STATES, ServerGauges, ServerHealth};
 pub use histogram::Histogram;
 pub use layer::{McpMetrics, McpMetricsLayer, ResponseFuture};
-pub use capture::{
-    BodyState, Capture, CaptureMode, REDACTED, Redactor, capture_body, is_redact_pointer,
-};
 pub use log::{DEFAULT_CAPTURE_BYTES, LogEntry, LogQuery, ReplayOf, RequestLog, Timings};
 pub use mcp_gateway_core::RequestIds;
 pub use otel::{DURATION_BUCKETS, PrometheusExporter};
