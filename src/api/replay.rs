@@ -242,11 +242,14 @@ async fn read_body(
             st.config.max_json_depth
         )));
     }
-    serde_json::from_slice(&bytes).map_err(|e| {
-        bad(format!(
-            r#"{e}; expected {{}}, {{"arguments": {{...}}}} or {{"patch": {{...}}}}"#
-        ))
-    })
+    // `null` is an empty body too.
+    serde_json::from_slice::<Option<ReplayBody>>(&bytes)
+        .map(Option::unwrap_or_default)
+        .map_err(|e| {
+            bad(format!(
+                r#"{e}; expected {{}}, {{"arguments": {{...}}}} or {{"patch": {{...}}}}"#
+            ))
+        })
 }
 
 /// The arguments a replay sends: given, patched or captured.
