@@ -5,7 +5,7 @@
 //! started and ended; only the bottom of the plane knows when it left for the upstream,
 //! which is the moment its `ConcurrencyLimit` permit was granted. The two meet here
 //! without a per-call allocation or lock: the metrics layer runs every `call` and `poll`
-//! of the stack below it inside [`DispatchScope::enter`], and the upstream service calls
+//! of the stack below it with its [`DispatchScope`] entered, and the upstream service calls
 //! [`dispatched`] when it sends the request. Everything between the two runs in that same
 //! `poll` (the router drives the chosen upstream with `Oneshot`, nothing in between spawns),
 //! so a thread-local cell, set and restored around each poll, carries the mark up.
@@ -15,7 +15,10 @@
 //!
 //! let mut scope = DispatchScope::default();
 //! dispatched(); // outside a scope: nothing is recorded
-//! scope.enter(|| dispatched());
+//! {
+//!     let _entered = scope.enter();
+//!     dispatched(); // the upstream, inside a `call` or `poll`
+//! }
 //! assert!(scope.first().is_some());
 //! assert_eq!(scope.count(), 1);
 //! ```
@@ -42,31 +45,34 @@ thread_local! {
     };
 }
 
-/// Puts the previous slot back, also when `f` panics.
-struct Restore(Slot);
+/// A [`DispatchScope`] made current by [`DispatchScope::enter`]: dropping it (also while
+/// unwinding) keeps what was recorded and puts the previous scope back.
+#[must_use = "the scope is current only while the guard lives"]
+pub struct Entered<'a> {
+    scope: &'a mut DispatchScope,
+    prev: Slot,
+}
 
-impl Drop for Restore {
+impl Drop for Entered<'_> {
     fn drop(&mut self) {
-        CURRENT.with(|c| c.set(self.0));
+        *self.scope = CURRENT.with(|c| c.replace(self.prev)).scope;
     }
 }
 
 impl DispatchScope {
-    /// Runs `f` (a `call` or `poll` of the services below) with this scope current, and
-    /// keeps what [`dispatched`] recorded during it. Scopes nest: an inner one hides the
-    /// outer one for its duration.
-    pub fn enter<R>(&mut self, f: impl FnOnce() -> R) -> R {
+    /// Makes this scope current until the guard drops: wrap each `call` and `poll` of the
+    /// services below in it. Scopes nest (an inner one hides the outer one for its
+    /// duration); the guard borrows its scope, so guards drop in the order they were made.
+    /// A guard rather than a closure: what is called need not be moved into one.
+    #[inline]
+    pub fn enter(&mut self) -> Entered<'_> {
         let prev = CURRENT.with(|c| {
             c.replace(Slot {
                 active: true,
                 scope: *self,
             })
         });
-        let restore = Restore(prev);
-        let r = f();
-        *self = CURRENT.with(|c| c.get()).scope;
-        drop(restore);
-        r
+        Entered { scope: self, prev }
     }
 
     /// When the call was first sent to its upstream (its concurrency slot granted), if it
@@ -102,21 +108,29 @@ mod tests {
     fn scopes_nest_and_restore() {
         let mut outer = DispatchScope::default();
         let mut inner = DispatchScope::default();
-        outer.enter(|| {
-            inner.enter(dispatched);
+        {
+            let _o = outer.enter();
+            {
+                let _i = inner.enter();
+                dispatched();
+            }
             dispatched();
             dispatched();
-        });
+        }
         assert_eq!((outer.count(), inner.count()), (2, 1));
         // Keeps its first mark across polls.
         let first = outer.first();
-        outer.enter(dispatched);
+        {
+            let _o = outer.enter();
+            dispatched();
+        }
         assert_eq!((outer.first(), outer.count()), (first, 3));
         dispatched();
         assert_eq!(outer.count(), 3, "outside any scope");
         let r = std::panic::catch_unwind(|| {
             let mut s = DispatchScope::default();
-            s.enter(|| panic!("boom"));
+            let _s = s.enter();
+            panic!("boom");
         });
         assert!(r.is_err());
         dispatched();

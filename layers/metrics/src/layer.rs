@@ -124,7 +124,10 @@ where
             _in_flight: in_flight,
         };
         let mut scope = DispatchScope::default();
-        let inner = scope.enter(|| self.inner.call(req));
+        let inner = {
+            let _entered = scope.enter();
+            self.inner.call(req)
+        };
         ResponseFuture {
             inner,
             call: Some(call),
@@ -325,8 +328,11 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let inner = this.inner;
-        let res = std::task::ready!(this.scope.enter(|| inner.poll(cx)));
+        let res = {
+            let _entered = this.scope.enter();
+            this.inner.poll(cx)
+        };
+        let res = std::task::ready!(res);
         if let Some(call) = this.call.take() {
             call.finish(Some(&res), *this.scope);
         }
