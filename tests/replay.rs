@@ -477,15 +477,15 @@ async fn timings_show_the_wait_for_a_concurrency_slot() {
         test_server_yaml("t", &[], "    maxConcurrency: 1\n")
     );
     let gw = TestGateway::start(config(&yaml)).await;
-    // Started first, holds the only slot for 800 ms.
-    let first = gw.call(json!({"tool": "sleep", "arguments": {"ms": 800}}));
+    // Two calls of 600 ms each race for the server's one slot: whichever gets it second
+    // waits for the other (sent 50 ms apart so that the first one is usually first, but
+    // nothing below depends on which one wins).
+    let sleep = || gw.call(json!({"tool": "sleep", "arguments": {"ms": 600}}));
     let second = async {
-        // Sent while the first one runs: it waits for the slot.
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        gw.call(json!({"tool": "sleep", "arguments": {"ms": 1}}))
-            .await
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        sleep().await
     };
-    let ((s1, _), (s2, _)) = tokio::join!(first, second);
+    let ((s1, _), (s2, _)) = tokio::join!(sleep(), second);
     assert_eq!((s1, s2), (200, 200));
     let (_, log) = gw.get("/api/v1/requests?tool=sleep").await;
     let entries = log["requests"].as_array().unwrap();
@@ -495,25 +495,19 @@ async fn timings_show_the_wait_for_a_concurrency_slot() {
         let ms = |k: &str| t[k].as_f64().unwrap_or_else(|| panic!("{k} in {e}"));
         (ms("queuedMs"), ms("upstreamMs"), ms("totalMs"))
     };
-    // Told apart by the time each spent in the upstream.
     let (a, b) = (timings(&entries[0]), timings(&entries[1]));
-    let (slow, quick) = if a.1 > b.1 { (a, b) } else { (b, a) };
-    for (q, u, t) in [slow, quick] {
-        assert!(
-            q >= 0.0 && u >= 0.0 && q + u <= t + 0.001,
-            "{q} + {u} > {t}"
-        );
+    let (ran, waited) = if a.0 < b.0 { (a, b) } else { (b, a) };
+    for (q, u, t) in [ran, waited] {
+        assert!(q >= 0.0 && q + u <= t + 0.001, "{q} + {u} > {t}");
+        assert!(u >= 600.0, "the upstream slept 600 ms, took {u}");
     }
-    // The slow call spent its time in the upstream; the quick one mostly waiting for it.
-    assert!(slow.1 >= 800.0, "slow call's upstream time {}", slow.1);
+    // The one that waited did so for most of the other's 600 ms.
     assert!(
-        quick.0 > quick.1,
-        "quick call queued {} ms, ran {} ms",
-        quick.0,
-        quick.1
+        waited.0 >= 300.0,
+        "queued only {} ms behind a 600 ms call: {log}",
+        waited.0
     );
-    assert!(quick.0 >= 300.0, "quick call queued only {} ms", quick.0);
-    assert!(quick.0 > slow.0, "{quick:?} vs {slow:?}");
+    assert!(waited.2 >= waited.0 + 600.0, "{waited:?}");
     gw.stop().await;
 }
 
@@ -584,7 +578,8 @@ async fn the_requests_cli_lists_shows_and_replays() {
     let base = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::new();
     let mut ready = false;
-    for _ in 0..200 {
+    // Up to a minute: a loaded machine may take its time to start both processes.
+    for _ in 0..600 {
         let r = http
             .get(format!("{base}/api/v1/tools"))
             .bearer_auth(ROOT)
