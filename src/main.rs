@@ -1,6 +1,7 @@
 //! The `mcp-gateway` command: `init`, `start`, `validate`.
 
 mod clients;
+mod requests_cli;
 
 use clap::{Parser, Subcommand};
 use mcp_gateway::Gateway;
@@ -73,6 +74,9 @@ enum Command {
         #[arg(long)]
         write: bool,
     },
+    /// List a running gateway's recent requests (`requests show ID` for one, `requests
+    /// replay ID` to send a call again and compare results).
+    Requests(requests_cli::RequestsArgs),
     /// Print the JSON Schema (2020-12) of the configuration, for editors.
     Schema,
     /// Print the man page (roff): `mcp-gateway man > mcp-gateway.1`.
@@ -108,6 +112,7 @@ fn main() -> ExitCode {
             api_key_env,
             write,
         } => clients::connect_cmd(&client, &url, api_key_env.as_deref(), write),
+        Command::Requests(args) => requests_cli::run(args),
         Command::Schema => {
             let schema = mcp_gateway::config::json_schema();
             println!("{}", serde_json::to_string_pretty(&schema).expect("JSON"));

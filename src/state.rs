@@ -673,9 +673,15 @@ fn configure_recorder(st: &AppState) {
     let m = &st.config.monitor;
     st.recorder
         .configure(&mcp_gateway_metrics::RecorderOptions {
-            log_bodies: m.log_bodies,
+            capture: match m.capture() {
+                crate::config::CaptureBodies::None => mcp_gateway_metrics::CaptureMode::None,
+                crate::config::CaptureBodies::Errors => mcp_gateway_metrics::CaptureMode::Errors,
+                crate::config::CaptureBodies::All => mcp_gateway_metrics::CaptureMode::All,
+            },
             redact: m.redact.clone(),
-            body_limit: 4096,
+            redact_pointers: m.redact_pointers.clone(),
+            body_limit: m.max_body_bytes,
+            capture_bytes: m.capture_bytes,
             retention: Duration::from_secs(m.retention_hours.max(1) * 3600),
             max_series: m.max_series,
         });

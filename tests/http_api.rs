@@ -1200,7 +1200,11 @@ async fn metrics_totals_leave_out_the_breakdown() {
     assert_eq!(s, 200, "{v}");
     let (s, full) = gw.get("/api/v1/metrics?bucket=1m").await;
     assert_eq!(s, 200, "{full}");
-    assert_eq!(full["window"]["tools"].as_array().map(Vec::len), Some(1), "{full}");
+    assert_eq!(
+        full["window"]["tools"].as_array().map(Vec::len),
+        Some(1),
+        "{full}"
+    );
     let (s, v) = gw.get("/api/v1/metrics?bucket=1m&totals=1").await;
     assert_eq!(s, 200, "{v}");
     for key in ["servers", "tools", "methods"] {

@@ -3,6 +3,8 @@
 //! Every error is JSON `{"error": {"code", "message"}}` with a fitting HTTP status; the
 //! mapping from [`McpError`] happens once, in the `IntoResponse` of the API error type.
 
+mod replay;
+
 use crate::state::{AppState, status_word};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -32,6 +34,8 @@ pub(crate) fn routes(state: AppRef) -> Router {
         .route("/api/v1/metrics", get(metrics))
         .route("/api/v1/requests", get(requests))
         .route("/api/v1/admin/reload", post(admin_reload))
+        .route("/api/v1/requests/{id}", get(replay::detail))
+        .route("/api/v1/requests/{id}/replay", post(replay::replay))
         .route("/metrics", get(prometheus))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -52,7 +56,7 @@ pub(crate) struct ApiError {
     status: StatusCode,
     code: &'static str,
     message: String,
-    extra: Option<(&'static str, Value)>,
+    extra: Vec<(&'static str, Value)>,
     retry_after: Option<u64>,
 }
 
@@ -62,9 +66,15 @@ impl ApiError {
             status,
             code,
             message: message.into(),
-            extra: None,
+            extra: Vec::new(),
             retry_after: None,
         }
+    }
+
+    /// Adds a member to the error object.
+    pub(crate) fn with(mut self, key: &'static str, value: Value) -> Self {
+        self.extra.push((key, value));
+        self
     }
 }
 
@@ -73,9 +83,9 @@ impl From<McpError> for ApiError {
         let status =
             StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let extra = match &e {
-            McpError::AmbiguousTool { servers, .. } => Some(("servers", json!(servers))),
-            McpError::Rpc { error, .. } => Some(("upstream", json!(error))),
-            _ => None,
+            McpError::AmbiguousTool { servers, .. } => vec![("servers", json!(servers))],
+            McpError::Rpc { error, .. } => vec![("upstream", json!(error))],
+            _ => Vec::new(),
         };
         let retry_after = match &e {
             McpError::RateLimited {
@@ -96,7 +106,7 @@ impl From<McpError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut err = json!({"code": self.code, "message": self.message});
-        if let Some((k, v)) = self.extra {
+        for (k, v) in self.extra {
             err[k] = v;
         }
         let mut res = (self.status, Json(json!({ "error": err }))).into_response();
@@ -483,7 +493,7 @@ async fn admin_reload(State(st): State<AppRef>, caller: Caller) -> Response {
     if report.applied() {
         return Json(report).into_response();
     }
-    let mut err = ApiError::new(
+    let err = ApiError::new(
         StatusCode::BAD_REQUEST,
         "invalid_config",
         format!(
@@ -491,8 +501,7 @@ async fn admin_reload(State(st): State<AppRef>, caller: Caller) -> Response {
             report.errors.len()
         ),
     );
-    err.extra = Some(("reload", json!(report)));
-    err.into_response()
+    err.with("reload", json!(report)).into_response()
 }
 
 /// Tools of one server as JSON objects: the server's own tool object plus `server` and
@@ -882,7 +891,7 @@ async fn requests(
     caller: Caller,
     q: QueryResult,
 ) -> Result<Json<Value>, ApiError> {
-    let q = query_params(q, &["server", "tool", "status", "since", "limit"])?;
+    let q = query_params(q, &["server", "tool", "status", "since", "limit", "after"])?;
     let bad = |k: &str, v: &str| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -898,12 +907,13 @@ async fn requests(
             "status" => query.status = Some(v.clone()),
             "since" => query.since = Some(v.parse().map_err(|_| bad(k, v))?),
             "limit" => query.limit = Some(v.parse().map_err(|_| bad(k, v))?),
+            "after" => query.after = Some(v.parse().map_err(|_| bad(k, v))?),
             other => {
                 return Err(ApiError::new(
                     StatusCode::BAD_REQUEST,
                     "invalid_request",
                     format!(
-                        "unknown query parameter {other:?}; use server, tool, status, since (seconds) or limit"
+                        "unknown query parameter {other:?}; use server, tool, status, since (seconds), after (an id) or limit"
                     ),
                 ));
             }

@@ -789,13 +789,31 @@ pub struct MonitorConfig {
     /// How long metrics and log entries are kept, in hours.
     #[serde(default = "default_retention")]
     pub retention_hours: u64,
-    /// Keep argument and result bodies (redacted, at most 4 KiB each) in the request log.
-    #[serde(default)]
+    /// Older spelling of `captureBodies: all` (still accepted).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub log_bodies: bool,
-    /// Object keys whose values are replaced by `"[REDACTED]"` in logged bodies (any depth,
-    /// case-insensitive).
+    /// Which calls keep their arguments and result in the request log (redacted, bounded):
+    /// `none` (the default), `errors` (calls whose outcome is not `ok`) or `all`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capture_bodies: Option<CaptureBodies>,
+    /// Longest captured body (arguments or result) per entry, in bytes; a longer one is
+    /// kept cut, as a string ending in `…`, and marked `truncated`.
+    #[serde(default = "default_capture_body")]
+    pub max_body_bytes: usize,
+    /// Most bytes the captured bodies of all entries take together; past it the oldest
+    /// entries' bodies are dropped first (the entries stay, marked `dropped`).
+    #[serde(default = "default_capture_bytes")]
+    pub capture_bytes: usize,
+    /// Patterns of object keys whose values are replaced by `"[REDACTED]"` in captured
+    /// bodies, at any depth: globs (`*`, `?`) compared with the key with case and `_`, `-`,
+    /// `.` and spaces ignored. Setting the list replaces the default.
     #[serde(default = "default_redact")]
     pub redact: Vec<String>,
+    /// More values to redact, by JSON pointer (RFC 6901) into
+    /// `{"arguments": ..., "result": ...}`: `/arguments/query`, `/result/content/*/text`
+    /// (`*` is any one key or index).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub redact_pointers: Vec<String>,
     /// Most distinct (server, tool) metric label pairs; calls past it count under
     /// `tool="_other"`.
     #[serde(default = "default_max_series")]
@@ -877,6 +895,39 @@ fn default_max_series() -> usize {
 fn default_log_size() -> usize {
     1000
 }
+fn default_capture_body() -> usize {
+    4096
+}
+fn default_capture_bytes() -> usize {
+    8 * 1024 * 1024
+}
+
+/// Which calls keep their bodies in the request log (`monitor.captureBodies`).
+#[derive(
+    Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum CaptureBodies {
+    /// No bodies.
+    #[default]
+    None,
+    /// Calls whose outcome is not `ok`: failed, refused, tool errors, cancelled.
+    Errors,
+    /// Every call.
+    All,
+}
+
+impl MonitorConfig {
+    /// The capture mode in effect: `captureBodies`, else `all` when the older
+    /// `logBodies: true` is set.
+    pub fn capture(&self) -> CaptureBodies {
+        match (self.capture_bodies, self.log_bodies) {
+            (Some(c), _) => c,
+            (None, true) => CaptureBodies::All,
+            (None, false) => CaptureBodies::None,
+        }
+    }
+}
 fn default_retention() -> u64 {
     24
 }
@@ -889,7 +940,11 @@ impl Default for MonitorConfig {
             prometheus: true,
             retention_hours: default_retention(),
             log_bodies: false,
+            capture_bodies: None,
+            max_body_bytes: default_capture_body(),
+            capture_bytes: default_capture_bytes(),
             redact: default_redact(),
+            redact_pointers: Vec::new(),
             max_series: default_max_series(),
             tracing: None,
         }

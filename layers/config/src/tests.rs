@@ -274,3 +274,48 @@ fn monitor_tracing_section() {
         assert_eq!(e.path.as_deref(), Some(key), "{e:?}");
     }
 }
+
+#[test]
+fn capture_options_default_and_are_checked() {
+    let c = parse("servers: []\n", Format::Yaml).unwrap();
+    assert_eq!(c.monitor.capture(), CaptureBodies::None);
+    assert_eq!(
+        (c.monitor.max_body_bytes, c.monitor.capture_bytes),
+        (4096, 8 * 1024 * 1024)
+    );
+    let c = parse("monitor:\n  logBodies: true\n", Format::Yaml).unwrap();
+    assert_eq!(
+        c.monitor.capture(),
+        CaptureBodies::All,
+        "the older spelling"
+    );
+    let c = parse(
+        "monitor:\n  captureBodies: errors\n  redactPointers: [\"/arguments/q\", \"/*/ssn\"]\n",
+        Format::Yaml,
+    )
+    .unwrap();
+    assert_eq!(c.monitor.capture(), CaptureBodies::Errors);
+    for (yaml, path) in [
+        (
+            "monitor:\n  logBodies: true\n  captureBodies: errors\n",
+            "monitor.logBodies",
+        ),
+        (
+            "monitor:\n  redactPointers: [\"/params/x\"]\n",
+            "monitor.redactPointers[0]",
+        ),
+        (
+            "monitor:\n  maxBodyBytes: 1024\n  captureBytes: 512\n",
+            "monitor.captureBytes",
+        ),
+        ("monitor:\n  maxBodyBytes: 8\n", "monitor.maxBodyBytes"),
+    ] {
+        let e = one_error(parse(yaml, Format::Yaml));
+        assert_eq!(e.path.as_deref(), Some(path), "{yaml}: {e}");
+    }
+    let e = one_error(parse("monitor:\n  captureBodies: some\n", Format::Yaml));
+    assert!(
+        e.message.contains("none") && e.message.contains("errors"),
+        "{e}"
+    );
+}

@@ -424,6 +424,35 @@ impl Config {
                 );
             }
         }
+        let m = &self.monitor;
+        if m.log_bodies
+            && m.capture_bodies
+                .is_some_and(|c| c != crate::CaptureBodies::All)
+        {
+            e(
+                "monitor.logBodies".into(),
+                "is the older spelling of captureBodies: all and contradicts captureBodies; remove it".into(),
+            );
+        }
+        if m.max_body_bytes < 16 {
+            e("monitor.maxBodyBytes".into(), "must be at least 16".into());
+        }
+        if m.capture_bytes < m.max_body_bytes {
+            e(
+                "monitor.captureBytes".into(),
+                format!("must be at least maxBodyBytes ({})", m.max_body_bytes),
+            );
+        }
+        for (i, p) in m.redact_pointers.iter().enumerate() {
+            if !mcp_gateway_core::redact::is_body_pointer(p) {
+                e(
+                    format!("monitor.redactPointers[{i}]"),
+                    format!(
+                        "{p:?} must be a JSON pointer starting with /arguments, /result or /* (for both)"
+                    ),
+                );
+            }
+        }
         if self.monitor.max_series == 0 {
             e("monitor.maxSeries".into(), "must be at least 1".into());
         }

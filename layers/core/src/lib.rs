@@ -31,6 +31,7 @@ pub mod redact;
 pub mod relay;
 mod request;
 pub mod timeout;
+pub mod timing;
 pub mod trace;
 pub mod wake;
 

@@ -34,6 +34,15 @@ pub const SECRET_KEYS: &[&str] = &[
     "*privatekey*",
     "*cookie*",
     "*credential*",
+    "*pwd",
+    "*passphrase*",
+    "*sessionid*",
+    "*sessionkey*",
+    "*bearer*",
+    "*jwt*",
+    "*accesskey*",
+    "*signingkey*",
+    "*encryptionkey*",
 ];
 
 /// True when `key` matches one of `patterns` (see [`SECRET_KEYS`]): each pattern is a glob
@@ -42,7 +51,8 @@ pub const SECRET_KEYS: &[&str] = &[
 ///
 /// ```
 /// use mcp_gateway_core::redact::{SECRET_KEYS, is_secret_key};
-/// for k in ["api_key", "access_token", "client_secret", "passwd", "privateKey", "Cookie"] {
+/// for k in ["api_key", "access_token", "client_secret", "passwd", "privateKey", "Cookie",
+///           "session_id", "db_pwd", "signingKey"] {
 ///     assert!(is_secret_key(k, SECRET_KEYS), "{k}");
 /// }
 /// assert!(!is_secret_key("max_tokens", SECRET_KEYS));
@@ -54,6 +64,54 @@ pub fn is_secret_key<S: AsRef<str>>(key: &str, patterns: &[S]) -> bool {
     patterns
         .iter()
         .any(|p| crate::Glob::new(fold(p.as_ref())).matches(&key))
+}
+
+/// Key patterns compiled once (folded and parsed), for redacting many keys: the same
+/// matching as [`is_secret_key`] without folding every pattern for every key.
+///
+/// ```
+/// use mcp_gateway_core::redact::{SECRET_KEYS, SecretKeys};
+/// let keys = SecretKeys::new(SECRET_KEYS);
+/// assert!(keys.matches("client_secret") && keys.matches("X-Session-Id"));
+/// assert!(!keys.matches("max_tokens") && !keys.matches("path"));
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct SecretKeys(Vec<crate::Glob>);
+
+impl SecretKeys {
+    /// Compiles `patterns` (see [`SECRET_KEYS`] for their form).
+    pub fn new<S: AsRef<str>>(patterns: &[S]) -> Self {
+        Self(
+            patterns
+                .iter()
+                .map(|p| crate::Glob::new(fold(p.as_ref())))
+                .collect(),
+        )
+    }
+
+    /// True when `key` matches one of the patterns.
+    pub fn matches(&self, key: &str) -> bool {
+        if self.0.is_empty() {
+            return false;
+        }
+        let key = fold(key);
+        self.0.iter().any(|g| g.matches(&key))
+    }
+}
+
+/// True when `p` is a pointer that `monitor.redactPointers` takes: a JSON pointer
+/// (RFC 6901) whose first segment is `arguments`, `result` or `*` (both).
+///
+/// ```
+/// use mcp_gateway_core::redact::is_body_pointer;
+/// assert!(is_body_pointer("/arguments/query") && is_body_pointer("/*/token"));
+/// assert!(!is_body_pointer("arguments/query") && !is_body_pointer("/params/x"));
+/// ```
+pub fn is_body_pointer(p: &str) -> bool {
+    let Some(rest) = p.strip_prefix('/') else {
+        return false;
+    };
+    matches!(rest.split('/').next(), Some("arguments" | "result" | "*"))
 }
 
 /// Lower case without `_`, `-`, `.` and spaces.

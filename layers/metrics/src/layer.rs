@@ -1,7 +1,9 @@
 //! The tower layer that records every MCP-plane call.
 
-use crate::log::{LogEntry, log_body};
+use crate::capture::{Capture, CaptureMode, capture_body};
+use crate::log::{LogEntry, ReplayOf, Timings};
 use crate::recorder::{InFlight, Outcome, Recorder};
+use mcp_gateway_core::timing::DispatchScope;
 use mcp_gateway_core::{Identity, McpError, McpRequest, McpResponse, RequestIds, Routing};
 use std::borrow::Cow;
 use std::future::Future;
@@ -82,9 +84,12 @@ where
         {
             ids = e;
         }
-        let arguments = if self.recorder.log_bodies() {
-            req.params().map(|p| {
-                let (fields, limit) = self.recorder.body_policy();
+        // With capture off nothing is copied; with it on, the arguments are kept raw until
+        // the outcome decides whether they are stored (`errors`), and redacted only then.
+        let capture = self.recorder.capture_mode();
+        let arguments = match (capture, req.params()) {
+            (CaptureMode::None, _) | (_, None) => None,
+            (_, Some(p)) => {
                 #[derive(serde::Deserialize)]
                 struct Args<'a> {
                     #[serde(borrow)]
@@ -95,11 +100,11 @@ where
                     _ if is_call => "{}",
                     _ => p.get(),
                 };
-                log_body(raw, &fields, limit)
-            })
-        } else {
-            None
+                Some(Pending::of(raw, self.recorder.body_limit()))
+            }
         };
+        // Only a replay carries one: a lookup in an empty map otherwise.
+        let replay = req.extensions.get::<ReplayOf>().cloned();
         let call = Call {
             recorder: self.recorder.clone(),
             method: req.method_text(),
@@ -110,15 +115,41 @@ where
             transport: req.transport,
             request_id: ids.request_id,
             trace_id: ids.trace_id,
+            capture,
             arguments,
+            replay,
             target,
             at: SystemTime::now(),
             start: Instant::now(),
             _in_flight: in_flight,
         };
+        let mut scope = DispatchScope::default();
+        let inner = {
+            let _entered = scope.enter();
+            self.inner.call(req)
+        };
         ResponseFuture {
-            inner: self.inner.call(req),
+            inner,
             call: Some(call),
+            scope,
+        }
+    }
+}
+
+/// Arguments held until the outcome is known.
+enum Pending {
+    /// The raw text (at most 64 × the body limit).
+    Raw(Box<str>),
+    /// Too large to be worth keeping: only its size.
+    TooLarge(usize),
+}
+
+impl Pending {
+    fn of(raw: &str, limit: usize) -> Self {
+        if raw.len() > limit.saturating_mul(64) {
+            Pending::TooLarge(raw.len())
+        } else {
+            Pending::Raw(raw.into())
         }
     }
 }
@@ -132,7 +163,10 @@ struct Call {
     transport: &'static str,
     request_id: Option<String>,
     trace_id: Option<String>,
-    arguments: Option<serde_json::Value>,
+    /// The capture mode when the call started.
+    capture: CaptureMode,
+    arguments: Option<Pending>,
+    replay: Option<ReplayOf>,
     /// The tool is already the server's own name (the call was resolved).
     routed: bool,
     /// The server the call was resolved to before it was sent.
@@ -144,12 +178,8 @@ struct Call {
 }
 
 impl Call {
-    fn finish(self, res: &Result<McpResponse, McpError>) {
-        self.finish_as(Some(res));
-    }
-
-    /// Records the call; `None` when it was dropped unanswered (cancelled).
-    fn finish_as(self, res: Option<&Result<McpResponse, McpError>>) {
+    /// Records the call; `res` is `None` when it was dropped unanswered (cancelled).
+    fn finish(self, res: Option<&Result<McpResponse, McpError>>, scope: DispatchScope) {
         let elapsed = self.start.elapsed();
         let (outcome, status, server, error) = match res {
             None => (Outcome::Cancelled, 499, None, None),
@@ -191,32 +221,69 @@ impl Call {
         self.recorder
             .record(&server, &self.method, tool.as_deref(), outcome, elapsed);
         let log = self.recorder.log();
-        if log.enabled() {
-            let result = match res {
-                Some(Ok(r)) if self.arguments.is_some() || self.recorder.log_bodies() => {
-                    let (fields, limit) = self.recorder.body_policy();
-                    Some(log_body(r.result.get(), &fields, limit))
-                }
-                _ => None,
-            };
-            let id = log.next_id();
-            log.push(LogEntry {
-                id,
-                request_id: self.request_id.unwrap_or_else(|| id.to_string()),
-                trace_id: self.trace_id,
-                at: self.at,
-                transport: self.transport,
-                identity: self.identity,
-                method: self.method,
-                server,
-                tool,
-                outcome: outcome.as_str(),
-                status,
-                duration_ms: elapsed.as_secs_f64() * 1000.0,
-                error,
-                arguments: self.arguments,
-                result,
-            });
+        if !log.enabled() {
+            return;
+        }
+        let keep = match self.capture {
+            CaptureMode::None => false,
+            CaptureMode::Errors => outcome != Outcome::Ok,
+            CaptureMode::All => true,
+        };
+        let mut capture = Capture::default();
+        let (mut arguments, mut result) = (None, None);
+        if keep {
+            let redactor = self.recorder.redactor();
+            let limit = self.recorder.body_limit();
+            let paths = &mut capture.redacted;
+            if let Some(p) = &self.arguments {
+                let (body, state) = match p {
+                    Pending::Raw(raw) => capture_body(raw, "arguments", &redactor, limit, paths),
+                    Pending::TooLarge(n) => crate::capture::size_only(*n),
+                };
+                arguments = Some(Arc::from(body));
+                capture.arguments = state;
+            }
+            if let Some(Ok(r)) = res {
+                let (body, state) = capture_body(r.result.get(), "result", &redactor, limit, paths);
+                result = Some(Arc::from(body));
+                capture.result = state;
+            }
+        }
+        // Where the time went: until the upstream took the call, and after.
+        let (queued, upstream) = match scope.first() {
+            Some(t) => {
+                let q = t.saturating_duration_since(self.start).min(elapsed);
+                (Some(q), Some(elapsed - q))
+            }
+            None => (None, None),
+        };
+        let id = log.push(LogEntry {
+            id: 0,
+            request_id: self.request_id.unwrap_or_default(),
+            trace_id: self.trace_id,
+            at: self.at,
+            transport: self.transport,
+            identity: self.identity,
+            method: self.method,
+            server,
+            tool,
+            outcome: outcome.as_str(),
+            status,
+            duration_ms: elapsed.as_secs_f64() * 1000.0,
+            timings: Timings {
+                queued,
+                upstream,
+                total: elapsed,
+            },
+            retries: scope.count().saturating_sub(1),
+            error,
+            replay_of: self.replay.as_ref().map(ReplayOf::of),
+            arguments,
+            result,
+            capture,
+        });
+        if let Some(r) = &self.replay {
+            r.set_logged(id);
         }
     }
 }
@@ -238,13 +305,16 @@ pin_project_lite::pin_project! {
         #[pin]
         inner: F,
         call: Option<Call>,
+        // When the call reached its upstream: every poll of `inner` runs in this scope.
+        scope: DispatchScope,
     }
 
     impl<F> PinnedDrop for ResponseFuture<F> {
         fn drop(this: Pin<&mut Self>) {
             // Dropped before it finished: the caller cancelled or went away.
-            if let Some(call) = this.project().call.take() {
-                call.finish_as(None);
+            let this = this.project();
+            if let Some(call) = this.call.take() {
+                call.finish(None, *this.scope);
             }
         }
     }
@@ -258,9 +328,13 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let res = std::task::ready!(this.inner.poll(cx));
+        let res = {
+            let _entered = this.scope.enter();
+            this.inner.poll(cx)
+        };
+        let res = std::task::ready!(res);
         if let Some(call) = this.call.take() {
-            call.finish(&res);
+            call.finish(Some(&res), *this.scope);
         }
         Poll::Ready(res)
     }
@@ -302,7 +376,7 @@ mod tests {
         use tower::{ServiceExt, service_fn};
         let recorder = Recorder::new(10);
         recorder.configure(&crate::RecorderOptions {
-            log_bodies: true,
+            capture: CaptureMode::All,
             ..Default::default()
         });
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -351,11 +425,23 @@ mod tests {
         let log = recorder.log().query(&Default::default());
         let e = log.iter().find(|e| e.request_id == "7").unwrap();
         assert_eq!(e.trace_id.as_deref(), Some("ab"));
+        let body = |b: &Option<Arc<serde_json::value::RawValue>>| {
+            serde_json::from_str::<serde_json::Value>(b.as_ref().unwrap().get()).unwrap()
+        };
         assert_eq!(
-            e.arguments.as_ref().unwrap(),
-            &serde_json::json!({"path":"/x","auth":{"password":"[REDACTED]"}})
+            body(&e.arguments),
+            serde_json::json!({"path":"/x","auth":{"password":"[REDACTED]"}})
         );
-        assert_eq!(e.result.as_ref().unwrap()["token"], "[REDACTED]");
+        assert_eq!(body(&e.result)["token"], "[REDACTED]");
+        assert_eq!(
+            (e.capture.arguments, e.capture.result),
+            (crate::BodyState::Redacted, crate::BodyState::Redacted)
+        );
+        assert_eq!(
+            e.capture.redacted,
+            ["/arguments/auth/password", "/result/token"]
+        );
+        assert_eq!(e.timings.queued, None, "never reached an upstream service");
         // Ids passed the older way, as an extension, are logged too (here for a call
         // dropped unanswered).
         let mut req = McpRequest::call_tool("read", None);
@@ -410,5 +496,103 @@ mod tests {
             (e["method"].as_str(), e["transport"].as_str()),
             (Some("tools/call"), Some("mcp"))
         );
+    }
+
+    /// A service that takes `wait` to "get its slot", marks the dispatch, then answers
+    /// after `work`; `fail` answers an error instead.
+    fn slow(
+        wait: std::time::Duration,
+        work: std::time::Duration,
+    ) -> impl Service<McpRequest, Response = McpResponse, Error = McpError, Future: Send> + Clone
+    {
+        tower::service_fn(move |req: McpRequest| {
+            let fail = req.tool_name().ok().flatten().as_deref() == Some("fail");
+            // As a `ConcurrencyLimit` would: the wait happens in the polls of the call.
+            async move {
+                tokio::time::sleep(wait).await;
+                mcp_gateway_core::timing::dispatched();
+                tokio::time::sleep(work).await;
+                if fail {
+                    return Err(McpError::Upstream {
+                        server: "fs".into(),
+                        reason: "boom".into(),
+                    });
+                }
+                let result = serde_json::value::RawValue::from_string(r#"{"ok":1}"#.into());
+                Ok(McpResponse {
+                    result: result.unwrap(),
+                    server: Some("fs".into()),
+                })
+            }
+        })
+    }
+
+    #[tokio::test]
+    async fn times_the_wait_for_the_upstream_apart() {
+        use std::time::Duration;
+        use tower::ServiceExt;
+        let recorder = Recorder::new(10);
+        let svc = McpMetricsLayer::new(recorder.clone())
+            .layer(slow(Duration::from_millis(150), Duration::from_millis(50)));
+        svc.oneshot(McpRequest::call_tool("read", None).with_server("fs"))
+            .await
+            .unwrap();
+        let e = &recorder.log().query(&Default::default())[0];
+        let t = e.timings;
+        let (q, u) = (t.queued.unwrap(), t.upstream.unwrap());
+        assert!(
+            q >= Duration::from_millis(150) && u >= Duration::from_millis(50),
+            "{t:?}"
+        );
+        assert!(q + u <= t.total, "{t:?}");
+        assert_eq!(e.retries, 0);
+        let v = serde_json::to_value(e).unwrap();
+        assert!(v["timings"]["queuedMs"].as_f64().unwrap() >= 150.0, "{v}");
+        assert_eq!(
+            v["capture"],
+            serde_json::json!({"arguments":"none","result":"none"})
+        );
+        assert!(
+            v.get("arguments").is_none() && v.get("replayOf").is_none(),
+            "{v}"
+        );
+    }
+
+    #[tokio::test]
+    async fn errors_mode_keeps_the_bodies_of_failed_calls_only() {
+        use std::time::Duration;
+        use tower::ServiceExt;
+        let recorder = Recorder::new(10);
+        recorder.configure(&crate::RecorderOptions {
+            capture: CaptureMode::Errors,
+            ..Default::default()
+        });
+        let svc =
+            McpMetricsLayer::new(recorder.clone()).layer(slow(Duration::ZERO, Duration::ZERO));
+        let args = serde_json::value::RawValue::from_string(r#"{"a":1}"#.into()).unwrap();
+        for name in ["read", "fail"] {
+            let _ = svc
+                .clone()
+                .oneshot(McpRequest::call_tool(name, Some(&args)).with_server("fs"))
+                .await;
+        }
+        // A replay is marked, and learns its entry's id.
+        let replay = ReplayOf::new(1);
+        let mut req = McpRequest::call_tool("read", Some(&args)).with_server("fs");
+        req.extensions.insert(replay.clone());
+        svc.clone().oneshot(req).await.unwrap();
+        let log = recorder.log().query(&Default::default());
+        let (ok, failed, replayed) = (&log[2], &log[1], &log[0]);
+        assert!(ok.arguments.is_none() && ok.result.is_none());
+        assert_eq!(ok.capture, Capture::default());
+        assert_eq!(failed.arguments.as_ref().unwrap().get(), r#"{"a":1}"#);
+        assert_eq!(
+            (failed.capture.arguments, failed.capture.result),
+            (crate::BodyState::Full, crate::BodyState::None),
+            "an error has no result"
+        );
+        assert_eq!(failed.outcome, "upstream_error");
+        assert_eq!(replayed.replay_of, Some(1));
+        assert_eq!(replay.logged_as(), Some(replayed.id));
     }
 }

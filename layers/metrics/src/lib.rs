@@ -3,7 +3,9 @@
 //! [`McpMetricsLayer`] wraps any `Service<McpRequest>` (normally the tool router) and
 //! records, per server and tool: calls, outcomes and a latency histogram; per server and
 //! MCP method: outcomes; per server: calls in flight; per minute: counts and latency over
-//! the retention window; plus one entry per call in a bounded ring ([`RequestLog`]).
+//! the retention window; plus one entry per call in a bounded ring ([`RequestLog`]), with
+//! the time it waited for its server's concurrency slot and, when capture is on, its
+//! bodies, redacted ([`capture`](crate::Redactor)).
 //! Recording is a few atomic adds behind an uncontended read lock, with no allocation once
 //! a (server, tool) pair has been seen; the ring takes a short mutex, and the per-minute
 //! ring one lock per minute. Everything lives in one [`Recorder`] shared by every clone of
@@ -27,6 +29,7 @@
 //! # }
 //! ```
 
+mod capture;
 mod gauges;
 mod histogram;
 mod layer;
@@ -35,10 +38,11 @@ mod otel;
 mod recorder;
 mod window;
 
+pub use capture::{BodyState, Capture, CaptureMode, REDACTED, Redactor, capture_body};
 pub use gauges::{ConfigReloads, GatewayGauges, HEALTH_STATES, ServerGauges, ServerHealth};
 pub use histogram::Histogram;
 pub use layer::{McpMetrics, McpMetricsLayer, ResponseFuture};
-pub use log::{LogEntry, LogQuery, REDACTED, RequestLog, log_body, redact};
+pub use log::{DEFAULT_CAPTURE_BYTES, LogEntry, LogQuery, ReplayOf, RequestLog, Timings};
 pub use mcp_gateway_core::RequestIds;
 pub use otel::{DURATION_BUCKETS, PrometheusExporter};
 pub use recorder::{

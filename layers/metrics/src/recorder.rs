@@ -1,11 +1,12 @@
 //! The shared store behind the metrics layer.
 
+use crate::capture::{CaptureMode, Redactor};
 use crate::histogram::Histogram;
 use crate::log::{LogEntry, RequestLog};
 use crate::window::{ToolWindow, Window, WindowReport};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -320,13 +321,17 @@ type ServerMap = HashMap<Arc<str>, (Arc<ServerEntry>, ToolMap), ahash::RandomSta
 /// How the recorder records: request-log bodies, redaction, retention, series bound.
 #[derive(Clone, Debug)]
 pub struct RecorderOptions {
-    /// Keep argument and result bodies in the request log.
-    pub log_bodies: bool,
-    /// Patterns of object keys whose values are replaced by `"[REDACTED]"` in logged
+    /// Which calls keep their argument and result bodies in the request log.
+    pub capture: CaptureMode,
+    /// Patterns of object keys whose values are replaced by `"[REDACTED]"` in captured
     /// bodies, at any depth (see `mcp_gateway_core::redact::is_secret_key`).
     pub redact: Vec<String>,
-    /// Longest logged body in bytes (longer ones are cut and kept as a string).
+    /// JSON pointers (rooted at `/arguments` or `/result`) of more values to redact.
+    pub redact_pointers: Vec<String>,
+    /// Longest captured body in bytes (longer ones are cut and kept as a string).
     pub body_limit: usize,
+    /// Most bytes the captured bodies of the whole log take; the oldest go first.
+    pub capture_bytes: usize,
     /// How long request-log entries and per-minute aggregates are kept.
     pub retention: Duration,
     /// Most distinct (server, tool) label pairs; calls past it count under `_other`.
@@ -336,12 +341,14 @@ pub struct RecorderOptions {
 impl Default for RecorderOptions {
     fn default() -> Self {
         Self {
-            log_bodies: false,
+            capture: CaptureMode::None,
             redact: mcp_gateway_core::redact::SECRET_KEYS
                 .iter()
                 .map(|s| s.to_string())
                 .collect(),
+            redact_pointers: Vec::new(),
             body_limit: 4096,
+            capture_bytes: crate::log::DEFAULT_CAPTURE_BYTES,
             retention: Duration::from_secs(24 * 3600),
             max_series: DEFAULT_MAX_SERIES,
         }
@@ -357,9 +364,9 @@ struct Inner {
     overflow: AtomicU64,
     log: RequestLog,
     window: Window,
-    log_bodies: AtomicBool,
+    capture: AtomicU8,
     body_limit: AtomicUsize,
-    redact: RwLock<Arc<[String]>>,
+    redactor: RwLock<Arc<Redactor>>,
     rate_limit: [AtomicU64; 4],
     auth_failures: RwLock<HashMap<&'static str, AtomicU64>>,
     /// `mcp_gateway_tool_call_duration` once an OpenTelemetry exporter is attached.
@@ -411,9 +418,9 @@ impl Recorder {
                 overflow: AtomicU64::new(0),
                 log: RequestLog::new(log_capacity),
                 window: Window::new(opts.retention),
-                log_bodies: AtomicBool::new(false),
+                capture: AtomicU8::new(CaptureMode::None as u8),
                 body_limit: AtomicUsize::new(opts.body_limit),
-                redact: RwLock::new(Arc::from(Vec::new())),
+                redactor: RwLock::new(Arc::new(Redactor::default())),
                 rate_limit: Default::default(),
                 auth_failures: RwLock::new(HashMap::new()),
                 duration: OnceLock::new(),
@@ -433,10 +440,13 @@ impl Recorder {
     /// Applies `options`; may be called at any time, later calls see the new values.
     pub fn configure(&self, o: &RecorderOptions) {
         let i = &self.inner;
-        i.log_bodies.store(o.log_bodies, Ordering::Relaxed);
+        // The rules first: a call that sees the new mode must see the new rules too.
+        *i.redactor.write().expect("metrics lock poisoned") =
+            Arc::new(Redactor::new(&o.redact, &o.redact_pointers));
         i.body_limit.store(o.body_limit.max(16), Ordering::Relaxed);
+        i.capture.store(o.capture as u8, Ordering::Release);
         i.max_series.store(o.max_series.max(1), Ordering::Relaxed);
-        *i.redact.write().expect("metrics lock poisoned") = Arc::from(o.redact.clone());
+        i.log.set_capture_bytes(o.capture_bytes);
         i.log.set_retention(o.retention);
         i.window.set_keep(o.retention);
         let map = i.servers.read().expect("metrics lock poisoned");
@@ -448,21 +458,27 @@ impl Recorder {
         }
     }
 
-    /// True when request-log entries keep bodies.
-    pub(crate) fn log_bodies(&self) -> bool {
-        self.inner.log_bodies.load(Ordering::Relaxed) && self.inner.log.enabled()
+    /// Which calls keep their bodies (never any when the request log is off).
+    pub fn capture_mode(&self) -> CaptureMode {
+        if !self.inner.log.enabled() {
+            return CaptureMode::None;
+        }
+        CaptureMode::from_u8(self.inner.capture.load(Ordering::Acquire))
     }
 
-    /// Redaction list and body limit, for logging bodies.
-    pub(crate) fn body_policy(&self) -> (Arc<[String]>, usize) {
-        (
-            self.inner
-                .redact
-                .read()
-                .expect("metrics lock poisoned")
-                .clone(),
-            self.inner.body_limit.load(Ordering::Relaxed),
-        )
+    /// The redaction rules captured bodies go through (also for what is compared with
+    /// them, such as a replay's result).
+    pub fn redactor(&self) -> Arc<Redactor> {
+        self.inner
+            .redactor
+            .read()
+            .expect("metrics lock poisoned")
+            .clone()
+    }
+
+    /// Longest captured body, in bytes.
+    pub fn body_limit(&self) -> usize {
+        self.inner.body_limit.load(Ordering::Relaxed)
     }
 
     /// Counts one call in flight on `server` until the guard is dropped.
@@ -634,9 +650,10 @@ impl Recorder {
         &self.inner.log
     }
 
-    /// Appends to the request log (no-op when it is disabled).
-    pub fn log_call(&self, entry: LogEntry) {
-        self.inner.log.push(entry);
+    /// Appends to the request log under the next id, which it returns (0 when the log is
+    /// disabled).
+    pub fn log_call(&self, entry: LogEntry) -> u64 {
+        self.inner.log.push(entry)
     }
 
     /// Calls recorded in total.

@@ -32,6 +32,8 @@ impl Service<McpRequest> for McpUpstreamService {
     }
 
     fn call(&mut self, req: McpRequest) -> ResponseFuture {
+        // The concurrency permit is held from here: the request log's queued time ends.
+        mcp_gateway_core::timing::dispatched();
         let server = self.shared.config.id.clone();
         let Some(conn) = self.shared.connection() else {
             return ResponseFuture::failed(self.shared.unavailable());
