@@ -329,6 +329,23 @@ def check_requests_live(d, base):
     shot(d, "request-detail")
 
 
+def check_replay(d, base):
+    status, v = http(f"{base}/api/v1/tools/call", {"tool": "add", "server": "rust", "arguments": {"a": 40, "b": 2}})
+    assert status == 200, v
+    status, log = http(f"{base}/api/v1/requests?tool=add&limit=1")
+    original = log["requests"][0]["id"]
+    go(d, f"{base}/ui/#/requests/{original}")
+    until(d, "the detail with its captured arguments and the replay form", lambda drv: js(drv, "return !!document.getElementById('replay-args')") and '"a": 40' in page_text(drv))
+    js(d, "const t = document.getElementById('replay-args'); t.value = '{\"a\": 1, \"b\": 2}'; t.dispatchEvent(new Event('input'))")
+    js(d, "document.getElementById('replay').click()")
+    until(d, "the replay's result and its diff from the original", lambda drv: js(drv, "return document.getElementById('replay-diff')?.innerText || ''").count("changed") == 1)
+    diff = js(d, "return document.getElementById('replay-diff').innerText")
+    assert "42" in diff and "3" in diff, diff
+    status, log = http(f"{base}/api/v1/requests?tool=add&limit=1")
+    assert log["requests"][0].get("replayOf") == original, log["requests"][0]
+    shot(d, "request-replay")
+
+
 def check_metrics(d, base):
     go(d, f"{base}/ui/#/metrics")
     until(d, "the per-tool metrics table", lambda drv: js(drv, "return !!document.querySelector('#tool-metrics tr[data-tool=add]')"))
@@ -434,7 +451,7 @@ def main() -> int:
     d = None
     t0 = time.time()
     try:
-        open_url = start_gateway(binary, "open", common + "servers:\n" + rust + ev, work)
+        open_url = start_gateway(binary, "open", common + "monitor: {captureBodies: all}\nservers:\n" + rust + ev, work)
         locked_url = start_gateway(
             binary,
             "locked",
@@ -452,6 +469,7 @@ def main() -> int:
             ("try-it calls echo with a string", check_try_echo, open_url, expected_probe),
             ("try-it calls add with numbers", check_try_add, open_url, expected_probe),
             ("a new call appears in the request log live", check_requests_live, open_url, expected_probe),
+            ("request detail: replay with edited arguments and the diff", check_replay, open_url, expected_probe),
             ("metrics page", check_metrics, open_url, expected_probe),
             ("phone-sized screen", check_phone, open_url, expected_probe),
             ("api-key: sign-in prompt, no data without the key", check_locked, locked_url, expected_unauthorized(locked_url)),

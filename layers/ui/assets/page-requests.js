@@ -355,8 +355,8 @@ function detailView(ctx, r, full) {
   return h('div', null, head, note, err, h('div', { class: 'grid grid-2' }, info, timing), bodies, full ? replayCard(ctx, r) : null);
 }
 
-function diffView(diff) {
-  if (diff === null || diff === undefined) return h('p', { class: 'muted small' }, 'No diff: the original result was not captured.');
+function diffView(diff, unavailable) {
+  if (diff === null || diff === undefined) return h('p', { class: 'muted small' }, `No diff: ${unavailable || 'the original result was not captured.'}`);
   const added = diff.added || [];
   const removed = diff.removed || [];
   const changed = diff.changed || [];
@@ -432,7 +432,7 @@ function replayCard(ctx, r) {
         out,
         h('p', { class: 'small' }, 'New call ', h('a', { href: href('request', { id: String(a.id) }) }, `#${a.id}`), ` (replay of #${a.replayOf ?? r.id}).`),
         a.result !== undefined ? renderResult({ server: r.server, result: a.result }) : null,
-        card('Difference from the original result', diffView(a.diff), { cls: 'diff-card' }),
+        card('Difference from the original result', diffView(a.diff, a.diffUnavailable), { cls: 'diff-card' }),
       );
     } catch (e) {
       if (!ctx.alive || (e instanceof ApiError && e.status === 401)) return;
