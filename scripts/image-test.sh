@@ -19,6 +19,15 @@
 #                          target/release/mcp-gateway and target/debug/mcp-gateway; the
 #                          test server is taken from examples/ beside it)
 #        IMAGE_TEST_REBASE=1   make the Debian bases again (else they are reused)
+#        IMAGE_TEST_BUILD_STAGE=1   compile the binary in the Dockerfile's build stage
+#                          (`--build-arg BINARY=build`, the default of `docker build`)
+#                          instead of copying the prebuilt one: a Rust base is made from
+#                          Debian's gcc and this machine's rustup toolchain, laid out as the
+#                          rust:*-bookworm images are, with this machine's CA bundle (its
+#                          traffic may pass a TLS-inspecting proxy); crates come from
+#                          crates.io. A release
+#                          build from scratch: about 10 minutes on 2 cores, so not in the
+#                          test command. The images are then checked as usual.
 # The bases and the built images stay in podman's storage as localhost/mcp-gateway-test/*;
 # containers, mounts, processes and temporary files are removed on exit.
 set -euo pipefail
@@ -326,13 +335,33 @@ mkdir -p "$ctx/target/release" "$ctx/deploy"
 cp Dockerfile .dockerignore "$ctx/"
 cp -r deploy/image "$ctx/deploy/"
 ln "$bin" "$ctx/target/release/mcp-gateway"
+binary=prebuilt
+build_args=()
+if [[ -n ${IMAGE_TEST_BUILD_STAGE:-} ]]; then
+  # rust:*-bookworm's layout: the toolchain under RUSTUP_HOME, cargo and rustc on PATH
+  # from CARGO_HOME/bin (where the Dockerfile's registry cache mount points).
+  toolchain=$(rustup toolchain list 2>/dev/null | awk '/default/ {print $1}')
+  [[ -n $toolchain ]] || fail "IMAGE_TEST_BUILD_STAGE needs rustup with a default toolchain"
+  tc_dir=$(rustup run "$toolchain" rustc --print sysroot)
+  rust_version=$(rustup run "$toolchain" rustc --version | awk '{print $2}')
+  make_base "rust:$rust_version-bookworm" --include=gcc,libc6-dev,make,binutils,ca-certificates \
+    --customize-hook="mkdir -p \"\$1/usr/local/rustup/toolchains/$toolchain\" \"\$1/usr/local/cargo/bin\" && cp -a '$tc_dir/bin' '$tc_dir/lib' \"\$1/usr/local/rustup/toolchains/$toolchain/\" && for b in cargo rustc rustdoc; do ln -s ../../rustup/toolchains/$toolchain/bin/\$b \"\$1/usr/local/cargo/bin/\$b\"; done && cp /etc/ssl/certs/ca-certificates.crt \"\$1/etc/ssl/certs/ca-certificates.crt\""
+  podman image exists "$prefix/rust-env:$rust_version" || {
+    printf 'FROM %s\nENV RUSTUP_HOME=/usr/local/rustup CARGO_HOME=/usr/local/cargo PATH=/usr/local/cargo/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n' \
+      "$prefix/rust:$rust_version-bookworm" | podman build --isolation chroot -q -t "$prefix/rust-env:$rust_version" -f - "$work" >/dev/null
+  }
+  # The whole repository is the context, as for `docker build .`.
+  ctx=$repo
+  binary=build
+  build_args=(--build-arg RUST_IMAGE="$prefix/rust-env:$rust_version")
+fi
 
 build() {  # target, tag
   local t0=$SECONDS old before after
   old=$(podman image inspect --format '{{.Id}}' "$prefix/gateway:$2" 2>/dev/null || true)
   before=$(podman images -q --no-trunc --filter dangling=true | sort)
   podman build --isolation chroot --format docker --target "$1" \
-    --build-arg BINARY=prebuilt \
+    --build-arg BINARY="$binary" "${build_args[@]}" \
     --build-arg RUNTIME_IMAGE="$prefix/debian:bookworm-slim" \
     --build-arg NODE_IMAGE="$prefix/node:bookworm-slim" \
     -t "$prefix/gateway:$2" "$ctx" > "$work/build-$2.log" 2>&1 \
@@ -343,7 +372,7 @@ build() {  # target, tag
   if [[ -n $old && $old != $(podman image inspect --format '{{.Id}}' "$prefix/gateway:$2") ]]; then
     podman rmi "$old" >/dev/null 2>&1 || true
   fi
-  echo "built $prefix/gateway:$2 (--target $1) in $((SECONDS - t0)) s, $(podman image inspect --format '{{.Size}}' "$prefix/gateway:$2" | numfmt --to=si)B"
+  echo "built $prefix/gateway:$2 (--target $1, BINARY=$binary) in $((SECONDS - t0)) s, $(podman image inspect --format '{{.Size}}' "$prefix/gateway:$2" | numfmt --to=si)B"
 }
 say "podman build --isolation chroot"
 build runtime slim
