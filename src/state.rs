@@ -234,9 +234,7 @@ impl AppState {
             reloader: std::sync::OnceLock::new(),
         });
         let (state, _, _) = Self::build(&rt, plan, None, Default::default());
-        rt.catalog.store(Arc::new(state.catalog.clone()));
-        rt.current.store(Some(state.clone()));
-        configure_recorder(&state);
+        state.install();
         if let Some(e) = &rt.exporter {
             let gauges: std::sync::Weak<dyn mcp_gateway_metrics::GatewayGauges> =
                 Arc::downgrade(&rt) as _;
@@ -372,7 +370,7 @@ impl AppState {
                             .unwrap_or_else(|| start(rt, s, ucfg, config.max_message_bytes, 1))
                     }
                 };
-                r.refresh(rt, &config, s);
+                r.refresh(&config, s);
                 r
             });
             // A server that is now disabled or removed is drained below.
@@ -569,8 +567,7 @@ fn start(
 impl Running {
     /// Applies the settings of `s` that need no restart: the timeout and concurrency
     /// bound (a new budget), the health checks (a new prober).
-    fn refresh(&mut self, rt: &Runtime, config: &Config, s: &ServerConfig) {
-        let _ = rt;
+    fn refresh(&mut self, config: &Config, s: &ServerConfig) {
         if (self.stack.0, self.stack.1) != (s.timeout(), s.max_concurrency) {
             self.stack = (
                 s.timeout(),

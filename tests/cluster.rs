@@ -66,21 +66,12 @@ impl Replica {
     fn spawn(dir: &Path, name: &str) -> Replica {
         let port = free_port();
         let log = dir.join(format!("{name}.log"));
-        let file = std::fs::File::create(&log).unwrap();
-        let child = Command::new(gateway_bin())
-            .args(["start", "-c"])
-            .arg(dir.join("gw.yml"))
-            .env("PORT", port.to_string())
-            .env("REPLICA", name)
-            .env_remove("MCP_GATEWAY_PORT")
-            .env_remove("MCP_GATEWAY_HOST")
-            .env_remove("RUST_LOG")
-            .stdin(Stdio::null())
-            .stdout(file.try_clone().unwrap())
-            .stderr(file)
-            .kill_on_drop(true)
-            .spawn()
-            .expect("start mcp-gateway");
+        let child = spawn_gateway(
+            &dir.join("gw.yml"),
+            &log,
+            &[],
+            &[("PORT", &port.to_string()), ("REPLICA", name)],
+        );
         Replica {
             name: name.into(),
             port,

@@ -24,14 +24,6 @@ fn child(name: &str) -> u32 {
     pids[0]
 }
 
-fn unique(tag: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!("health-{tag}-{}-{nanos}", std::process::id())
-}
-
 /// Polls `/api/v1/servers/t` until `pred` holds (bounded: a failure names what was seen).
 async fn wait_server(gw: &TestGateway, limit: Duration, pred: impl Fn(&Value) -> bool) -> Value {
     let deadline = Instant::now() + limit;
@@ -47,7 +39,7 @@ async fn wait_server(gw: &TestGateway, limit: Duration, pred: impl Fn(&Value) ->
 
 #[tokio::test]
 async fn a_hung_server_fails_fast_and_recovers() {
-    let name = unique("hang");
+    let name = unique("health-hang");
     let cfg = config(&format!(
         "readiness: all\nhealthCheck:\n  intervalSeconds: 1\n  timeoutMs: 1000\n  degradedLatencyMs: 5000\n  restartAfter: 0\nservers:\n{}",
         test_server_yaml("t", &["--name", &name], "    timeout: 10000\n")
@@ -116,7 +108,7 @@ async fn a_hung_server_fails_fast_and_recovers() {
 
 #[tokio::test]
 async fn a_hung_stdio_child_is_restarted() {
-    let name = unique("restart");
+    let name = unique("health-restart");
     let cfg = config(&format!(
         "healthCheck:\n  intervalSeconds: 1\n  timeoutMs: 1000\n  degradedLatencyMs: 5000\n  restartAfter: 2\nservers:\n{}",
         test_server_yaml("t", &["--name", &name], "")

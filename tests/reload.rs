@@ -7,25 +7,16 @@ mod common;
 use common::*;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 
 const ADMIN: &str = "reload-admin-key";
 const BOB_A: &str = "reload-bob-key-a";
 const BOB_B: &str = "reload-bob-key-b";
 /// Drain bound of the removed server.
 const SHUTDOWN_MS: u64 = 3000;
-
-fn unique(tag: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!("reload-{tag}-{}-{nanos}", std::process::id())
-}
 
 /// Two configurations: `a` has the server `extra`, Bob's key `BOB_A` and may call
 /// `keep2__add`; `b` has no `extra`, Bob's key is `BOB_B` and `keep2__add` is denied him.
@@ -50,10 +41,22 @@ fn gw_yaml(port: u16, names: &Names, a: bool) -> String {
     )
 }
 
+/// The `--name` of each test server, found with `pgrep`.
 struct Names {
     keep1: String,
     keep2: String,
     extra: String,
+}
+
+impl Names {
+    fn new(tag: &str) -> Names {
+        let name = |s: &str| unique(&format!("reload-{tag}-{s}"));
+        Names {
+            keep1: name("keep1"),
+            keep2: name("keep2"),
+            extra: name("extra"),
+        }
+    }
 }
 
 /// Writes `text` the way editors save: to a temporary file, then renamed over `path`.
@@ -73,20 +76,7 @@ struct Gw {
 impl Gw {
     fn spawn(dir: &Path, port: u16, extra_args: &[&str]) -> Gw {
         let log = dir.join("gateway.log");
-        let file = std::fs::File::create(&log).unwrap();
-        let child = Command::new(gateway_bin())
-            .args(["start", "-c"])
-            .arg(dir.join("gw.yml"))
-            .args(extra_args)
-            .env_remove("MCP_GATEWAY_PORT")
-            .env_remove("MCP_GATEWAY_HOST")
-            .env_remove("RUST_LOG")
-            .stdin(Stdio::null())
-            .stdout(file.try_clone().unwrap())
-            .stderr(file)
-            .kill_on_drop(true)
-            .spawn()
-            .expect("start mcp-gateway");
+        let child = spawn_gateway(&dir.join("gw.yml"), &log, extra_args, &[]);
         Gw {
             child,
             base: format!("http://127.0.0.1:{port}"),
@@ -267,11 +257,7 @@ async fn twenty_reloads_under_load_fail_no_call() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("gw.yml");
     let port = free_port();
-    let names = Names {
-        keep1: unique("keep1"),
-        keep2: unique("keep2"),
-        extra: unique("extra"),
-    };
+    let names = Names::new("load");
     save(&path, &gw_yaml(port, &names, true));
     let gw = Arc::new(Gw::spawn(dir.path(), port, &[]));
     gw.ready(3).await;
@@ -566,7 +552,7 @@ async fn a_call_in_flight_on_a_removed_server_finishes() {
     let yaml = format!(
         "servers:\n{}{}",
         test_server_yaml("stay", &[], ""),
-        test_server_yaml("slow", &["--name", &unique("slow")], "")
+        test_server_yaml("slow", &["--name", &unique("reload-slow")], "")
     );
     let gw = TestGateway::start(config(&yaml)).await;
     let gateway = gw.gateway.clone();
@@ -608,11 +594,7 @@ async fn the_file_watch_picks_up_a_rename_save() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("gw.yml");
     let port = free_port();
-    let names = Names {
-        keep1: unique("w1"),
-        keep2: unique("w2"),
-        extra: unique("w3"),
-    };
+    let names = Names::new("watch");
     save(&path, &gw_yaml(port, &names, false));
     let gw = Gw::spawn(dir.path(), port, &["--watch"]);
     gw.ready(2).await;

@@ -595,6 +595,51 @@ struct CallBody<'a> {
     arguments: Option<&'a RawValue>,
 }
 
+/// A request body, bounded as every body the API reads: at most `maxBodyBytes`, arriving
+/// within `bodyTimeout`, nested at most `maxJsonDepth` deep (checked before it is parsed).
+pub(crate) async fn read_body(
+    st: &AppState,
+    body: axum::body::Body,
+) -> Result<bytes::Bytes, ApiError> {
+    use mcp_gateway_core::body::{BodyError, nested_deeper_than, read_limited};
+    let bytes = read_limited(body, st.config.max_body_bytes)
+        .await
+        .map_err(|e| match e {
+            BodyError::TooLarge => ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!(
+                    "request body exceeds {} bytes (maxBodyBytes)",
+                    st.config.max_body_bytes
+                ),
+            ),
+            BodyError::TimedOut(d) => ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "request_timeout",
+                format!(
+                    "the request body did not arrive within {} ms (bodyTimeout)",
+                    d.as_millis()
+                ),
+            ),
+            BodyError::Read(e) => ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                format!("could not read body: {e}"),
+            ),
+        })?;
+    if nested_deeper_than(&bytes, st.config.max_json_depth) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            format!(
+                "the body nests arrays and objects more than {} levels deep (maxJsonDepth)",
+                st.config.max_json_depth
+            ),
+        ));
+    }
+    Ok(bytes)
+}
+
 /// The caller established by an authentication layer, if any.
 pub(crate) type Caller = mcp_gateway_mcp_server::Caller;
 
@@ -607,46 +652,12 @@ pub(crate) async fn call_tool(
     // for the two this handler reads.
     let (parts, body) = req.into_parts();
     let headers = &parts.headers;
-    let bytes = mcp_gateway_core::body::read_limited(body, st.config.max_body_bytes)
-        .await
-        .map_err(|e| match e {
-            mcp_gateway_core::body::BodyError::TooLarge => ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
-                format!(
-                    "request body exceeds {} bytes (maxBodyBytes)",
-                    st.config.max_body_bytes
-                ),
-            ),
-            mcp_gateway_core::body::BodyError::TimedOut(d) => ApiError::new(
-                StatusCode::REQUEST_TIMEOUT,
-                "request_timeout",
-                format!(
-                    "the request body did not arrive within {} ms (bodyTimeout)",
-                    d.as_millis()
-                ),
-            ),
-            mcp_gateway_core::body::BodyError::Read(e) => ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "bad_request",
-                format!("could not read body: {e}"),
-            ),
-        })?;
+    let bytes = read_body(&st, body).await?;
     if bytes.is_empty() {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             "invalid_request",
             r#"empty body; send {"tool": "<name>", "arguments": {...}}"#,
-        ));
-    }
-    if mcp_gateway_core::body::nested_deeper_than(&bytes, st.config.max_json_depth) {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-            format!(
-                "the body nests arrays and objects more than {} levels deep (maxJsonDepth)",
-                st.config.max_json_depth
-            ),
         ));
     }
     let body: CallBody<'_> = serde_json::from_slice(&bytes).map_err(|e| {
@@ -834,23 +845,19 @@ async fn metrics(
     let mut v = serde_json::to_value(&snap).unwrap_or(Value::Null);
     // `totals=1`: the gateway's own numbers only, without a series per server and tool
     // (a dashboard's overview polls this; with a thousand tools the breakdown is most of
-    // the answer). No server has the empty id, so no breakdown is even computed.
-    let (server, tool) = if totals {
+    // the answer).
+    let window = if totals {
         if let Some(o) = v.as_object_mut() {
             o.remove("servers");
             o.remove("tools");
             o.remove("methods");
         }
-        (Some(String::new()), Some(String::new()))
+        st.recorder.window_totals(bucket)
     } else {
-        (server, tool)
+        st.recorder
+            .window(bucket, server.as_deref(), tool.as_deref())
     };
-    v["window"] = serde_json::to_value(st.recorder.window(
-        bucket,
-        server.as_deref(),
-        tool.as_deref(),
-    ))
-    .unwrap_or(Value::Null);
+    v["window"] = serde_json::to_value(window).unwrap_or(Value::Null);
     v["mcpSessions"] = json!(st.mcp_sessions());
     v["requestLog"] = json!({
         "enabled": st.recorder.log().enabled(),

@@ -130,7 +130,7 @@ pub(super) async fn replay(
             )));
         }
     };
-    let body = read_body(&st, body).await?;
+    let body = replay_body(&st, body).await?;
     let arguments = arguments_for(&e, body)?;
     let raw = serde_json::value::to_raw_value(&arguments).expect("a JSON value serializes");
     let mut call = McpRequest::call_tool(&tool, Some(&raw));
@@ -207,40 +207,14 @@ fn request_id(headers: &HeaderMap) -> Option<String> {
         .map(|s| s.chars().take(128).collect())
 }
 
-async fn read_body(
+/// The replay's body: empty (or `null`), `{"arguments": ...}` or `{"patch": ...}`.
+async fn replay_body(
     st: &crate::state::AppState,
     body: axum::body::Body,
 ) -> Result<ReplayBody, ApiError> {
-    use mcp_gateway_core::body::{BodyError, nested_deeper_than, read_limited};
-    let bytes = read_limited(body, st.config.max_body_bytes)
-        .await
-        .map_err(|e| match e {
-            BodyError::TooLarge => ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
-                format!(
-                    "request body exceeds {} bytes (maxBodyBytes)",
-                    st.config.max_body_bytes
-                ),
-            ),
-            BodyError::TimedOut(d) => ApiError::new(
-                StatusCode::REQUEST_TIMEOUT,
-                "request_timeout",
-                format!(
-                    "the request body did not arrive within {} ms (bodyTimeout)",
-                    d.as_millis()
-                ),
-            ),
-            BodyError::Read(e) => bad(format!("could not read body: {e}")),
-        })?;
+    let bytes = super::read_body(st, body).await?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(ReplayBody::default());
-    }
-    if nested_deeper_than(&bytes, st.config.max_json_depth) {
-        return Err(bad(format!(
-            "the body nests arrays and objects more than {} levels deep (maxJsonDepth)",
-            st.config.max_json_depth
-        )));
     }
     // `null` is an empty body too.
     serde_json::from_slice::<Option<ReplayBody>>(&bytes)

@@ -57,6 +57,40 @@ pub fn free_port() -> u16 {
     l.local_addr().unwrap().port()
 }
 
+/// A name no other process has (for finding a test's child processes with `pgrep`).
+pub fn unique(tag: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{tag}-{}-{nanos}", std::process::id())
+}
+
+/// Starts the gateway binary on `config` with `args` and `env`, its output (both streams)
+/// in `log`; killed when dropped. The port and host come from the config only.
+pub fn spawn_gateway(
+    config: &Path,
+    log: &Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> tokio::process::Child {
+    let file = std::fs::File::create(log).unwrap();
+    tokio::process::Command::new(gateway_bin())
+        .args(["start", "-c"])
+        .arg(config)
+        .args(args)
+        .envs(env.iter().copied())
+        .env_remove("MCP_GATEWAY_PORT")
+        .env_remove("MCP_GATEWAY_HOST")
+        .env_remove("RUST_LOG")
+        .stdin(std::process::Stdio::null())
+        .stdout(file.try_clone().unwrap())
+        .stderr(file)
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start mcp-gateway")
+}
+
 /// Path of the gateway binary.
 pub fn gateway_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_mcp-gateway"))

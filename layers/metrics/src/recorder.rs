@@ -661,6 +661,12 @@ impl Recorder {
         self.inner.total.latency.count()
     }
 
+    /// Calls over the retention window, in buckets of `bucket_minutes` when given, in all
+    /// only: no series per server or tool is made.
+    pub fn window_totals(&self, bucket_minutes: Option<u64>) -> WindowReport {
+        self.inner.window.report(SystemTime::now(), bucket_minutes)
+    }
+
     /// Calls over the retention window, in buckets of `bucket_minutes` when given: in all,
     /// per server and per (server, tool) pair. `server` and `tool` keep only the matching
     /// servers and pairs.
